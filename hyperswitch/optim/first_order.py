@@ -1,0 +1,63 @@
+"""First-order optimizers from ``torch.optim``, registered by name with pinned defaults.
+
+| name    | torch class        | defaults                                                     |
+|---------|--------------------|--------------------------------------------------------------|
+| sgd     | SGD                | lr 0.1, weight_decay 0                                       |
+| sgdm    | SGD (momentum)     | lr 0.1, momentum 0.9, nesterov false, weight_decay 0         |
+| adam    | Adam               | lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0    |
+| adamw   | AdamW              | lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 1e-2 |
+| rmsprop | RMSprop            | lr 1e-2, alpha 0.99, eps 1e-8, momentum 0, weight_decay 0    |
+| adagrad | Adagrad            | lr 1e-2, eps 1e-10, weight_decay 0                           |
+
+torch validates values eagerly ("Invalid learning rate: -1.0"); ``build_optimizer`` turns that into a
+``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hyperswitch.optim.registry import register_optimizer
+
+
+@register_optimizer("sgd", defaults={"lr": 0.1, "weight_decay": 0.0})
+def _sgd(params, *, lr, weight_decay):
+    """Plain stochastic gradient descent."""
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+@register_optimizer(
+    "sgdm", defaults={"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
+)
+def _sgdm(params, *, lr, momentum, nesterov, weight_decay):
+    """SGD with (heavy-ball or Nesterov) momentum."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=bool(nesterov), weight_decay=weight_decay)
+
+
+_ADAM_DEFAULTS = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+
+
+@register_optimizer("adam", defaults=_ADAM_DEFAULTS)
+def _adam(params, *, lr, beta1, beta2, eps, weight_decay):
+    """Adam (Kingma & Ba)."""
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+
+
+@register_optimizer("adamw", defaults={**_ADAM_DEFAULTS, "weight_decay": 1e-2})
+def _adamw(params, *, lr, beta1, beta2, eps, weight_decay):
+    """AdamW (decoupled weight decay)."""
+    return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+
+
+@register_optimizer(
+    "rmsprop", defaults={"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0}
+)
+def _rmsprop(params, *, lr, alpha, eps, momentum, weight_decay):
+    """RMSprop."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
+
+
+@register_optimizer("adagrad", defaults={"lr": 1e-2, "eps": 1e-10, "weight_decay": 0.0})
+def _adagrad(params, *, lr, eps, weight_decay):
+    """Adagrad."""
+    return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
