@@ -1,0 +1,5 @@
+import sys
+
+from hyperswitch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""The ``hyperswitch`` command: sweep, studies, train, dashboard, export.
+
+Bad input (a search space, a policy file, an option) prints one line naming the file, key, rule and value
+to stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hyperswitch import __version__
+from hyperswitch.errors import ConfigError
+
+EXAMPLES = """\
+examples:
+  hyperswitch sweep search_spaces/quickstart.yaml
+  hyperswitch sweep search_spaces/quickstart.yaml --resume
+  hyperswitch studies
+  hyperswitch train policies/quickstart_switch.yaml --steps 300 --seed 0
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
+    return value
+
+
+def _nonneg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hyperswitch",
+        description="Search hyperparameters and optimizer-switching policies on Ray Tune + Optuna.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"hyperswitch {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("sweep", help="run (or resume) the sweep of a search space",
+                       description="Run the sweep of a search-space YAML on an embedded local Ray (or a cluster "
+                       "with --address). Results go to STORAGE/NAME/ as Parquet files, written as trials finish.")
+    s.add_argument("space", metavar="SPACE", help="search-space YAML file")
+    s.add_argument("--address", help="address of an existing Ray cluster (default: start a local Ray)")
+    s.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    s.add_argument("--name", help="study name (default: the space's name)")
+    s.add_argument("--resume", action="store_true", help="continue the study: keep finished trials, run the rest")
+    s.add_argument("--samples", type=_positive, help="number of configurations (overrides search.samples)")
+    s.add_argument("--seeds", type=_positive, help="seeds per configuration (overrides seeds)")
+    s.add_argument("--verbose", action="store_true", help="show the trials' own output and Ray's logs")
+
+    st = sub.add_parser("studies", help="list the studies under the storage folder",
+                        description="List studies: name, status, trials done, best metric.")
+    st.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    t = sub.add_parser("train", help="train one policy on one workload and print the final metrics",
+                       description="Train a policy file on a workload and print the final metrics and switch "
+                       "events.")
+    t.add_argument("policy", metavar="POLICY", help="policy YAML file")
+    t.add_argument("--workload", help="workload name (default: the policy file's workload, else digits_mlp)")
+    t.add_argument("--steps", type=_positive, help="training steps (default: the policy file's, else 300)")
+    t.add_argument("--seed", type=_nonneg, default=0, help="seed (default 0)")
+    t.add_argument("--workers", type=_positive, default=1, help="data-parallel workers (default 1)")
+    t.add_argument("--gpu", action="store_true", help="train on a GPU")
+
+    d = sub.add_parser("dashboard", help="serve the parameter-study dashboard (not yet available)",
+                       description="Serve the Dash dashboard of the studies under the storage folder.")
+    d.add_argument("--storage", default="runs")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8050)
+
+    e = sub.add_parser("export", help="export a study's best policy as a policy file (not yet available)",
+                       description="Write the best configuration of a study as a policy YAML.")
+    e.add_argument("study", metavar="STUDY")
+    e.add_argument("--storage", default="runs")
+    e.add_argument("--metric")
+    e.add_argument("--mode", choices=("max", "min"))
+    e.add_argument("-o", "--output", metavar="FILE")
+    e.add_argument("--force", action="store_true")
+    return p
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hyperswitch.search.runner import run_sweep
+    from hyperswitch.search.space import load_space
+
+    space = load_space(args.space)
+    run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
+              verbose=args.verbose, samples=args.samples, seeds=args.seeds, out=lambda s: print(s, flush=True))
+    return 0
+
+
+def _fmt_metric(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from hyperswitch.results.reader import list_studies, open_study
+
+    rows = []
+    for path in list_studies(args.storage):
+        try:
+            study = open_study(path, include_running=True)
+        except Exception as exc:  # noqa: BLE001  (one broken study must not hide the others)
+            rows.append({"name": path.name, "status": f"unreadable: {exc}", "done": "-", "total": "-",
+                         "metric": "-", "best": None, "best_trial": "-"})
+            continue
+        best = study.best_trial()
+        rows.append({
+            "name": study.name, "status": study.meta.get("status", "?"), "done": len(study.finished()),
+            "total": study.meta.get("n_trials_total", "?"), "metric": study.metric,
+            "best": best[study.metric] if best else None, "best_trial": best["trial_id"] if best else "-",
+            "updated": study.meta.get("updated", ""),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"no studies under {Path(args.storage).resolve()}")
+        return 0
+    header = f"{'study':<28} {'status':<12} {'trials':>9}  {'metric':<18} {'best':>8}  best trial"
+    print(header)
+    for r in rows:
+        print(f"{r['name']:<28} {r['status']:<12} {str(r['done']) + '/' + str(r['total']):>9}  {r['metric']:<18} "
+              f"{_fmt_metric(r['best']):>8}  {r['best_trial']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hyperswitch.switching import load_policy
+    from hyperswitch.train.loop import train_run, validate_train
+
+    policy = load_policy(args.policy)
+    if args.workers != 1:
+        raise ConfigError("--workers", "data-parallel training is not yet available; use 1", args.workers)
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--gpu", "no CUDA device is available", True)
+    workload = dict(policy.workload or {"name": "digits_mlp"})
+    if args.workload and args.workload != workload.get("name"):
+        workload = {"name": args.workload}
+    from hyperswitch.workloads import validate_workload
+
+    workload = validate_workload(workload, "--workload")
+    train = dict(policy.train or {"steps": 300})
+    if args.steps:
+        train.pop("epochs", None)
+        train["steps"] = args.steps
+    train = validate_train(train, "train")
+    result = train_run(workload, policy, train, args.seed, device="cuda" if args.gpu else "cpu")
+    s = result.summary
+    print(f"policy {policy.name} ({policy.type}: {', '.join(policy.optimizer_names())}) on {workload['name']}, "
+          f"seed {args.seed}: {result.status}")
+    for ev in result.events:
+        print(f"  step {ev['step']:>6}  {ev['kind']:<9} {ev['detail']}")
+    for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "time_to_target_s",
+              "wall_time_s", "samples_per_s", "peak_memory_bytes"):
+        print(f"  {k:<18} {_fmt_metric(s.get(k))}")
+    return 0
+
+
+def cmd_not_yet(args: argparse.Namespace) -> int:
+    print(f"hyperswitch {args.command}: not yet available in this version", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_not_yet,
+                "export": cmd_not_yet}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"hyperswitch: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

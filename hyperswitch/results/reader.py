@@ -1,0 +1,83 @@
+"""Reading studies: ``open_study(path)`` returns its tables as pandas DataFrames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hyperswitch.results.schema import EVENTS_SCHEMA, FINISHED_STATUSES, METRICS, STEPS_SCHEMA
+from hyperswitch.results.store import StudyStore
+
+
+class StudyNotFound(FileNotFoundError):
+    pass
+
+
+@dataclass
+class Study:
+    """One study's results. ``trials``: one row per finished trial; ``steps``; ``events``; ``meta``."""
+
+    path: Path
+    meta: dict[str, Any]
+    trials: pd.DataFrame
+    steps: pd.DataFrame
+    events: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.path.name))
+
+    @property
+    def metric(self) -> str:
+        return str(self.meta.get("metric", "val_accuracy"))
+
+    @property
+    def mode(self) -> str:
+        return str(self.meta.get("mode", METRICS.get(self.metric, "max")))
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(self.meta.get("parameter_names", []))
+
+    def finished(self) -> pd.DataFrame:
+        return self.trials[self.trials["status"].isin(FINISHED_STATUSES)] if len(self.trials) else self.trials
+
+    def best_trial(self) -> dict[str, Any] | None:
+        """The finished trial with the best value of the study's metric (NaN never wins)."""
+        t = self.finished()
+        if not len(t) or self.metric not in t:
+            return None
+        t = t[t[self.metric].notna()]
+        if not len(t):
+            return None
+        idx = t[self.metric].idxmax() if self.mode == "max" else t[self.metric].idxmin()
+        return t.loc[idx].to_dict()
+
+
+def _frame(table: Any, schema: Any = None) -> pd.DataFrame:
+    if table is None:
+        return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+    return table.to_pandas()
+
+
+def open_study(path: str | Path, include_running: bool = False) -> Study:
+    """Open ``runs/<study>`` (a folder with study.json). Finished trials only unless ``include_running``."""
+    store = StudyStore(path)
+    if not store.meta_path.exists():
+        raise StudyNotFound(f"{store.root}: not a study folder (no study.json)")
+    tables = store.read_tables(include_running=include_running)
+    trials = _frame(tables["trials"])
+    if len(trials) and "config_id" in trials:
+        trials = trials.sort_values(["config_id", "seed"], kind="stable").reset_index(drop=True)
+    return Study(path=store.root, meta=store.read_meta(), trials=trials,
+                 steps=_frame(tables["steps"], STEPS_SCHEMA), events=_frame(tables["events"], EVENTS_SCHEMA))
+
+
+def list_studies(storage: str | Path) -> list[Path]:
+    root = Path(storage)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "study.json").is_file())

@@ -1,0 +1,66 @@
+"""The results schema (DESIGN.md): one study = one folder with study.json and three Parquet tables.
+
+- ``trials.parquet``: one row per trial: identity columns, every sampled/derived/fixed parameter under its
+  own name, then the final metrics below.
+- ``steps.parquet``: one row per training step of every trial.
+- ``events.parquet``: switches, IOMT cycles, divergence: ``trial_id, step, kind, detail`` (detail is JSON).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+STEPS_SCHEMA = pa.schema([
+    ("trial_id", pa.string()),
+    ("step", pa.int64()),
+    ("epoch", pa.int64()),
+    ("loss", pa.float64()),
+    ("val_loss", pa.float64()),
+    ("val_accuracy", pa.float64()),
+    ("lr", pa.float64()),
+    ("optimizer", pa.string()),
+    ("elapsed_s", pa.float64()),
+    ("memory_bytes", pa.int64()),
+])
+
+EVENTS_SCHEMA = pa.schema([
+    ("trial_id", pa.string()),
+    ("step", pa.int64()),
+    ("kind", pa.string()),
+    ("detail", pa.string()),
+])
+
+# Columns every trials.parquet row has, besides the parameters.
+TRIAL_ID_COLUMNS = ["trial_id", "config_id", "seed", "status", "workload", "policy_type", "optimizers"]
+TRIAL_METRIC_COLUMNS: dict[str, pa.DataType] = {
+    "train_loss": pa.float64(),
+    "val_loss": pa.float64(),
+    "val_accuracy": pa.float64(),
+    "best_val_accuracy": pa.float64(),
+    "steps_done": pa.int64(),
+    "epochs_done": pa.int64(),
+    "switch_step": pa.int64(),
+    "time_to_target_s": pa.float64(),
+    "peak_memory_bytes": pa.int64(),
+    "memory_source": pa.string(),
+    "peak_rss_bytes": pa.int64(),
+    "wall_time_s": pa.float64(),
+    "samples_per_s": pa.float64(),
+    "error": pa.string(),
+}
+
+# Trial status values.
+COMPLETED, DIVERGED, STOPPED, ERROR, RUNNING = "completed", "diverged", "stopped", "error", "running"
+FINISHED_STATUSES = (COMPLETED, DIVERGED, STOPPED, ERROR)
+
+# Metrics a search space may optimise, with the direction that is better.
+METRICS: dict[str, str] = {
+    "val_accuracy": "max",
+    "best_val_accuracy": "max",
+    "val_loss": "min",
+    "train_loss": "min",
+    "time_to_target_s": "min",
+    "wall_time_s": "min",
+    "peak_memory_bytes": "min",
+    "switch_step": "min",
+}

@@ -1,0 +1,197 @@
+"""Writing a study's results so that a crash loses nothing finished.
+
+Each trial writes its own part files (``parts/<trial_id>.steps|events|trials.parquet``), each atomically
+(temporary file + rename), the trial row last: a trial part is the commit marker. While a trial runs its
+row says ``status: running``; finished statuses are completed, diverged, stopped (by the scheduler) and
+error. The sweep driver compacts finished parts into the three study tables (again temp + rename) and
+deletes them; readers union the tables with any finished parts not yet compacted, parts winning, so a
+crash at any point neither loses nor duplicates a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hyperswitch.results.schema import (
+    EVENTS_SCHEMA,
+    FINISHED_STATUSES,
+    STEPS_SCHEMA,
+    TRIAL_ID_COLUMNS,
+    TRIAL_METRIC_COLUMNS,
+)
+
+TABLES = ("trials", "steps", "events")
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def trial_table(row: Mapping[str, Any]) -> pa.Table:
+    """One trial row as a table: identity columns, parameters, then metrics with fixed types."""
+    fields, values = [], []
+    for name in TRIAL_ID_COLUMNS:
+        typ = pa.int64() if name == "seed" else pa.string()
+        fields.append(pa.field(name, typ))
+        values.append([row.get(name)])
+    for name, value in row.items():
+        if name in TRIAL_ID_COLUMNS or name in TRIAL_METRIC_COLUMNS:
+            continue
+        arr = pa.array([value])
+        if pa.types.is_null(arr.type):
+            arr = pa.array([None], type=pa.float64())
+        fields.append(pa.field(name, arr.type))
+        values.append(arr)
+    for name, typ in TRIAL_METRIC_COLUMNS.items():
+        fields.append(pa.field(name, typ))
+        values.append(pa.array([row.get(name)], type=typ))
+    return pa.Table.from_arrays([pa.array(v, type=f.type) if not isinstance(v, pa.Array) else v
+                                 for v, f in zip(values, fields, strict=True)], schema=pa.schema(fields))
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]], trial_id: str, schema: pa.Schema) -> pa.Table:
+    cols = {f.name: [trial_id if f.name == "trial_id" else r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def concat(tables: Iterable[pa.Table]) -> pa.Table | None:
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+class StudyStore:
+    """Paths and writes of one study folder ``<storage>/<name>/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def table_path(self, table: str) -> Path:
+        return self.root / f"{table}.parquet"
+
+    def part_path(self, trial_id: str, table: str) -> Path:
+        return self.parts / f"{trial_id}.{table}.parquet"
+
+    # --- study.json ---------------------------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.root / "study.json"
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads(self.meta_path.read_text())
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        write_json_atomic(dict(meta), self.meta_path)
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        meta = self.read_meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    # --- a trial's parts ----------------------------------------------------------------------------
+    def write_trial_parts(self, row: Mapping[str, Any], steps: Sequence[Mapping[str, Any]] | None,
+                          events: Sequence[Mapping[str, Any]] | None) -> None:
+        """Write a trial's steps and events, then its row (the commit marker), each atomically."""
+        tid = str(row["trial_id"])
+        if steps is not None:
+            write_table_atomic(rows_table(steps, tid, STEPS_SCHEMA), self.part_path(tid, "steps"))
+        if events is not None:
+            write_table_atomic(rows_table(events, tid, EVENTS_SCHEMA), self.part_path(tid, "events"))
+        write_table_atomic(trial_table(row), self.part_path(tid, "trials"))
+
+    def read_trial_part(self, trial_id: str) -> dict[str, Any] | None:
+        path = self.part_path(trial_id, "trials")
+        if not path.exists():
+            return None
+        return pq.read_table(path).to_pylist()[0]
+
+    def part_trial_ids(self, finished_only: bool = True) -> list[str]:
+        if not self.parts.exists():
+            return []
+        ids = []
+        for p in sorted(self.parts.glob("*.trials.parquet")):
+            tid = p.name[: -len(".trials.parquet")]
+            if finished_only:
+                status = pq.read_table(p, columns=["status"]).column("status")[0].as_py()
+                if status not in FINISHED_STATUSES:
+                    continue
+            ids.append(tid)
+        return ids
+
+    def discard_unfinished_parts(self) -> list[str]:
+        """Remove parts of trials that never finished (the driver died while they ran)."""
+        finished = set(self.part_trial_ids(finished_only=True))
+        gone = []
+        for tid in self.part_trial_ids(finished_only=False):
+            if tid not in finished:
+                for table in TABLES:
+                    self.part_path(tid, table).unlink(missing_ok=True)
+                gone.append(tid)
+        return gone
+
+    # --- tables -------------------------------------------------------------------------------------
+    def read_tables(self, include_running: bool = False) -> dict[str, pa.Table | None]:
+        """The three tables: compacted rows plus finished (and, if asked, running) parts; parts win."""
+        ids = self.part_trial_ids(finished_only=not include_running)
+        out: dict[str, pa.Table | None] = {}
+        for table in TABLES:
+            main = pq.read_table(self.table_path(table)) if self.table_path(table).exists() else None
+            parts = [pq.read_table(self.part_path(t, table)) for t in ids if self.part_path(t, table).exists()]
+            if main is not None and ids:
+                main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(ids))))
+            out[table] = concat([main, *parts])
+        return out
+
+    def compact(self) -> int:
+        """Fold finished parts into the study tables; return how many trials were folded."""
+        ids = self.part_trial_ids(finished_only=True)
+        if not ids:
+            return 0
+        tables = self.read_tables(include_running=False)
+        for table in ("steps", "events", "trials"):  # trials last: it is what readers count
+            t = tables[table]
+            if t is None:
+                if table == "trials":
+                    continue
+                t = (STEPS_SCHEMA if table == "steps" else EVENTS_SCHEMA).empty_table()
+            write_table_atomic(t, self.table_path(table))
+        for tid in ids:
+            for table in TABLES:
+                self.part_path(tid, table).unlink(missing_ok=True)
+        return len(ids)

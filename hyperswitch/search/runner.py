@@ -1,0 +1,317 @@
+"""Running a sweep: a study folder, an embedded local Ray (or a cluster), Tune + Optuna, progress, resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hyperswitch import __version__
+from hyperswitch.errors import ConfigError
+from hyperswitch.results.reader import Study, open_study
+from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
+from hyperswitch.results.store import StudyStore
+from hyperswitch.search.seeds import OBJECTIVE, Carried, FixedSearcher, SeedRepeater, add_evaluated
+from hyperswitch.search.space import SearchSpace
+
+Printer = Callable[[str], None]
+
+
+def _versions() -> dict[str, str]:
+    import optuna
+    import pyarrow
+    import ray
+    import torch
+
+    return {"hyperswitch": __version__, "ray": ray.__version__, "optuna": optuna.__version__,
+            "torch": torch.__version__, "pyarrow": pyarrow.__version__, "python": platform.python_version()}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class _DropTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled for this Ray cluster" not in record.getMessage()
+
+
+def quiet_tune(verbose: bool) -> None:
+    """Our progress lines replace Tune's tables (the old output engine at verbosity 0 prints nothing)."""
+    if not verbose:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None = None) -> None:
+    """Connect to ``address`` or start an embedded local Ray kept on loopback."""
+    import ray
+
+    quiet_tune(verbose)
+    if ray.is_initialized():
+        return
+    for name in ("ray", "ray._private.authentication.authentication_token_setup"):
+        logging.getLogger(name).addFilter(_DropTokenNotice())
+    if address:
+        ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
+                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
+        return
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",
+             configure_logging=True, _node_ip_address="127.0.0.1")
+
+
+class Progress:
+    """One line per finished trial: done/total, the trial, best so far, elapsed."""
+
+    def __init__(self, total: int, done: int, metric: str, mode: str, out: Printer) -> None:
+        self.total, self.done, self.metric, self.mode, self.out = total, done, metric, mode, out
+        self.best: tuple[float, str] | None = None
+        self.t0 = time.monotonic()
+
+    def offer(self, value: float | None, trial_id: str) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
+        if better:
+            self.best = (value, trial_id)
+
+    def finished(self, trial_id: str, status: str, value: float | None) -> None:
+        self.done += 1
+        self.offer(value, trial_id)
+        elapsed = time.monotonic() - self.t0
+        val = f"{self.metric}={value:.4f}" if value is not None else f"{self.metric}=n/a"
+        best = f"best {self.best[0]:.4f} ({self.best[1]})" if self.best else "best n/a"
+        self.out(f"[{self.done:>4}/{self.total}] {trial_id:<12} {status:<9} {val:<22} {best:<28} "
+                 f"elapsed {int(elapsed // 60)}:{int(elapsed % 60):02d}")
+
+
+def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -> Any:
+    from ray.tune import Callback
+
+    from hyperswitch.search.trial import objective, trial_row
+
+    class StudyCallback(Callback):
+        """Driver side: settle each finished trial's row, compact parts now and then, print progress."""
+
+        def __init__(self) -> None:
+            self.last_compact = time.monotonic()
+
+        def _settle(self, trial: Any, error: str | None) -> None:
+            cfg = trial.config
+            tid = cfg.get("trial_id")
+            if tid is None:
+                return
+            row = store.read_trial_part(tid)
+            if row is None:  # died before its first evaluation
+                row = trial_row(space, cfg, None, ERROR, error=error or "trial ended without results")
+                store.write_trial_parts(row, [], [])
+            elif row["status"] == RUNNING:  # stopped by the scheduler, or crashed mid-run
+                row["status"] = ERROR if error else STOPPED
+                if error:
+                    row["error"] = error
+                store.write_trial_parts(row, None, None)
+            progress.finished(tid, row["status"], objective(row, space.metric))
+            if time.monotonic() - self.last_compact > 10:
+                store.compact()
+                self.last_compact = time.monotonic()
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._settle(trial, None)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            msg = "trial failed"
+            err_file = getattr(trial, "error_file", None) or ""
+            try:
+                if err_file and Path(err_file).exists():
+                    lines = [ln for ln in Path(err_file).read_text().splitlines() if ln.strip()]
+                    msg = lines[-1][:500] if lines else msg
+            except OSError:
+                pass
+            self._settle(trial, msg)
+
+    return StudyCallback()
+
+
+def _carried(study: Study, space: SearchSpace) -> tuple[list[Carried], int, int]:
+    """Configurations found in the study: (those with seeds missing, how many configurations exist,
+    the next free configuration index)."""
+    trials = study.finished()
+    carried: list[Carried] = []
+    if not len(trials):
+        return carried, 0, 0
+    n_configs, next_index = 0, 0
+    for cid, group in trials.groupby("config_id", sort=True):
+        n_configs += 1
+        next_index = max(next_index, int(str(cid)[1:]) + 1)
+        params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
+        done = {int(s) for s in group["seed"]}
+        values = [float(v) for v in group[space.metric] if v is not None and math.isfinite(float(v))] \
+            if space.metric in group else []
+        carried.append(Carried(str(cid), params, [s for s in space.seeds if s not in done], values))
+    return carried, n_configs, next_index
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _searcher(space: SearchSpace) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    if not space.sampled_names:
+        return FixedSearcher(space.mode)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if space.algorithm == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=space.search_seed)
+    elif space.algorithm == "random":
+        sampler = optuna.samplers.RandomSampler(seed=space.search_seed)
+    else:
+        sampler = optuna.samplers.GridSampler(space.grid(), seed=space.search_seed)
+    return OptunaSearch(space=space.optuna_space(), metric=OBJECTIVE, mode=space.mode, sampler=sampler)
+
+
+def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool) -> StudyStore:
+    """Create (or, with resume, reopen) the study folder. Errors leave nothing behind."""
+    study_name = name or space.name
+    store = StudyStore(Path(storage) / study_name)
+    if resume:
+        if not store.meta_path.exists():
+            raise ConfigError("--resume", "there is no study to resume at this path", str(store.root))
+        meta = store.read_meta()
+        if meta.get("space_text") != space.text:
+            raise ConfigError("--resume", f"the search space differs from the one study {study_name!r} was "
+                              f"started with ({meta.get('space_file')}); use --name for a new study", space.source)
+        return store
+    if store.meta_path.exists():
+        raise ConfigError("--name", "a study with this name already exists; use --resume to continue it or "
+                          "--name for a new one", study_name)
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.write_meta({
+        "name": study_name, "space_file": space.source, "space_text": space.text, "summary": space.summary(),
+        "metric": space.metric, "mode": space.mode, "parameter_names": space.parameter_names,
+        "sampled_names": space.sampled_names, "versions": _versions(), "created": _now(), "updated": _now(),
+        "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
+        "target_accuracy": space.train.get("target_accuracy"),
+    })
+    return store
+
+
+def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
+              address: str | None = None, verbose: bool = False, out: Printer = print,
+              samples: int | None = None, seeds: int | None = None) -> Study:
+    """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files."""
+    space = space.with_overrides(samples=samples, seeds=seeds)
+    if space.resources["workers"] != 1:
+        raise ConfigError("resources.workers", "multi-worker trials (Ray Train) are not available yet; use 1",
+                          space.resources["workers"], file=space.source)
+    store = prepare_study(space, storage, name, resume)
+    discarded = store.discard_unfinished_parts()
+    store.compact()
+    study = open_study(store.root)
+    carried, n_existing, next_index = _carried(study, space)
+    n_configs = space.n_configurations()
+    missing = sum(len(c.missing_seeds) for c in carried)
+    remaining = max(0, n_configs - n_existing) * len(space.seeds) + missing
+    total = n_configs * len(space.seeds)
+    done = len(study.finished())
+    meta = store.read_meta()
+    sessions = int(meta.get("sessions", 0)) + 1
+    store.update_meta(status="running", updated=_now(), sessions=sessions, n_trials_total=total)
+    if resume:
+        out(f"resuming {store.name}: {done} trials finished and kept, {remaining} to run"
+            + (f" ({len(discarded)} unfinished discarded and re-run)" if discarded else ""))
+    out(f"study {store.name}: {n_configs} configurations x {len(space.seeds)} seeds = {total} trials "
+        f"({space.algorithm}, {space.max_concurrent} at a time), metric {space.metric} ({space.mode})")
+    if remaining == 0:
+        store.update_meta(status="completed", updated=_now())
+        out("nothing left to run")
+        return _finish(store, space, out)
+
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from hyperswitch.search.trial import run_trial
+
+    inner = _searcher(space)
+    for c in carried:
+        if not c.missing_seeds:
+            add_evaluated(inner, c.params, sum(c.values) / len(c.values) if c.values else None)
+    repeater = SeedRepeater(inner, space.seeds, space.mode, first_index=next_index,
+                            carried=[c for c in carried if c.missing_seeds])
+    searcher = ConcurrencyLimiter(repeater, max_concurrent=space.max_concurrent)
+    scheduler = None
+    if space.scheduler["type"] == "asha":
+        s = space.scheduler
+        scheduler = ASHAScheduler(time_attr="step", metric=OBJECTIVE, mode=space.mode, max_t=s["max_t"],
+                                  grace_period=s["grace_period"], reduction_factor=s["reduction_factor"])
+    progress = Progress(total, done, space.metric, space.mode, out)
+    for _, row in study.finished().iterrows():
+        if space.metric in row and row[space.metric] is not None:
+            progress.offer(float(row[space.metric]), str(row["trial_id"]))
+
+    init_ray(address, verbose=verbose)
+    trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
+                                     study_dir=str(store.root), samples=samples, seeds=seeds)
+    res = {"cpu": space.resources["cpus_per_worker"], "gpu": space.resources["gpus_per_worker"]}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, res),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
+                                  callbacks=[_study_callback(store, space, progress)],
+                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+    )
+    interrupted = False
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    store.compact()
+    finished = len(open_study(store.root).finished())
+    complete = finished >= total
+    store.update_meta(status="completed" if complete else "interrupted", updated=_now())
+    if not complete:
+        interrupted = True
+    if interrupted:
+        out(f"interrupted: {finished}/{total} trials finished and saved; continue with "
+            f"`hyperswitch sweep {space.source} --resume" + (f" --name {name}`" if name else "`"))
+    return _finish(store, space, out)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.config.get("trial_id", trial.trial_id))
+
+
+def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
+    study = open_study(store.root)
+    out(f"results: {store.root}  (trials.parquet, steps.parquet, events.parquet, study.json)")
+    best = study.best_trial()
+    if best is not None:
+        params = ", ".join(f"{n}={_fmt(best.get(n))}" for n in space.parameter_names)
+        out(f"best trial: {best['trial_id']} {space.metric}={best[space.metric]:.4f}  ({params})")
+    t = study.finished()
+    if len(t) and space.metric in t and len(space.seeds) > 1:
+        means = t.groupby("config_id")[space.metric].agg(["mean", "std", "count"])
+        means = means.sort_values("mean", ascending=space.mode == "min")
+        cid = means.index[0]
+        row = means.iloc[0]
+        out(f"best configuration (mean over seeds): {cid} {space.metric}={row['mean']:.4f} "
+            f"± {0.0 if math.isnan(row['std']) else row['std']:.4f} (n={int(row['count'])})")
+    counts = t["status"].value_counts().to_dict() if len(t) else {}
+    if counts:
+        out("trial status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return study
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -1,0 +1,470 @@
+"""Search spaces: one YAML file per study, validated on load.
+
+```yaml
+name: quickstart                      # study name (folder under runs/)
+workload: {name: digits_mlp, batch_size: $batch_size}
+policy:                               # a policy template; "$name" is replaced by a parameter's value
+  type: switch
+  phase1: {name: adam, lr: $lr_adam}
+  phase2: {name: sgdm, lr: $lr, momentum: $momentum}
+  switch: {at: $switch_step}
+train: {steps: 300, eval_every: 25, target_accuracy: 0.95}
+parameters:
+  lr: {type: float, low: 0.01, high: 0.5, log: true}
+  momentum: {type: float, low: 0.5, high: 0.99}
+  switch_step: {type: int, low: 0, high: 300, step: 50}
+  batch_size: {type: categorical, choices: [32, 64]}
+  lr_adam: 0.001                      # a fixed value (or {type: fixed, value: 0.001})
+derived:
+  ratio_x2: ratio * 2                 # arithmetic on other parameters, parsed, never eval'ed
+search: {algorithm: tpe, samples: 8, seed: 0}   # tpe | random | grid
+seeds: 3                              # or a list [0, 1, 2]: every configuration runs once per seed
+scheduler: none                       # or {type: asha, grace_period: 50, reduction_factor: 3}
+metric: val_accuracy
+mode: max
+resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+max_concurrent: 2
+```
+Every error is a ``ConfigError`` naming the file, the key, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperswitch.config.validate import boolean, check_keys, choice, is_number, number, require_mapping, string
+from hyperswitch.errors import ConfigError
+from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
+from hyperswitch.search.expr import ExpressionError, parse_expression
+
+TOP_KEYS = ("name", "description", "workload", "policy", "train", "parameters", "derived", "search", "seeds",
+            "scheduler", "metric", "mode", "resources", "max_concurrent")
+PARAM_TYPES = ("float", "int", "categorical", "fixed")
+ALGORITHMS = ("tpe", "random", "grid")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PLACEHOLDER_RE = re.compile(r"^\$([A-Za-z][A-Za-z0-9_]*)$")
+# Metrics that exist while a trial runs (what ASHA can compare at a rung).
+INTERMEDIATE_METRICS = ("val_accuracy", "best_val_accuracy", "val_loss", "train_loss")
+RESERVED = set(TRIAL_ID_COLUMNS) | set(TRIAL_METRIC_COLUMNS)
+MAX_GRID = 100_000
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # float | int | categorical | fixed
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    value: Any = None
+
+    @property
+    def sampled(self) -> bool:
+        return self.kind != "fixed"
+
+    def distribution(self) -> Any:
+        import optuna.distributions as d
+
+        if self.kind == "float":
+            return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "int":
+            return d.IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
+        if self.kind == "categorical":
+            return d.CategoricalDistribution(self.choices)
+        raise ValueError(f"{self.name} is fixed")
+
+    def grid_values(self) -> list[Any]:
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9))
+        return [round(self.low + k * self.step, 12) for k in range(n + 1)]
+
+    def probe_values(self) -> list[Any]:
+        """Values to check eagerly: both ends of a range, every choice."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        return [self.low, self.high]
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    workload: dict[str, Any]
+    policy: dict[str, Any]
+    train: dict[str, Any]
+    parameters: dict[str, Param]
+    derived: dict[str, Any]  # name -> Expression, in evaluation order
+    algorithm: str = "tpe"
+    samples: int = 8
+    search_seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
+    metric: str = "val_accuracy"
+    mode: str = "max"
+    resources: dict[str, Any] = field(default_factory=lambda: {"workers": 1, "cpus_per_worker": 1,
+                                                               "gpus_per_worker": 0})
+    max_concurrent: int = 2
+    description: str = ""
+    source: str = "<string>"
+    text: str = ""
+
+    # --- values ---------------------------------------------------------------------------------------
+    @property
+    def sampled_names(self) -> list[str]:
+        return [n for n, p in self.parameters.items() if p.sampled]
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [*self.parameters, *self.derived]
+
+    def resolve(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """Sampled values plus fixed values plus derived values, in declaration order."""
+        values: dict[str, Any] = {}
+        for n, p in self.parameters.items():
+            values[n] = p.value if p.kind == "fixed" else sampled[n]
+            if p.kind == "int":
+                values[n] = int(values[n])
+        for n, expr in self.derived.items():
+            values[n] = expr.evaluate(values)
+        return values
+
+    def instantiate(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The workload and policy specs with every ``$name`` replaced by its value."""
+        return _substitute(self.workload, values), _substitute(self.policy, values)
+
+    def n_configurations(self) -> int:
+        if self.algorithm == "grid":
+            return math.prod(len(self.parameters[n].grid_values()) for n in self.sampled_names) or 1
+        return self.samples if self.sampled_names else 1
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {n: self.parameters[n].grid_values() for n in self.sampled_names}
+
+    def optuna_space(self) -> dict[str, Any]:
+        return {n: self.parameters[n].distribution() for n in self.sampled_names}
+
+    def with_overrides(self, samples: int | None = None, seeds: int | None = None) -> SearchSpace:
+        new = copy.copy(self)
+        if samples is not None:
+            new.samples = number(samples, "--samples", integer=True, low=1)
+        if seeds is not None:
+            new.seeds = list(range(number(seeds, "--seeds", integer=True, low=1)))
+        return new
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm, "samples": self.n_configurations(), "seeds": self.seeds,
+            "metric": self.metric, "mode": self.mode, "parameters": self.parameter_names,
+            "workload": self.workload.get("name"), "policy_type": self.policy.get("type"),
+        }
+
+
+def _substitute(obj: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(obj, str):
+        m = _PLACEHOLDER_RE.match(obj)
+        return values[m.group(1)] if m else obj
+    if isinstance(obj, Mapping):
+        return {k: _substitute(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_substitute(v, values) for v in obj]
+    return obj
+
+
+def _placeholders(obj: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(obj, str):
+        if obj.startswith("$"):
+            m = _PLACEHOLDER_RE.match(obj)
+            if not m:
+                raise ConfigError(path, "a placeholder must be $ followed by a parameter name", obj)
+            out.setdefault(m.group(1), path)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _placeholders(v, f"{path}.{k}", out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _placeholders(v, f"{path}[{i}]", out)
+
+
+# --- parsing ------------------------------------------------------------------------------------------
+def _param(name: str, spec: Any) -> Param:
+    key = f"parameters.{name}"
+    if not _NAME_RE.match(str(name)):
+        raise ConfigError(key, "a parameter name must be a letter followed by letters, digits or _", name)
+    if name in RESERVED:
+        raise ConfigError(key, "is a results column name; choose another parameter name", name)
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, list):
+            raise ConfigError(key, "a list is ambiguous; write {type: categorical, choices: [...]}", spec)
+        return Param(name, "fixed", value=spec)
+    if "type" not in spec:
+        raise ConfigError(f"{key}.type", f"is required; one of {', '.join(PARAM_TYPES)}", None)
+    kind = choice(spec["type"], PARAM_TYPES, f"{key}.type")
+    if kind == "fixed":
+        check_keys(spec, ("type", "value"), key, required=("value",))
+        return Param(name, "fixed", value=spec["value"])
+    if kind == "categorical":
+        check_keys(spec, ("type", "choices"), key, required=("choices",))
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{key}.choices", "must be a non-empty list", choices)
+        for c in choices:
+            if not (c is None or isinstance(c, str | bool | int | float)):
+                raise ConfigError(f"{key}.choices", "choices must be numbers, strings, booleans or null", c)
+        kinds = {"number" if is_number(c) else type(c).__name__ for c in choices}
+        if len(kinds) > 1:
+            raise ConfigError(f"{key}.choices", "all choices must have the same type", choices)
+        if len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{key}.choices", "choices must be distinct", choices)
+        return Param(name, "categorical", choices=tuple(choices))
+    check_keys(spec, ("type", "low", "high", "log", "step"), key, required=("low", "high"))
+    integer = kind == "int"
+    low = number(spec["low"], f"{key}.low", integer=integer)
+    high = number(spec["high"], f"{key}.high", integer=integer)
+    if low > high:
+        raise ConfigError(f"{key}.low", f"must be <= high ({high})", low)
+    if low == high:
+        raise ConfigError(f"{key}", "the range is empty (low == high); use a fixed value instead", low)
+    log = boolean(spec.get("log", False), f"{key}.log")
+    if log and low <= 0:
+        raise ConfigError(f"{key}.low", "a log range must be > 0 (it must not touch zero)", low)
+    step = spec.get("step")
+    if step is not None:
+        step = number(step, f"{key}.step", integer=integer, low=0, low_open=True)
+        if log:
+            raise ConfigError(f"{key}.step", "cannot be combined with log: true", step)
+        if step > high - low:
+            raise ConfigError(f"{key}.step", f"must be <= high - low ({high - low})", step)
+    return Param(name, kind, low=low, high=high, log=log, step=step)
+
+
+def _derived(spec: Any, params: Mapping[str, Param]) -> dict[str, Any]:
+    spec = require_mapping(spec or {}, "derived")
+    exprs: dict[str, Any] = {}
+    for name, text in spec.items():
+        key = f"derived.{name}"
+        if not _NAME_RE.match(str(name)):
+            raise ConfigError(key, "a derived name must be a letter followed by letters, digits or _", name)
+        if name in params:
+            raise ConfigError(key, "is already a parameter", name)
+        if name in RESERVED:
+            raise ConfigError(key, "is a results column name; choose another name", name)
+        if is_number(text):
+            text = str(text)
+        try:
+            exprs[name] = parse_expression(text)
+        except ExpressionError as exc:
+            raise ConfigError(key, str(exc), text) from None
+    ordered: dict[str, Any] = {}
+    pending = dict(exprs)
+    while pending:
+        progressed = False
+        for name, expr in list(pending.items()):
+            unknown = [n for n in expr.names if n not in params and n not in exprs]
+            if unknown:
+                raise ConfigError(f"derived.{name}", f"uses unknown name {unknown[0]!r}", expr.text)
+            if all(n in params or n in ordered for n in expr.names):
+                ordered[name] = expr
+                del pending[name]
+                progressed = True
+        if not progressed:
+            name = next(iter(pending))
+            raise ConfigError(f"derived.{name}", "derived parameters refer to each other in a cycle",
+                              pending[name].text)
+    return ordered
+
+
+def _seeds(value: Any) -> list[int]:
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError("seeds", "must not be empty", value)
+        seeds = [number(s, "seeds", integer=True, low=0) for s in value]
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds", "seeds must be distinct", value)
+        return seeds
+    return list(range(number(value, "seeds", integer=True, low=1)))
+
+
+def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
+    if value in (None, "none"):
+        return {"type": "none"}
+    if value == "asha":
+        value = {"type": "asha"}
+    value = require_mapping(value, "scheduler")
+    check_keys(value, ("type", "grace_period", "reduction_factor", "max_t"), "scheduler", required=("type",))
+    kind = choice(value["type"], ("none", "asha"), "scheduler.type")
+    if kind == "none":
+        return {"type": "none"}
+    if metric not in INTERMEDIATE_METRICS:
+        raise ConfigError("scheduler.type", f"asha needs a metric measured during training "
+                          f"({', '.join(INTERMEDIATE_METRICS)})", metric)
+    max_t = value.get("max_t", steps)
+    if max_t is None:
+        raise ConfigError("scheduler.max_t", "is required when train gives epochs instead of steps", None)
+    out = {
+        "type": "asha",
+        "max_t": number(max_t, "scheduler.max_t", integer=True, low=1),
+        "grace_period": number(value.get("grace_period", max(1, (steps or max_t) // 10)), "scheduler.grace_period",
+                               integer=True, low=1),
+        "reduction_factor": number(value.get("reduction_factor", 3), "scheduler.reduction_factor", low=1,
+                                   low_open=True),
+    }
+    if out["grace_period"] > out["max_t"]:
+        raise ConfigError("scheduler.grace_period", f"must be <= max_t ({out['max_t']})", out["grace_period"])
+    return out
+
+
+def _resources(value: Any) -> dict[str, Any]:
+    value = require_mapping(value or {}, "resources")
+    check_keys(value, ("workers", "cpus_per_worker", "gpus_per_worker"), "resources")
+    return {
+        "workers": number(value.get("workers", 1), "resources.workers", integer=True, low=1),
+        "cpus_per_worker": number(value.get("cpus_per_worker", 1), "resources.cpus_per_worker", low=0,
+                                  low_open=True),
+        "gpus_per_worker": number(value.get("gpus_per_worker", 0), "resources.gpus_per_worker", low=0),
+    }
+
+
+def parse_space(doc: Any, *, source: str = "<string>", text: str = "") -> SearchSpace:
+    """Validate a parsed YAML document; errors carry ``source`` as the file."""
+    try:
+        return _parse(doc, source, text)
+    except ConfigError as exc:
+        raise exc.with_file(source) from None
+
+
+def _parse(doc: Any, source: str, text: str) -> SearchSpace:
+    from hyperswitch.switching import validate_policy
+    from hyperswitch.train.loop import validate_train
+    from hyperswitch.workloads import check_workload_keys, validate_workload
+
+    doc = require_mapping(doc, "(top level)")
+    check_keys(doc, TOP_KEYS, "", required=("name", "workload", "policy"))
+    name = string(doc["name"], "name")
+    if not _STUDY_RE.match(name):
+        raise ConfigError("name", "must be letters, digits, '_', '-' or '.' (it names a folder)", name)
+    workload = dict(require_mapping(doc["workload"], "workload"))
+    check_workload_keys(workload, "workload")
+    policy = dict(require_mapping(doc["policy"], "policy"))
+    train = validate_train(doc.get("train"), "train")
+
+    params_doc = require_mapping(doc.get("parameters") or {}, "parameters")
+    params = {str(n): _param(str(n), s) for n, s in params_doc.items()}
+    derived = _derived(doc.get("derived"), params)
+
+    used: dict[str, str] = {}
+    _placeholders(workload, "workload", used)
+    _placeholders(policy, "policy", used)
+    for ref, path in used.items():
+        if ref not in params and ref not in derived:
+            raise ConfigError(path, "refers to an unknown parameter", f"${ref}")
+    in_exprs = {n for e in derived.values() for n in e.names}
+    for n in [*params, *derived]:
+        if n not in used and n not in in_exprs:
+            raise ConfigError(f"parameters.{n}" if n in params else f"derived.{n}",
+                              "is not used: refer to it as $" + n + " in workload or policy", n)
+
+    search = doc.get("search", {"algorithm": "tpe"})
+    if isinstance(search, str):
+        search = {"algorithm": search}
+    search = require_mapping(search, "search")
+    check_keys(search, ("algorithm", "samples", "seed"), "search")
+    algorithm = choice(search.get("algorithm", "tpe"), ALGORITHMS, "search.algorithm")
+    samples = number(search.get("samples", 8), "search.samples", integer=True, low=1)
+    search_seed = number(search.get("seed", 0), "search.seed", integer=True, low=0)
+
+    metric = choice(doc.get("metric", "val_accuracy"), list(METRICS), "metric")
+    mode = choice(doc.get("mode", METRICS[metric]), ("max", "min"), "mode")
+    if mode != METRICS[metric]:
+        raise ConfigError("mode", f"{metric} is better when it is {'higher' if METRICS[metric] == 'max' else 'lower'}"
+                          f"; mode must be {METRICS[metric]}", mode)
+
+    space = SearchSpace(
+        name=name, workload=workload, policy=policy, train=train, parameters=params, derived=derived,
+        algorithm=algorithm, samples=samples, search_seed=search_seed, seeds=_seeds(doc.get("seeds", 1)),
+        scheduler=_scheduler(doc.get("scheduler"), metric, train["steps"]), metric=metric, mode=mode,
+        resources=_resources(doc.get("resources")),
+        max_concurrent=number(doc.get("max_concurrent", 2), "max_concurrent", integer=True, low=1),
+        description=str(doc.get("description", "")), source=source, text=text,
+    )
+    if algorithm == "grid":
+        for n in space.sampled_names:
+            p = params[n]
+            if p.kind == "float" and p.step is None:
+                raise ConfigError(f"parameters.{n}", "grid search needs choices or a step for a float range", n)
+        if space.n_configurations() > MAX_GRID:
+            raise ConfigError("search.algorithm", f"the grid has more than {MAX_GRID} points",
+                              space.n_configurations())
+
+    _probe(space, validate_workload, validate_policy)
+    return space
+
+
+def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> None:
+    """Instantiate the templates at the ends of every range and every choice, and validate them fully.
+
+    The base point takes each parameter's first probe value; then each parameter in turn takes its other
+    values. A failure is reported against the parameter that was moved.
+    """
+    base = {n: p.probe_values()[0] for n, p in space.parameters.items()}
+
+    def check(values: Mapping[str, Any], moved: str | None) -> None:
+        try:
+            resolved = space.resolve(values)
+            workload, policy = space.instantiate(resolved)
+            validate_workload(workload, "workload")
+            validate_policy(policy, "policy")
+        except (ConfigError, ExpressionError) as exc:
+            rule = exc.rule if isinstance(exc, ConfigError) else str(exc)
+            inner = f"{exc.key}: {rule}" if isinstance(exc, ConfigError) else rule
+            if moved is None:
+                shown = {k: values[k] for k in space.sampled_names}
+                raise ConfigError("parameters", f"at their first values the space is invalid: {inner}",
+                                  shown or getattr(exc, "value", None)) from None
+            raise ConfigError(f"parameters.{moved}", f"this value is invalid where it is used: {inner}",
+                              values[moved]) from None
+
+    check(base, None)
+    for n, p in space.parameters.items():
+        for v in p.probe_values()[1:]:
+            check({**base, n: v}, n)
+    if space.algorithm == "grid" and len(space.sampled_names) <= 3:
+        # Small grids: every point (derived values may only break in combination).
+        for combo in itertools.islice(itertools.product(*space.grid().values()), 500):
+            check(dict(base, **dict(zip(space.grid(), combo, strict=True))), None)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Load and validate a search-space YAML file (safe loader)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read search space: {exc.strerror}", source, file=source) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"is not valid YAML: {' '.join(str(exc).split())}", None, file=source) from None
+    return parse_space(doc, source=source, text=text)
+
+
+def space_from_text(text: str, source: str) -> SearchSpace:
+    return parse_space(yaml.safe_load(text), source=source, text=text)

@@ -1,0 +1,143 @@
+"""The switching-policy interface: a Policy (validated spec) builds a Stepper for a model and a loss.
+
+Observation (losses), decision (when to switch) and action (which optimizer steps) stay separate: a
+Stepper owns the optimizers and asks its rule which one acts; the rule only sees losses and steps.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from hyperswitch.optim.registry import build_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Event:
+    """Something a policy decided: a switch, an IOMT cycle, ... ``detail`` is JSON-serialisable."""
+
+    step: int
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def detail_json(self) -> str:
+        return json.dumps(self.detail, sort_keys=True, default=str)
+
+
+@dataclass
+class StepReport:
+    """What one ``Stepper.step`` did. ``step`` counts updates from 1."""
+
+    step: int
+    loss: float
+    lr: float
+    optimizer: str
+    switched: bool = False
+    events: list[Event] = field(default_factory=list)
+
+
+def optimizer_step(
+    opt: torch.optim.Optimizer, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """One update by the registry's stepping protocol; returns the mini-batch loss before the update."""
+    batch_step = getattr(opt, "batch_step", None)
+    if batch_step is not None:
+        return batch_step(inputs, targets)
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def current_lr(opt: torch.optim.Optimizer) -> float:
+    lr = getattr(opt, "lr", None)
+    if lr is None:
+        lr = opt.param_groups[0].get("lr", float("nan"))
+    return float(lr)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor reachable in an optimizer's state (nested dicts/lists)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def optimizer_state_bytes(opt: torch.optim.Optimizer | None) -> int:
+    if opt is None:
+        return 0
+    own = getattr(opt, "state_bytes", None)
+    if callable(own):
+        return int(own())
+    return tensor_bytes(list(opt.state.values()))
+
+
+class Stepper(abc.ABC):
+    """Trains ``model`` one mini-batch at a time under a policy."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.step_count = 0
+
+    @abc.abstractmethod
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> StepReport: ...
+
+    def end_epoch(self, epoch: int, mean_loss: float) -> list[Event]:
+        """Called by the training loop after each epoch; rules with ``unit: epoch`` act here."""
+        return []
+
+    @property
+    @abc.abstractmethod
+    def active_optimizer(self) -> torch.optim.Optimizer | None: ...
+
+    @property
+    @abc.abstractmethod
+    def active_name(self) -> str: ...
+
+    def state_bytes(self) -> int:
+        """Bytes held by optimizer state (all optimizers this stepper still holds)."""
+        return optimizer_state_bytes(self.active_optimizer)
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def _build(self, spec: Mapping[str, Any], key: str) -> torch.optim.Optimizer:
+        return build_optimizer(spec, self.model, self.loss_fn, key=key)
+
+
+class PolicyType(abc.ABC):
+    """A kind of policy: validates its spec and builds its stepper. One subclass per module."""
+
+    name: ClassVar[str]
+    keys: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    @abc.abstractmethod
+    def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+        """Check ``spec`` (values included) and return it normalised with defaults filled in."""
+
+    @classmethod
+    @abc.abstractmethod
+    def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper: ...
+
+    @classmethod
+    def optimizer_names(cls, spec: Mapping[str, Any]) -> list[str]:
+        """Names of the optimizers a (validated) spec uses, for labels."""
+        return []
