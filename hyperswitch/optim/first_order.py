@@ -20,9 +20,28 @@ import torch
 from hyperswitch.optim.registry import register_optimizer
 
 
+def _check(name: str, value: float, rule: str) -> None:
+    """Range checks torch.optim does not make itself (it accepts momentum 1.5, for instance)."""
+    ok = {
+        ">= 0": value >= 0,
+        "> 0": value > 0,
+        "in [0, 1)": 0 <= value < 1,
+    }[rule]
+    if not ok:
+        raise ValueError(f"{name} must be {rule}, but got {value}")
+
+
+def _common(lr: float, weight_decay: float, **others: tuple[float, str]) -> None:
+    _check("lr", lr, ">= 0")
+    _check("weight_decay", weight_decay, ">= 0")
+    for name, (value, rule) in others.items():
+        _check(name, value, rule)
+
+
 @register_optimizer("sgd", defaults={"lr": 0.1, "weight_decay": 0.0})
 def _sgd(params, *, lr, weight_decay):
     """Plain stochastic gradient descent."""
+    _common(lr, weight_decay)
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
 
 
@@ -31,6 +50,7 @@ def _sgd(params, *, lr, weight_decay):
 )
 def _sgdm(params, *, lr, momentum, nesterov, weight_decay):
     """SGD with (heavy-ball or Nesterov) momentum."""
+    _common(lr, weight_decay, momentum=(momentum, "in [0, 1)"))
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=bool(nesterov), weight_decay=weight_decay)
 
 
@@ -40,12 +60,14 @@ _ADAM_DEFAULTS = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight
 @register_optimizer("adam", defaults=_ADAM_DEFAULTS)
 def _adam(params, *, lr, beta1, beta2, eps, weight_decay):
     """Adam (Kingma & Ba)."""
+    _common(lr, weight_decay, beta1=(beta1, "in [0, 1)"), beta2=(beta2, "in [0, 1)"), eps=(eps, "> 0"))
     return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
 
 
 @register_optimizer("adamw", defaults={**_ADAM_DEFAULTS, "weight_decay": 1e-2})
 def _adamw(params, *, lr, beta1, beta2, eps, weight_decay):
     """AdamW (decoupled weight decay)."""
+    _common(lr, weight_decay, beta1=(beta1, "in [0, 1)"), beta2=(beta2, "in [0, 1)"), eps=(eps, "> 0"))
     return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
 
 
@@ -54,10 +76,12 @@ def _adamw(params, *, lr, beta1, beta2, eps, weight_decay):
 )
 def _rmsprop(params, *, lr, alpha, eps, momentum, weight_decay):
     """RMSprop."""
+    _common(lr, weight_decay, alpha=(alpha, "in [0, 1)"), eps=(eps, "> 0"), momentum=(momentum, "in [0, 1)"))
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
 
 
 @register_optimizer("adagrad", defaults={"lr": 1e-2, "eps": 1e-10, "weight_decay": 0.0})
 def _adagrad(params, *, lr, eps, weight_decay):
     """Adagrad."""
+    _common(lr, weight_decay, eps=(eps, "> 0"))
     return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)

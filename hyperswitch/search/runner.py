@@ -161,19 +161,22 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _searcher(space: SearchSpace) -> Any:
+def _searcher(space: SearchSpace, n_known: int = 0) -> Any:
+    """Optuna through Tune's OptunaSearch. On resume (``n_known`` configurations already evaluated) the
+    sampler's seed moves on, or its random start-up phase would replay the configurations it drew before."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     if not space.sampled_names:
         return FixedSearcher(space.mode)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = space.search_seed if n_known == 0 else space.search_seed * 1_000_003 + n_known
     if space.algorithm == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=space.search_seed)
+        sampler = optuna.samplers.TPESampler(seed=seed)
     elif space.algorithm == "random":
-        sampler = optuna.samplers.RandomSampler(seed=space.search_seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = optuna.samplers.GridSampler(space.grid(), seed=space.search_seed)
+        sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
     return OptunaSearch(space=space.optuna_space(), metric=OBJECTIVE, mode=space.mode, sampler=sampler)
 
 
@@ -240,7 +243,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
 
     from hyperswitch.search.trial import run_trial
 
-    inner = _searcher(space)
+    inner = _searcher(space, n_existing)
     for c in carried:
         if not c.missing_seeds:
             add_evaluated(inner, c.params, sum(c.values) / len(c.values) if c.values else None)

@@ -413,16 +413,18 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
             raise ConfigError("search.algorithm", f"the grid has more than {MAX_GRID} points",
                               space.n_configurations())
 
-    _probe(space, validate_workload, validate_policy)
+    _probe(space, validate_workload, validate_policy, used)
     return space
 
 
-def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> None:
+def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, used: Mapping[str, str]) -> None:
     """Instantiate the templates at the ends of every range and every choice, and validate them fully.
 
     The base point takes each parameter's first probe value; then each parameter in turn takes its other
-    values. A failure is reported against the parameter that was moved.
+    values. An error at a key that a placeholder fills is reported against that parameter; an error the
+    moved parameter caused is reported against it; anything else is reported as the template's own error.
     """
+    filled_by = {path: name for name, path in used.items() if name in space.parameters}
     base = {n: p.probe_values()[0] for n, p in space.parameters.items()}
 
     def check(values: Mapping[str, Any], moved: str | None) -> None:
@@ -431,15 +433,16 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> 
             workload, policy = space.instantiate(resolved)
             validate_workload(workload, "workload")
             validate_policy(policy, "policy")
-        except (ConfigError, ExpressionError) as exc:
-            rule = exc.rule if isinstance(exc, ConfigError) else str(exc)
-            inner = f"{exc.key}: {rule}" if isinstance(exc, ConfigError) else rule
-            if moved is None:
-                shown = {k: values[k] for k in space.sampled_names}
-                raise ConfigError("parameters", f"at their first values the space is invalid: {inner}",
-                                  shown or getattr(exc, "value", None)) from None
-            raise ConfigError(f"parameters.{moved}", f"this value is invalid where it is used: {inner}",
-                              values[moved]) from None
+        except ExpressionError as exc:
+            culprit = moved or next(iter(space.derived), "derived")
+            raise ConfigError(f"parameters.{moved}" if moved else f"derived.{culprit}", str(exc),
+                              values.get(moved) if moved else None) from None
+        except ConfigError as exc:
+            param = filled_by.get(exc.key) or moved
+            if param is None:
+                raise exc.__class__(exc.key, exc.rule, exc.value) from None
+            raise ConfigError(f"parameters.{param}", f"this value is invalid for {exc.key}: {exc.rule}",
+                              values[param]) from None
 
     check(base, None)
     for n, p in space.parameters.items():

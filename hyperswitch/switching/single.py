@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ class SingleStepper(Stepper):
         return {"step_count": self.step_count, "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        state = copy.deepcopy(dict(state))  # never share buffers with the stepper it came from
         self.step_count = int(state["step_count"])
         self.optimizer.load_state_dict(state["optimizer"])
 

@@ -8,6 +8,7 @@ happens after epoch N ends (epochs count from 1).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,6 +111,7 @@ class SwitchStepper(Stepper):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        state = copy.deepcopy(dict(state))  # never share buffers with the stepper it came from
         self.step_count = int(state["step_count"])
         self._pending_epoch_switch = bool(state["pending_epoch_switch"])
         if state["phase"] == 2 and self.phase == 1:
