@@ -58,8 +58,13 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
     for name in ("ray", "ray._private.authentication.authentication_token_setup"):
         logging.getLogger(name).addFilter(_DropTokenNotice())
     if address:
+        # The package travels with the job so that the cluster's workers run this driver's hyperswitch.
+        import hyperswitch
+
+        package = str(Path(hyperswitch.__file__).parent)
         ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
-                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
+                 runtime_env={"py_modules": [package],
+                              "env_vars": {"RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}})
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",

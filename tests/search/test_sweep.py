@@ -82,6 +82,19 @@ def test_sweep_writes_documented_tables(local_ray, space_file, tmp_path):
     assert any(ln.startswith("results: ") and str(root) in ln for ln in lines)
     assert any(ln.startswith("best trial: ") for ln in lines)
 
+    # `hyperswitch studies` lists it: name, status, trials done, best metric.
+    import contextlib
+    import io
+
+    from hyperswitch.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["studies", "--storage", str(tmp_path / "runs")]) == 0
+    row = [ln for ln in buf.getvalue().splitlines() if ln.startswith("tiny")][0].split()
+    best = study.trials.val_accuracy.max()
+    assert row[:3] == ["tiny", "completed", "6/6"] and row[3] == "val_accuracy" and float(row[4]) == round(best, 4)
+
 
 def test_resume_runs_only_what_is_missing(local_ray, space_file, tmp_path):
     path = tiny(space_file, samples=2)
@@ -121,6 +134,29 @@ seeds: 1
     div = study.trials[study.trials.status == "diverged"].iloc[0]
     assert div.steps_done < 40
     assert "diverged" in set(study.events[study.events.trial_id == div.trial_id].kind)
+
+
+def test_asha_stops_weak_trials(local_ray, space_file, tmp_path):
+    text = """\
+name: asha
+workload: {name: digits_mlp}
+policy: {type: single, optimizer: {name: sgd, lr: $lr}}
+train: {steps: 90, eval_every: 10}
+parameters:
+  lr: {type: float, low: 0.0001, high: 0.3, log: true}
+search: {algorithm: random, samples: 9, seed: 3}
+seeds: 1
+scheduler: {type: asha, grace_period: 10, reduction_factor: 3}
+"""
+    study = run_sweep(load_space(space_file(text)), storage=tmp_path / "runs", out=lambda s: None)
+    t = study.trials
+    assert len(t) == 9 and set(t.status) <= {"completed", "stopped"}
+    stopped = t[t.status == "stopped"]
+    assert len(stopped) >= 1 and (stopped.steps_done < 90).all()
+    assert (t[t.status == "completed"].steps_done == 90).all()
+    # A stopped trial keeps the steps it ran.
+    tid = stopped.trial_id.iloc[0]
+    assert study.steps[study.steps.trial_id == tid].step.max() == stopped.steps_done.iloc[0]
 
 
 def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, tmp_path, ray_tmp):
