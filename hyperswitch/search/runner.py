@@ -62,9 +62,13 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
         import hyperswitch
 
         package = str(Path(hyperswitch.__file__).parent)
-        ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
-                 runtime_env={"py_modules": [package],
-                              "env_vars": {"RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}})
+        try:
+            ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
+                     runtime_env={"py_modules": [package],
+                                  "env_vars": {"RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}})
+        except Exception as exc:  # noqa: BLE001  (connection, authentication: a user error, one line)
+            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ConfigError("--address", f"cannot connect to the Ray cluster: {text}", address) from None
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",

@@ -122,7 +122,7 @@ def train_run(
                                       "detail": json.dumps({"loss": str(report.loss)})})
             if diverged or step >= total:
                 stop = True
-            if row["val_loss"] is not None and on_eval is not None:
+            if row["val_loss"] is not None and on_eval is not None and not stop:  # the final report is the caller's
                 result.summary = _summary(result, stepper, last_eval, best_acc, time_to_target, peak_bytes, t0,
                                           step, epoch, wl.train.batch_size, cuda)
                 on_eval(row, result)

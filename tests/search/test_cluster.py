@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,7 @@ def free_port() -> int:
 def test_sweep_on_existing_cluster(tmp_path):
     ray_exe = str(Path(sys.executable).parent / "ray")
     temp = Path(tempfile.mkdtemp(prefix="hsc", dir="/tmp"))
-    env = {**os.environ, "TMPDIR": str(temp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "HOME": str(temp)}
+    env = {**os.environ, "TMPDIR": str(temp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     port = free_port()
     start = subprocess.run([ray_exe, "start", "--head", "--num-cpus", "2", "--port", str(port),
                             "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
@@ -61,23 +63,37 @@ def test_sweep_on_existing_cluster(tmp_path):
 
 def stop_processes_under(temp: Path) -> None:
     """Stop only this cluster's processes (their command lines name its temp dir), never another Ray."""
-    import psutil
+    def pids() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(temp) in cmd:
+                found.append(int(proc.name))
+        return found
 
-    procs = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if str(temp) in " ".join(p.info["cmdline"] or []):
-                procs.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for p in procs:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=10)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while pids() and time.time() < deadline:
+            time.sleep(0.2)
+
+
+def test_unreachable_address_is_a_one_line_error(tmp_path):
+    space = tmp_path / "remote.yaml"
+    space.write_text(SPACE)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.run([sys.executable, "-m", "hyperswitch", "sweep", str(space), "--storage",
+                           str(tmp_path / "runs"), "--address", f"127.0.0.1:{free_port()}"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("hyperswitch: error: --address: cannot connect to the Ray cluster")
