@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import platform
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,19 @@ def quiet_tune(verbose: bool) -> None:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing listens at HOST:PORT (Ray itself retries for minutes)."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--address", f"cannot connect to the Ray cluster: nothing answers at {address} "
+                          f"({exc.__class__.__name__})", address) from None
+
+
 def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None = None) -> None:
     """Connect to ``address`` or start an embedded local Ray kept on loopback."""
     import ray
@@ -62,6 +76,7 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
         import hyperswitch
 
         package = str(Path(hyperswitch.__file__).parent)
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
                      runtime_env={"py_modules": [package],
