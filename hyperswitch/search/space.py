@@ -41,7 +41,15 @@ from typing import Any
 
 import yaml
 
-from hyperswitch.config.validate import boolean, check_keys, choice, is_number, number, require_mapping, string
+from hyperswitch.config.validate import (
+    boolean,
+    check_keys,
+    choice,
+    is_number,
+    number,
+    require_mapping,
+    string,
+)
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
