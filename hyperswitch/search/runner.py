@@ -284,7 +284,9 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         if space.metric in row and row[space.metric] is not None:
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
+    out(f"starting {'a connection to ' + address if address else 'an embedded local Ray'} ...")
     init_ray(address, verbose=verbose)
+    out(f"running {remaining} trials; one line per finished trial")
     trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
                                      study_dir=str(store.root), samples=samples, seeds=seeds)
     res = {"cpu": space.resources["cpus_per_worker"], "gpu": space.resources["gpus_per_worker"]}
