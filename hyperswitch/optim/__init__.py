@@ -3,7 +3,9 @@
 Importing this package registers every optimizer; look them up with ``get_optimizer`` / ``build_optimizer``.
 """
 
-from hyperswitch.optim import first_order  # noqa: F401  (registers sgd, sgdm, adam, ...)
+# Importing these modules registers their optimizers: sgd, sgdm, adam, ... (first_order); lamb, swats, ...
+# (baselines); kfac, foof (kfac); shampoo; ef, ief, sf (natural); gen.
+from hyperswitch.optim import baselines, first_order, gen, kfac, natural, shampoo  # noqa: F401
 from hyperswitch.optim.registry import (
     OptimizerEntry,
     build_optimizer,
