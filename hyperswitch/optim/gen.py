@@ -1,0 +1,350 @@
+"""GeN: the generalized-Newton learning rate for any base optimizer (ALGORITHMS.md §2, seed 001 Algorithm 1).
+
+One registry entry, ``gen``, wraps any other registered optimizer named by ``base`` and built from
+``base_params`` (a mapping of that optimizer's hyperparameters, merged over its registry defaults), e.g.
+``{name: gen, base: adamw, base_params: {weight_decay: 0.01}, phi: 4}``. One entry instead of ``gen_sgd``,
+``gen_adamw``, ...: every optimizer registered now or later (K-FAC, Shampoo, iEF, ...) is wrappable without a
+new entry, and the base's hyperparameters keep their own names and checks.
+
+Every ``phi`` steps (steps counted from 1; a fit at ``t mod phi == 0``), on the same mini-batch as
+``L0 = L(w_t)``, two extra forward passes without autograd give ``L± = L(w_t ± lr_{t−1}·d_t)``, ``d_t`` the
+base's direction at learning rate 1, and
+
+    lr* = (lr_{t−1}/2)·(L₊ − L₋)/(L₊ − 2L₀ + L₋),   lr_t = gamma·lr_{t−1} + (1 − gamma)·lr*.
+
+**choice** (ALGORITHMS.md): when the denominator is not positive or ``lr*`` is not finite,
+``lr_t = lr_{t−1}``.
+Beyond ALGORITHMS.md: without ``clip`` a non-positive ``lr*`` (the base direction ascends on this batch)
+also keeps ``lr_{t−1}``, so the learning rate never changes sign; with ``clip`` (a number >= 1, off by
+default), ``lr*`` is clipped to ``[lr_{t−1}/clip, clip·lr_{t−1}]`` (the authors' package uses ``clip: 2``).
+Between fits ``lr_t = lr_{t−1}``.
+
+How ``d_t`` is obtained for any base (the base's update must be linear in its ``lr``): snapshot ``w``, set
+every base param group's ``lr`` to ``lr_{t−1}`` and run the base's update once (so its state — moments,
+step counts, factors — advances exactly once per GeN step), giving ``w' = w − lr_{t−1}·d``. Then
+``L₋ = L(w')``, ``L₊ = L(2w − w')`` and the final ``w ← w − (lr_t/lr_{t−1})·(w − w')``. Linear in ``lr``:
+SGD (momentum), Adam, AdamW (decoupled decay scales with lr), RMSprop, Adagrad, LAMB, Lion, PAdam, AdaBound
+(its bounds scale with ``lr``), K-FAC/FOOF/Shampoo/EF/iEF/SF (``w ← w − lr·buf``). Rejected: ``prodigy`` and
+``dadapt_adam`` (they adapt their own step size from the history of lr-weighted updates, so neither the
+linearity nor the meaning of ``lr`` holds) and ``gen`` itself. SWATS's switch-over SGD rate is estimated
+from its lr-scaled Adam steps and so also scales with ``lr``; it is accepted. A base with a learning-rate
+schedule in its param groups has it replaced by GeN's scalar ``lr`` (the same in every group).
+
+Stepping: ``batch_step(inputs, targets)``. If the base has ``batch_step`` (EF/iEF/SF) it does the forward,
+gradients and update; else GeN does ``zero_grad``, forward, backward, ``base.step()``. On fit steps GeN
+restores the CPU/CUDA random state of the main forward before each extra forward (same dropout masks when
+the base used a plain forward) and restores the model's buffers afterwards (BatchNorm running statistics
+see one forward per step), then sets the random state back to where the base left it, so wrapping a base in
+GeN does not change its random stream. With a ``batch_step`` base, ``L0`` is recomputed by a batched
+no-grad forward on fit steps (its per-sample loss differs from a batched forward at round-off, which the
+second difference ``L₊ − 2L₀ + L₋`` would amplify): 3 extra forwards on those steps instead of 2.
+
+``lr0``: a number > 0; ``"search"``: at the first step, ``w − η·d`` is evaluated for ``η`` in the grid
+``{1, 2, 5}·10^k``, ``k = −6 … 1``, plus ``100`` (25 forward passes, once) and the ``η`` of smallest loss
+becomes ``lr_0`` (and is used at that step; no fit at the first step then); ``None``: the base's own ``lr``.
+
+Defaults (pinned, registry entry ``gen``; ``order: first``, ``needs_model``, ``needs_loss``):
+
+| name        | default | rule                                          |
+|-------------|---------|-----------------------------------------------|
+| base        | "sgd"   | a registered optimizer, not gen/prodigy/dadapt_adam |
+| base_params | {}      | mapping of the base's hyperparameters         |
+| lr0         | None    | > 0, "search" or None (the base's lr)         |
+| gamma       | 0.9     | in [0, 1)                                     |
+| phi         | 8       | integer >= 1                                  |
+| clip        | None    | None or >= 1                                  |
+
+Observability: ``lr`` (current, also in ``param_groups[i]["lr"]`` of GeN and of the base), ``lr_trace``
+(``lr`` after every step; not in ``state_dict``), ``last_fit`` (``step, loss0, loss_minus, loss_plus,
+lr_star, accepted``), counters ``extra_forwards``, ``fits``, ``fits_rejected``. ``state_dict`` holds the
+base's state dict and GeN's (``lr``, step, counters, pending search).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from hyperswitch.errors import ConfigError
+from hyperswitch.optim.registry import build_optimizer, optimizer_names, register_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+NOT_LINEAR_IN_LR = {
+    "gen": "GeN cannot wrap itself",
+    "prodigy": "prodigy adapts its own step size, so its update is not linear in lr",
+    "dadapt_adam": "dadapt_adam adapts its own step size, so its update is not linear in lr",
+}
+SEARCH_GRID = tuple(m * 10.0**k for k in range(-6, 2) for m in (1.0, 2.0, 5.0)) + (100.0,)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, but got {value!r}")
+    return float(value)
+
+
+def check_gen(lr0: Any, gamma: Any, phi: Any, clip: Any) -> None:
+    """Validate GeN's own hyperparameters; ``ValueError`` states the rule and the value."""
+    if isinstance(lr0, str) and lr0 != "search":
+        raise ValueError(f"lr0 must be > 0, 'search' or None, but got {lr0!r}")
+    if lr0 is not None and lr0 != "search" and not (_number("lr0", lr0) > 0 and math.isfinite(lr0)):
+        raise ValueError(f"lr0 must be > 0, 'search' or None, but got {lr0!r}")
+    if not 0 <= _number("gamma", gamma) < 1:
+        raise ValueError(f"gamma must be in [0, 1), but got {gamma!r}")
+    if isinstance(phi, bool) or not isinstance(phi, int) or phi < 1:
+        raise ValueError(f"phi must be an integer >= 1, but got {phi!r}")
+    if clip is not None and not _number("clip", clip) >= 1:
+        raise ValueError(f"clip must be None or >= 1, but got {clip!r}")
+
+
+def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    cuda_on = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda_on else None
+
+
+def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+class GeN(torch.optim.Optimizer):
+    """GeN around an existing ``base`` optimizer of the same parameters; see the module doc."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        *,
+        model: nn.Module,
+        loss_fn: LossFn,
+        base: torch.optim.Optimizer,
+        lr0: float | str | None = None,
+        gamma: float = 0.9,
+        phi: int = 8,
+        clip: float | None = None,
+    ) -> None:
+        check_gen(lr0, gamma, phi, clip)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, but got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise ValueError(f"loss_fn must be callable, but got {loss_fn!r}")
+        if not isinstance(base, torch.optim.Optimizer):
+            raise ValueError(f"base must be a torch.optim.Optimizer, but got {type(base).__name__}")
+        base_lr = getattr(base, "lr", None)
+        if base_lr is None:
+            base_lr = base.param_groups[0].get("lr")
+        if lr0 is None and not (isinstance(base_lr, int | float) and base_lr > 0):
+            raise ValueError(f"lr0 must be given when the base's lr is not a number > 0, but got {base_lr!r}")
+        start = float(base_lr) if lr0 is None or lr0 == "search" else float(lr0)
+        super().__init__(params, {"lr": start, "gamma": float(gamma), "phi": phi, "clip": clip, "lr0": lr0})
+        mine = {id(p) for g in self.param_groups for p in g["params"]}
+        theirs = {id(p) for g in base.param_groups for p in g["params"]}
+        if mine != theirs:
+            raise ValueError("base must optimize exactly GeN's parameters, but got a different parameter set")
+        self.base = base
+        self.model = model
+        self.loss_fn = loss_fn
+        self.steps = 0
+        self.search_pending = lr0 == "search"
+        self.extra_forwards = 0
+        self.fits = 0
+        self.fits_rejected = 0
+        self.last_fit: dict[str, Any] = {}
+        self.lr_trace: list[float] = []
+        self._set_base_lr(start)
+
+    # -- learning rate ----------------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return float(self.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for g in self.param_groups:
+            g["lr"] = float(value)
+
+    def _set_base_lr(self, value: float) -> None:
+        for g in self.base.param_groups:
+            g["lr"] = float(value)
+
+    def fitted_lr(self, lr_prev: float, loss0: float, loss_minus: float, loss_plus: float) -> float | None:
+        """``lr*`` of the quadratic through ``(−lr, L₋), (0, L0), (lr, L₊)`` (clipped), or None to keep lr."""
+        denom = loss_plus - 2.0 * loss0 + loss_minus
+        if not denom > 0:
+            return None
+        lr_star = 0.5 * lr_prev * (loss_plus - loss_minus) / denom
+        if not math.isfinite(lr_star):
+            return None
+        clip = self.param_groups[0]["clip"]
+        if clip is not None:
+            return min(max(lr_star, lr_prev / clip), clip * lr_prev)
+        return lr_star if lr_star > 0 else None
+
+    # -- stepping ---------------------------------------------------------------------------------------
+    def step(self, closure: Any = None) -> Any:
+        raise RuntimeError(
+            "GeN needs the mini-batch for its extra forward passes: call batch_step(inputs, targets) instead "
+            "of step() (the registry's stepping protocol)"
+        )
+
+    @torch.no_grad()
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, rng: Any) -> float:
+        _set_rng_state(rng)
+        self.extra_forwards += 1
+        return float(self.loss_fn(self.model(inputs), targets))
+
+    def _base_update(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        batch_step = getattr(self.base, "batch_step", None)
+        if batch_step is not None:
+            return batch_step(inputs, targets)
+        self.base.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = self.loss_fn(self.model(inputs), targets)
+            loss.backward()
+        self.base.step()
+        return loss.detach()
+
+    def batch_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One GeN step on the mini-batch; returns the mean loss before the update (the base's ``L0``)."""
+        self.steps += 1
+        t = self.steps
+        lr_prev = self.lr
+        searching = self.search_pending
+        fit = searching or t % self.param_groups[0]["phi"] == 0
+        params = [p for g in self.param_groups for p in g["params"]]
+        if not fit:
+            self._set_base_lr(lr_prev)
+            loss0 = self._base_update(inputs, targets)
+            self.lr_trace.append(lr_prev)
+            return loss0
+
+        rng_before = _rng_state()
+        w = [p.detach().clone() for p in params]
+        loss0_fit = None
+        if not searching and hasattr(self.base, "batch_step"):
+            # L0 by the same batched no-grad forward as L± (the base's per-sample mean differs at round-off,
+            # which the second difference L₊ − 2L₀ + L₋ would amplify); the model state is left untouched
+            buffers = [b.detach().clone() for b in self.model.buffers()]
+            loss0_fit = self._loss(inputs, targets, rng_before)
+            self._restore(buffers, rng_before)
+        self._set_base_lr(lr_prev)
+        loss0 = self._base_update(inputs, targets)  # parameters are now w' = w − lr_prev·d
+        rng_after = _rng_state()
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        with torch.no_grad():
+            if searching:
+                lr_new = self._search(inputs, targets, rng_before, params, w, lr_prev)
+            else:
+                loss0_value = float(loss0) if loss0_fit is None else loss0_fit
+                lr_new = self._fit(inputs, targets, rng_before, params, w, lr_prev, loss0_value)
+        self._restore(buffers, rng_after)
+        self.lr = lr_new
+        self._set_base_lr(lr_new)
+        self.lr_trace.append(lr_new)
+        return loss0
+
+    @torch.no_grad()
+    def _restore(self, buffers: list[torch.Tensor], rng: Any) -> None:
+        for b, saved in zip(self.model.buffers(), buffers, strict=True):
+            b.copy_(saved)
+        _set_rng_state(rng)
+
+    def _fit(self, inputs, targets, rng, params, w, lr_prev: float, loss0: float) -> float:
+        """Fit on ``w' → 2w − w'``, then set ``w − (lr_t/lr_prev)(w − w')``; one fused pass per move."""
+        loss_minus = self._loss(inputs, targets, rng)  # at w' = w − lr_prev·d
+        torch._foreach_lerp_(params, w, 2.0)  # w' + 2(w − w') = w + lr_prev·d
+        loss_plus = self._loss(inputs, targets, rng)
+        lr_star = self.fitted_lr(lr_prev, loss0, loss_minus, loss_plus)
+        self.fits += 1
+        self.fits_rejected += int(lr_star is None)
+        gamma = self.param_groups[0]["gamma"]
+        lr_new = lr_prev if lr_star is None else gamma * lr_prev + (1.0 - gamma) * lr_star
+        self.last_fit = {"step": self.steps, "loss0": loss0, "loss_minus": loss_minus, "loss_plus": loss_plus,
+                         "lr_star": lr_star, "accepted": lr_star is not None}
+        # from p = 2w − w': lerp(p, w, 1 + c) = (1 + c)w − c(2w − w') = w − c(w − w'), c = lr_new/lr_prev
+        torch._foreach_lerp_(params, w, 1.0 + lr_new / lr_prev)
+        return lr_new
+
+    def _search(self, inputs, targets, rng, params, w, lr_prev: float) -> float:
+        """lr0 = "search": the grid point of smallest loss along the base's direction."""
+        w_prime = [p.detach().clone() for p in params]
+
+        def move(c: float) -> None:  # p = w − c(w − w') = lerp(w', w, 1 − c)
+            for p, a, b in zip(params, w_prime, w, strict=True):
+                p.copy_(a).lerp_(b, 1.0 - c)
+
+        best, best_loss = lr_prev, math.inf
+        for eta in SEARCH_GRID:
+            move(eta / lr_prev)
+            loss = self._loss(inputs, targets, rng)
+            if loss < best_loss:  # NaN never wins
+                best, best_loss = eta, loss
+        move(best / lr_prev)
+        self.search_pending = False
+        self.last_fit = {"step": self.steps, "search": True, "lr_star": best, "loss": best_loss,
+                         "accepted": True}
+        return best
+
+    # -- checkpointing and bookkeeping ---------------------------------------------------------------------
+    def state_bytes(self) -> int:
+        own = getattr(self.base, "state_bytes", None)
+        if callable(own):
+            return int(own())
+        return sum(t.numel() * t.element_size() for st in self.base.state.values() for t in st.values()
+                   if isinstance(t, torch.Tensor))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base.state_dict(),
+            "gen": {"lr": self.lr, "steps": self.steps, "search_pending": self.search_pending,
+                    "extra_forwards": self.extra_forwards, "fits": self.fits,
+                    "fits_rejected": self.fits_rejected, "last_fit": dict(self.last_fit)},
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"base", "gen"}:
+            keys = sorted(state_dict) if isinstance(state_dict, Mapping) else state_dict
+            raise ValueError(f"a GeN state dict must have the keys base and gen, but got {keys!r}")
+        self.base.load_state_dict(state_dict["base"])
+        gen = copy.deepcopy(dict(state_dict["gen"]))
+        self.lr = gen["lr"]
+        self._set_base_lr(gen["lr"])
+        self.steps = gen["steps"]
+        self.search_pending = gen["search_pending"]
+        self.extra_forwards = gen["extra_forwards"]
+        self.fits, self.fits_rejected = gen["fits"], gen["fits_rejected"]
+        self.last_fit = gen["last_fit"]
+
+
+@register_optimizer(
+    "gen",
+    defaults={"base": "sgd", "base_params": {}, "lr0": None, "gamma": 0.9, "phi": 8, "clip": None},
+    needs_model=True,
+    needs_loss=True,
+)
+def _gen(params, *, model, loss_fn, base, base_params, lr0, gamma, phi, clip):
+    """GeN: generalized-Newton learning rate (two extra forwards every phi steps) around any optimizer."""
+    check_gen(lr0, gamma, phi, clip)
+    if not isinstance(base, str):
+        raise ValueError(f"base must be the name of a registered optimizer, but got {base!r}")
+    if base not in optimizer_names():
+        raise ValueError(f"base must be one of {', '.join(optimizer_names())}, but got {base!r}")
+    if base in NOT_LINEAR_IN_LR:
+        raise ValueError(f"base must be an optimizer whose update is linear in lr "
+                         f"({NOT_LINEAR_IN_LR[base]}), but got {base!r}")
+    if not isinstance(base_params, Mapping) or "name" in base_params:
+        raise ValueError(f"base_params must be a mapping of the base's hyperparameters, "
+                         f"but got {base_params!r}")
+    params = list(params)
+    try:
+        spec = {"name": base, **base_params}
+        inner = build_optimizer(spec, model, loss_fn, params=params, key="base_params")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+    return GeN(params, model=model, loss_fn=loss_fn, base=inner, lr0=lr0, gamma=gamma, phi=phi, clip=clip)

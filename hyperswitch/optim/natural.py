@@ -1,0 +1,463 @@
+"""Natural gradient from per-sample gradients: EF, iEF and sampled Fisher (ALGORITHMS.md §1, seed 003).
+
+``J ∈ R^{N×P}`` holds the gradients of the per-sample losses ``l_n = loss_fn(model(x_n[None]), y_n[None])``
+over the optimizer's parameters, computed with ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``);
+``loss_fn`` is the mean-reduced mini-batch loss (cross-entropy, MSE, ...), so ``L = mean_n l_n`` and
+``∇L = Jᵀ1/N``. Every update is solved in the ``N×N`` space (Cholesky of the damped Gram matrix, in float64;
+an eigen-decomposition pseudo-inverse if Cholesky fails), never as a ``P×P`` matrix:
+
+- ``ef``  (``EmpiricalFisher``):         ``d = Jᵀ (J Jᵀ + λI)⁻¹ 1``
+- ``ief`` (``ImprovedEmpiricalFisher``): ``d = Jᵀ (J Jᵀ + λI)⁻¹ s``, ``s_n = ‖∂l_n/∂z_n‖²``, ``z_n`` the
+  model output (logits) of sample ``n``;
+- ``sf``  (``SampledFisher``):           ``d = λ⁻¹ [I − Jsᵀ (Js Jsᵀ + λM I)⁻¹ Js] g``, ``Js`` the gradients
+  of ``log p(ŷ|x_n)`` for ``M = n_samples`` labels drawn from the model per input: categorical
+  ``softmax(z_n)`` for class targets, unit-variance Gaussian ``ŷ = z_n + ε`` for real-valued targets
+  (``likelihood: auto`` decides by the targets' dtype).
+
+Then, as SGD does with a gradient: ``d ← d + weight_decay·w``; ``buf ← momentum·buf + d`` (``buf = d`` at
+first); ``w ← w − lr·buf``. The update is linear in ``lr`` (GeN can wrap these optimizers).
+
+Normalisation (**choice**). EF and iEF are used exactly as written, with no ``1/N``. Written as a
+preconditioned mean gradient, EF is ``(F_mean + (λ/N)I)⁻¹ ∇L`` with ``F_mean = JᵀJ/N`` (push-through
+identity), so ``λ`` damps the *summed* matrix ``JᵀJ`` and the undamped step does not depend on ``N``: it
+satisfies ``J·Δw = −lr·1`` (every sample's linearised loss drops by ``lr``) and, for iEF, ``J·Δw = −lr·s``.
+For linear least squares with a scalar output and the Gaussian negative log-likelihood ``½(z − y)²``, iEF
+equals the minimum-norm natural (= Gauss-Newton) gradient ``G⁺∇L``; with plain MSE ``(z − y)²`` it is twice
+that (iEF scales with the loss, NGD does not). For ``sf``, ``g`` is 003's *accumulated* gradient
+``Σ_n ∇l_n = Jᵀ1`` and ``F̂(M) = (1/M)·JsᵀJs`` sums over samples (003 eq. 22-24, where ``L = Σ_n l_n``):
+the update is ``(F̂ + λI)⁻¹ g``, on the same scale as EF/iEF and, for small ``λ``, independent of ``N`` (with
+the mean gradient it would be ``N`` times smaller). The ``λ⁻¹`` term acts on the part of ``g`` outside the
+span of ``Js``, which is not empty unless ``M`` covers the output dimension: with a tiny ``λ`` that part
+dominates and ``sf`` moves like SGD at rate ``lr/λ`` there; hence ``sf``'s larger default ``damping`` (1.0,
+a Levenberg-Marquardt-like regime; 1e-7 with ``lr`` ~1e-7 is the literal 003 setting). The ``sf``
+products are computed in float64.
+
+Defaults (pinned, registry entries ``ef``, ``ief``, ``sf``; all ``order: second``, model and loss needed):
+
+| name         | ef    | ief   | sf     | rule                                     |
+|--------------|-------|-------|--------|------------------------------------------|
+| lr           | 0.01  | 1.0   | 0.1    | >= 0                                     |
+| damping      | 1e-7  | 1e-7  | 1.0    | > 0 (λ; 003 uses 1e-7)                   |
+| momentum     | 0     | 0     | 0      | in [0, 1)                                |
+| weight_decay | 0     | 0     | 0      | >= 0 (added to the direction, like SGD)  |
+| n_samples    |       |       | 1      | integer >= 1 (M)                         |
+| sample_seed  |       |       | None   | None (torch's global generator) or int   |
+| likelihood   |       |       | "auto" | auto, categorical, gaussian              |
+
+With ``sample_seed`` an integer, labels are drawn from a private ``torch.Generator`` seeded with
+``sample_seed + rank`` whose state is saved in ``state_dict``; with ``None`` they come from torch's global
+generator (reproducible under ``torch.manual_seed``).
+
+Stepping: these optimizers compute their own per-sample gradients, so they implement the registry's
+``batch_step(inputs, targets) -> Tensor`` (the mean loss before the update); ``step()`` raises. After a step
+``p.grad`` holds the mean mini-batch gradient ``∇L`` (for callers that inspect gradients). Models with
+batch-statistics layers in training mode (BatchNorm) are not supported (``vmap`` sees one sample at a time);
+dropout is sampled independently per sample.
+
+Data parallelism: ``vmap`` bypasses DDP's gradient all-reduce, so when ``torch.distributed`` is initialised
+with world size > 1 every worker all-gathers the rows of ``J`` (and ``s``, or ``Js``) and the per-sample
+losses (rank order; unequal local batches allowed), so that every worker solves the same global ``N×N``
+system and applies the identical update; the returned loss is the global mean. Communication is ``O(NP)``
+per step. Pass a DDP-wrapped model or the bare module (DDP is unwrapped).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from hyperswitch.optim.registry import register_optimizer
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LIKELIHOODS = ("auto", "categorical", "gaussian")
+Terms = dict[str, torch.Tensor]
+Blocks = list[torch.Tensor]
+
+
+# -- validation -------------------------------------------------------------------------------------------
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, but got {value!r}")
+    return float(value)
+
+
+def check_value(name: str, value: Any, rule: str) -> float:
+    """Raise ``ValueError("NAME must be RULE, but got VALUE")`` unless ``value`` obeys ``rule``."""
+    v = _number(name, value)
+    ok = {">= 0": v >= 0, "> 0": v > 0, "in [0, 1)": 0 <= v < 1}[rule]
+    if not ok:
+        raise ValueError(f"{name} must be {rule}, but got {value!r}")
+    return v
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, but got {value!r}")
+    return value
+
+
+# -- linear algebra and communication ---------------------------------------------------------------------
+def solve_gram(gram: torch.Tensor, rhs: torch.Tensor, damping: float) -> tuple[torch.Tensor, bool]:
+    """``(gram + damping·I)⁻¹ rhs`` in float64 by Cholesky; if the matrix is not numerically positive
+    definite, by an eigen-decomposition pseudo-inverse. Returns ``(solution, used_fallback)``."""
+    a = gram.detach().to(torch.float64)
+    a = 0.5 * (a + a.T)
+    a.diagonal().add_(damping)
+    b = rhs.detach().to(torch.float64).reshape(a.shape[0], -1)
+    chol, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        return torch.cholesky_solve(b, chol).reshape(rhs.shape), False
+    evals, evecs = torch.linalg.eigh(a)
+    tol = evals.abs().max() * a.shape[0] * torch.finfo(torch.float64).eps
+    inv = torch.where(evals > tol, 1.0 / evals, torch.zeros_like(evals))
+    return (evecs @ (inv[:, None] * (evecs.T @ b))).reshape(rhs.shape), True
+
+
+def gram(blocks: Blocks) -> torch.Tensor:
+    """``J Jᵀ`` from the column blocks of ``J``."""
+    out = blocks[0] @ blocks[0].T
+    for b in blocks[1:]:
+        out.addmm_(b, b.T)
+    return out
+
+
+def _world() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def row_counts(n: int, device: torch.device) -> list[int]:
+    """Every worker's number of rows (rank order); ``[n]`` without a process group."""
+    world = _world()
+    if world == 1:
+        return [n]
+    mine = torch.tensor([n], device=device, dtype=torch.int64)
+    sizes = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(sizes, mine)
+    return [int(c) for c in sizes]
+
+
+def gather_rows(t: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
+    """Concatenate ``t`` along dim 0 over all workers in rank order (local batches may differ in size;
+    ``counts`` from ``row_counts`` saves one exchange)."""
+    world = _world()
+    if world == 1:
+        return t
+    t = t.contiguous()
+    counts = counts or row_counts(t.shape[0], t.device)
+    m = max(counts)
+    if m > t.shape[0]:
+        t = torch.cat([t, t.new_zeros((m - t.shape[0], *t.shape[1:]))])
+    out = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(out, t)
+    return torch.cat([o[:c] for o, c in zip(out, counts, strict=True)])
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+        return model.module
+    return model
+
+
+# -- the optimizers -----------------------------------------------------------------------------------------
+class PerSampleNaturalGradient(torch.optim.Optimizer):
+    """Base class: per-sample gradients, cross-worker gathering and the SGD-style update.
+
+    A variant implements ``_local_terms`` (extra rows to gather, e.g. ``s``) and ``_direction`` (the
+    direction at lr 1 from the gathered rows).
+    """
+
+    name = "natural"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        *,
+        model: nn.Module,
+        loss_fn: LossFn,
+        lr: float,
+        damping: float = 1e-7,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        **extra: Any,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, but got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise ValueError(f"loss_fn must be callable, but got {loss_fn!r}")
+        defaults = {
+            "lr": check_value("lr", lr, ">= 0"),
+            "damping": check_value("damping", damping, "> 0"),
+            "momentum": check_value("momentum", momentum, "in [0, 1)"),
+            "weight_decay": check_value("weight_decay", weight_decay, ">= 0"),
+            **extra,
+        }
+        super().__init__(params, defaults)
+        self.model = _unwrap(model)
+        self.loss_fn = loss_fn
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        self._params: list[nn.Parameter] = [p for g in self.param_groups for p in g["params"]]
+        missing = [tuple(p.shape) for p in self._params if id(p) not in names]
+        if missing:
+            raise ValueError(
+                f"every optimized parameter must belong to model, but got extra shapes {missing}"
+            )
+        self._names = [names[id(p)] for p in self._params]
+        self.solve_fallbacks = 0
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        g = self.param_groups[-1]
+        for key, rule in (("lr", ">= 0"), ("momentum", "in [0, 1)"), ("weight_decay", ">= 0")):
+            g[key] = check_value(key, g[key], rule)
+
+    @property
+    def lr(self) -> float:
+        return float(self.param_groups[0]["lr"])
+
+    def step(self, closure: Any = None) -> Any:
+        raise RuntimeError(
+            f"{type(self).__name__} computes per-sample gradients itself and needs the mini-batch: call "
+            "batch_step(inputs, targets) instead of step() (the registry's stepping protocol)"
+        )
+
+    # -- per-sample machinery ---------------------------------------------------------------------------
+    def _detached(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in zip(self._names, self._params, strict=True)}
+
+    def _blocks(self, grads: dict[str, torch.Tensor], rows: int) -> Blocks:
+        # J is kept as one (N, P_k) block per parameter (views, no N×P concatenation copy)
+        return [grads[n].detach().reshape(rows, -1) for n in self._names]
+
+    def per_sample(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Blocks, torch.Tensor]:
+        """``(losses (N,), J, outputs (N, ...))`` at the current parameters (local batch); ``J`` as a list
+        of ``(N, P_k)`` blocks, one per parameter in optimizer order (``torch.cat(J, 1)`` is ``J``)."""
+        model, loss_fn = self.model, self.loss_fn
+
+        def sample_loss(pd: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> Any:
+            z = functional_call(model, pd, (x.unsqueeze(0),))
+            loss = loss_fn(z, y.unsqueeze(0))
+            return loss, (loss, z.squeeze(0))
+
+        fn = vmap(grad(sample_loss, has_aux=True), in_dims=(None, 0, 0), randomness="different")
+        grads, (losses, outputs) = fn(self._detached(), inputs, targets)
+        return losses.detach(), self._blocks(grads, inputs.shape[0]), outputs.detach()
+
+    def output_grad_norms(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``s_n = ‖∂l_n/∂z_n‖²`` for every sample of the local batch."""
+        loss_fn = self.loss_fn
+
+        def out_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return loss_fn(z.unsqueeze(0), y.unsqueeze(0))
+
+        gz = vmap(grad(out_loss))(outputs, targets)
+        return gz.reshape(gz.shape[0], -1).pow(2).sum(1).detach()
+
+    # -- variant hooks ------------------------------------------------------------------------------------
+    def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+        return {}
+
+    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+        raise NotImplementedError
+
+    def _solve(self, jac: Blocks, rhs: torch.Tensor, damping: float) -> Blocks:
+        """``Jᵀ (J Jᵀ + λI)⁻¹ rhs`` (the N×N form), block by block."""
+        coef, fallback = solve_gram(gram(jac), rhs, damping)
+        self.solve_fallbacks += int(fallback)
+        coef = coef.to(jac[0].dtype)
+        return [b.T @ coef for b in jac]
+
+    # -- the step -----------------------------------------------------------------------------------------
+    def batch_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One update on the mini-batch; returns the mean loss before it (global mean when distributed)."""
+        losses, jac, outputs = self.per_sample(inputs, targets)
+        terms = self._local_terms(inputs, targets, outputs)
+        if _world() > 1:
+            counts = row_counts(losses.shape[0], losses.device)
+            losses, jac = gather_rows(losses, counts), [gather_rows(b, counts) for b in jac]
+            terms = {k: gather_rows(v) for k, v in terms.items()}
+        direction = self._direction(jac, terms)
+        self._apply(direction, [b.sum(0) / b.shape[0] for b in jac])
+        return losses.mean()
+
+    @torch.no_grad()
+    def _apply(self, direction: Blocks, mean_grad: Blocks) -> None:
+        k = 0
+        for group in self.param_groups:
+            lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                d = direction[k].view_as(p).to(p.dtype)
+                p.grad = mean_grad[k].view_as(p).to(p.dtype)
+                k += 1
+                if wd != 0:
+                    d = d.add(p, alpha=wd)
+                st = self.state[p]
+                if mom != 0:
+                    buf = st.get("momentum_buffer")
+                    if buf is None:
+                        buf = st["momentum_buffer"] = d.clone()
+                    else:
+                        buf.mul_(mom).add_(d)
+                    d = buf
+                p.add_(d, alpha=-lr)
+                st["step"] = st.get("step", 0) + 1
+
+    def state_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for st in self.state.values() for t in st.values()
+                   if isinstance(t, torch.Tensor))
+
+
+class EmpiricalFisher(PerSampleNaturalGradient):
+    """EF: ``Δw = −lr · Jᵀ (J Jᵀ + λI)⁻¹ 1``."""
+
+    name = "ef"
+
+    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+        ones = torch.ones(jac[0].shape[0], dtype=jac[0].dtype, device=jac[0].device)
+        return self._solve(jac, ones, self.param_groups[0]["damping"])
+
+
+class ImprovedEmpiricalFisher(PerSampleNaturalGradient):
+    """iEF: ``Δw = −lr · Jᵀ (J Jᵀ + λI)⁻¹ s``, ``s_n = ‖∂l_n/∂z_n‖²``."""
+
+    name = "ief"
+
+    def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+        return {"s": self.output_grad_norms(outputs, targets)}
+
+    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+        return self._solve(jac, terms["s"].to(jac[0].dtype), self.param_groups[0]["damping"])
+
+
+class SampledFisher(PerSampleNaturalGradient):
+    """Sampled Fisher F̂(M): ``Δw = −lr · λ⁻¹ [I − Jsᵀ (Js Jsᵀ + λM I)⁻¹ Js] Jᵀ1``."""
+
+    name = "sf"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        *,
+        n_samples: int = 1,
+        sample_seed: int | None = None,
+        likelihood: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        _check_int("n_samples", n_samples, 1)
+        if sample_seed is not None:
+            _check_int("sample_seed", sample_seed, 0)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, but got {likelihood!r}")
+        super().__init__(params, n_samples=n_samples, sample_seed=sample_seed, likelihood=likelihood,
+                         **kwargs)
+        self._generator: torch.Generator | None = None
+        self._generator_state: torch.Tensor | None = None
+
+    def _rng(self, device: torch.device) -> torch.Generator | None:
+        seed = self.defaults["sample_seed"]
+        if seed is None:
+            return None
+        if self._generator is None:
+            rank = dist.get_rank() if _world() > 1 else 0
+            self._generator = torch.Generator(device=device)
+            if self._generator_state is not None:
+                self._generator.set_state(self._generator_state)
+            else:
+                self._generator.manual_seed(int(seed) + rank)
+        return self._generator
+
+    def _likelihood(self, targets: torch.Tensor) -> str:
+        kind = self.defaults["likelihood"]
+        if kind == "auto":
+            kind = "gaussian" if targets.is_floating_point() else "categorical"
+        return kind
+
+    def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+        m = self.defaults["n_samples"]
+        gen = self._rng(outputs.device)
+        kind = self._likelihood(targets)
+        model = self.model
+        z = outputs.detach()
+        if kind == "categorical":
+            if z.dim() != 2:
+                raise ValueError(f"categorical sampling needs outputs of shape (N, C), "
+                                 f"but got {tuple(z.shape)}")
+            probs = torch.softmax(z.to(torch.float64), dim=-1)
+            labels = torch.multinomial(probs, m, replacement=True, generator=gen)  # (N, M)
+            draws = nn.functional.one_hot(labels.reshape(-1), z.shape[1]).to(z.dtype)
+
+            def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+                zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)
+                return (torch.log_softmax(zz, dim=-1) * onehot).sum()
+        else:
+            eps = torch.randn((z.shape[0], m, *z.shape[1:]), generator=gen, dtype=z.dtype, device=z.device)
+            draws = (z.unsqueeze(1) + eps).reshape(-1, *z.shape[1:])
+
+            def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
+                zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)
+                return -0.5 * (zz - yhat).pow(2).sum()
+
+        xs = inputs.repeat_interleave(m, dim=0)
+        fn = vmap(grad(log_lik), in_dims=(None, 0, 0), randomness="different")
+        js = self._blocks(fn(self._detached(), xs, draws), xs.shape[0])
+        return {f"js{k}": b for k, b in enumerate(js)}
+
+    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+        lam = self.param_groups[0]["damping"]
+        m = self.defaults["n_samples"]
+        js = [terms[f"js{k}"].to(torch.float64) for k in range(len(jac))]
+        g = [b.to(torch.float64).sum(0) for b in jac]
+        coef, fallback = solve_gram(gram(js), sum(a @ b for a, b in zip(js, g, strict=True)), lam * m)
+        self.solve_fallbacks += int(fallback)
+        return [((gk - a.T @ coef) / lam).to(b.dtype) for gk, a, b in zip(g, js, jac, strict=True)]
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        if self._generator is not None:
+            sd["sample_generator"] = self._generator.get_state()
+        elif self._generator_state is not None:
+            sd["sample_generator"] = self._generator_state.clone()
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        gen_state = state_dict.pop("sample_generator", None)
+        super().load_state_dict(copy.deepcopy(state_dict))
+        self._generator = None
+        self._generator_state = None if gen_state is None else gen_state.clone()
+
+
+# -- registry ------------------------------------------------------------------------------------------------
+_COMMON = {"damping": 1e-7, "momentum": 0.0, "weight_decay": 0.0}
+
+
+@register_optimizer("ef", defaults={"lr": 0.01, **_COMMON}, order="second", needs_model=True, needs_loss=True)
+def _ef(params, *, model, loss_fn, **hparams):
+    """Empirical Fisher natural gradient in the N×N (per-sample) space."""
+    return EmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)
+
+
+@register_optimizer("ief", defaults={"lr": 1.0, **_COMMON}, order="second", needs_model=True, needs_loss=True)
+def _ief(params, *, model, loss_fn, **hparams):
+    """Improved empirical Fisher (iEF, 003): EF rescaled per sample by ‖∂l_n/∂z_n‖²."""
+    return ImprovedEmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)
+
+
+@register_optimizer(
+    "sf",
+    defaults={"lr": 0.1, **_COMMON, "damping": 1.0, "n_samples": 1, "sample_seed": None,
+              "likelihood": "auto"},
+    order="second",
+    needs_model=True,
+    needs_loss=True,
+)
+def _sf(params, *, model, loss_fn, **hparams):
+    """Sampled-Fisher natural gradient F̂(M) by the Woodbury (N·M×N·M) form."""
+    return SampledFisher(params, model=model, loss_fn=loss_fn, **hparams)

@@ -1,0 +1,277 @@
+"""EF / iEF / sampled Fisher against dense references computed by plain autograd (float64)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyperswitch.errors import ConfigError
+from hyperswitch.optim import build_optimizer
+from hyperswitch.optim.natural import (
+    EmpiricalFisher,
+    ImprovedEmpiricalFisher,
+    SampledFisher,
+    solve_gram,
+)
+
+DT = torch.float64
+
+
+def half_mse(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood (unit variance) up to a constant: ½·mean (z − y)²."""
+    return 0.5 * F.mse_loss(z, y)
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def loop_jacobian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradients, one autograd call per sample (the reference for J)."""
+    rows = []
+    for n in range(x.shape[0]):
+        loss = loss_fn(model(x[n:n + 1]), y[n:n + 1])
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(model.parameters()))]))
+    return torch.stack(rows)
+
+
+def mlp(seed: int = 0, sizes=(5, 7, 3)) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(sizes[0], sizes[1]), nn.Tanh(), nn.Linear(sizes[1], sizes[2])).to(DT)
+
+
+def classification(n: int = 6, d: int = 5, c: int = 3, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=DT), torch.randint(0, c, (n,), generator=g)
+
+
+def least_squares(n: int = 8, d: int = 12, seed: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=DT), torch.randn(n, 1, generator=g, dtype=DT)
+
+
+def step_delta(opt, model, x, y) -> torch.Tensor:
+    before = flat_params(model)
+    opt.batch_step(x, y)
+    return flat_params(model) - before
+
+
+def min_norm_ngd(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, h: float) -> torch.Tensor:
+    """G⁺∇L with the Gauss-Newton matrix G = (h/N) Σ Jzᵀ Jz built densely (P×P) and a pseudo-inverse.
+
+    ``h`` is the loss's second derivative in the (scalar) output: 1 for ½(z − y)², 2 for (z − y)². For the
+    linear model G is also the Hessian, and for ½(z − y)² the Fisher of the unit-variance Gaussian."""
+    params = list(model.parameters())
+    rows = []
+    for n in range(x.shape[0]):
+        z = model(x[n:n + 1]).reshape(())
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(z, params)]))
+    jz = torch.stack(rows)
+    gn = h * jz.T @ jz / x.shape[0]
+    grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_fn(model(x), y), params)])
+    return torch.linalg.pinv(gn, hermitian=True) @ grad
+
+
+def test_per_sample_gradients_match_an_autograd_loop():
+    model = mlp()
+    x, y = classification()
+    opt = ImprovedEmpiricalFisher(model.parameters(), model=model, loss_fn=F.cross_entropy, lr=1.0)
+    losses, blocks, outputs = opt.per_sample(x, y)
+    jac = torch.cat(blocks, dim=1)
+    torch.testing.assert_close(jac, loop_jacobian(model, F.cross_entropy, x, y), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(losses, F.cross_entropy(model(x), y, reduction="none"), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(outputs, model(x).detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_ief_equals_min_norm_natural_gradient_on_linear_least_squares():
+    x, y = least_squares()  # N = 8 samples, P = 13 parameters
+    torch.manual_seed(0)
+    model = nn.Linear(12, 1).to(DT)
+    expected = -0.5 * min_norm_ngd(model, half_mse, x, y, h=1.0)
+    opt = ImprovedEmpiricalFisher(model.parameters(), model=model, loss_fn=half_mse, lr=0.5, damping=1e-12)
+    torch.testing.assert_close(step_delta(opt, model, x, y), expected, rtol=1e-7, atol=1e-10)
+
+
+def test_ief_with_plain_mse_is_twice_the_natural_gradient():
+    x, y = least_squares()
+    torch.manual_seed(0)
+    model = nn.Linear(12, 1).to(DT)
+    expected = -0.5 * min_norm_ngd(model, F.mse_loss, x, y, h=2.0)
+    opt = ImprovedEmpiricalFisher(model.parameters(), model=model, loss_fn=F.mse_loss, lr=0.5, damping=1e-12)
+    torch.testing.assert_close(step_delta(opt, model, x, y), 2 * expected, rtol=1e-7, atol=1e-10)
+
+
+def test_ef_is_not_the_natural_gradient_on_least_squares():
+    x, y = least_squares()
+    torch.manual_seed(0)
+    model = nn.Linear(12, 1).to(DT)
+    ngd = -0.5 * min_norm_ngd(model, half_mse, x, y, h=1.0)
+    opt = EmpiricalFisher(model.parameters(), model=model, loss_fn=half_mse, lr=0.5, damping=1e-12)
+    ef = step_delta(opt, model, x, y)
+    assert (ef - ngd).norm() > 0.1 * ngd.norm()
+
+
+@pytest.mark.parametrize("cls", [EmpiricalFisher, ImprovedEmpiricalFisher])
+def test_undamped_updates_move_every_sample_by_the_prescribed_amount(cls):
+    """J·Δ_EF = −lr·1 and J·Δ_iEF = −lr·s with s_n = ‖softmax(z_n) − onehot(y_n)‖² (closed form for CE)."""
+    model = mlp()
+    x, y = classification(n=6)  # N = 6 < P = 66
+    jac = loop_jacobian(model, F.cross_entropy, x, y)
+    z = model(x).detach()
+    s = (torch.softmax(z, -1) - F.one_hot(y, 3).to(DT)).pow(2).sum(1)
+    opt = cls(model.parameters(), model=model, loss_fn=F.cross_entropy, lr=0.3, damping=1e-12)
+    delta = step_delta(opt, model, x, y)
+    target = torch.ones(6, dtype=DT) if cls is EmpiricalFisher else s
+    torch.testing.assert_close(jac @ delta, -0.3 * target, rtol=1e-7, atol=1e-9)
+
+
+def test_grad_holds_the_mean_gradient_and_loss_is_the_mean_before_the_step():
+    model = mlp()
+    x, y = classification()
+    ref = copy.deepcopy(model)
+    expected_loss = F.cross_entropy(ref(x), y)
+    expected_grad = torch.autograd.grad(expected_loss, list(ref.parameters()))
+    opt = EmpiricalFisher(model.parameters(), model=model, loss_fn=F.cross_entropy, lr=0.01)
+    loss = opt.batch_step(x, y)
+    torch.testing.assert_close(loss, expected_loss.detach(), rtol=1e-12, atol=1e-14)
+    for p, g in zip(model.parameters(), expected_grad, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+def test_weight_decay_adds_lr_times_decay_times_w():
+    x, y = classification()
+    a, b = mlp(), mlp()
+    w = flat_params(a)
+    d0 = step_delta(EmpiricalFisher(a.parameters(), model=a, loss_fn=F.cross_entropy, lr=0.1), a, x, y)
+    opt = EmpiricalFisher(b.parameters(), model=b, loss_fn=F.cross_entropy, lr=0.1, weight_decay=0.01)
+    torch.testing.assert_close(step_delta(opt, b, x, y), d0 - 0.1 * 0.01 * w, rtol=1e-9, atol=1e-12)
+
+
+def test_momentum_accumulates_like_sgd():
+    x, y = classification()
+    a, b = mlp(), mlp()
+    plain = EmpiricalFisher(a.parameters(), model=a, loss_fn=F.cross_entropy, lr=0.1)
+    mom = EmpiricalFisher(b.parameters(), model=b, loss_fn=F.cross_entropy, lr=0.1, momentum=0.5)
+    d1 = step_delta(plain, a, x, y)
+    torch.testing.assert_close(step_delta(mom, b, x, y), d1, rtol=1e-10, atol=1e-13)
+    # second step: buf = 0.5·d1/lr + d2 where d2 is EF's direction at b's (= a's) new parameters
+    d2 = step_delta(plain, a, x, y)
+    torch.testing.assert_close(step_delta(mom, b, x, y), d2 + 0.5 * d1, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "gaussian"])
+def test_sampled_fisher_matches_the_dense_formula(likelihood):
+    """Δw = −lr·λ⁻¹[I − Jsᵀ(JsJsᵀ + λM I)⁻¹Js] g, built densely (P×P), = −lr·(F̂ + λI)⁻¹ g, F̂ = JsᵀJs/M."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)  # P = 26
+    n, m, lam, lr, seed = 5, 3, 0.05, 0.2, 11
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g, dtype=DT)
+    if likelihood == "categorical":
+        y, loss_fn = torch.randint(0, 2, (n,), generator=g), F.cross_entropy
+    else:
+        y, loss_fn = torch.randn(n, 2, generator=g, dtype=DT), F.mse_loss
+    z = model(x).detach()
+    # the same draws as the optimizer: its generator is seeded with sample_seed + rank (0)
+    gen = torch.Generator().manual_seed(seed)
+    params = list(model.parameters())
+    rows = []
+    if likelihood == "categorical":
+        labels = torch.multinomial(torch.softmax(z, -1), m, replacement=True, generator=gen)
+        for i in range(n):
+            for k in range(m):
+                logp = torch.log_softmax(model(x[i:i + 1])[0], -1)[labels[i, k]]
+                rows.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(logp, params)]))
+    else:
+        eps = torch.randn((n, m, 2), generator=gen, dtype=DT)
+        for i in range(n):
+            for k in range(m):
+                logp = -0.5 * (model(x[i:i + 1])[0] - (z[i] + eps[i, k])).pow(2).sum()
+                rows.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(logp, params)]))
+    js = torch.stack(rows)
+    grad_sum = loop_jacobian(model, loss_fn, x, y).sum(0)
+    p = js.shape[1]
+    eye = torch.eye(p, dtype=DT)
+    woodbury = (eye - js.T @ torch.linalg.inv(js @ js.T + lam * m * torch.eye(n * m, dtype=DT)) @ js) / lam
+    expected = -lr * woodbury @ grad_sum
+    direct = -lr * torch.linalg.solve(js.T @ js / m + lam * eye, grad_sum)
+    torch.testing.assert_close(expected, direct, rtol=1e-8, atol=1e-10)
+
+    opt = SampledFisher(params, model=model, loss_fn=loss_fn, lr=lr, damping=lam, n_samples=m,
+                        sample_seed=seed, likelihood=likelihood)
+    torch.testing.assert_close(step_delta(opt, model, x, y), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_sampled_fisher_auto_likelihood_follows_the_target_dtype():
+    model = mlp()
+    opt = SampledFisher(model.parameters(), model=model, loss_fn=F.cross_entropy, lr=0.1)
+    assert opt._likelihood(torch.zeros(3, dtype=torch.int64)) == "categorical"
+    assert opt._likelihood(torch.zeros(3, 2)) == "gaussian"
+
+
+def test_sampled_fisher_seeded_state_round_trips():
+    x, y = classification(n=8)
+    a = mlp()
+    hp = {"loss_fn": F.cross_entropy, "lr": 0.05, "sample_seed": 4, "momentum": 0.9}
+    opt_a = SampledFisher(a.parameters(), model=a, **hp)
+    for _ in range(2):
+        opt_a.batch_step(x, y)
+    b = copy.deepcopy(a)
+    opt_b = SampledFisher(b.parameters(), model=b, **hp)
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    torch.manual_seed(99)  # the seeded generator, not the global one, must drive the draws
+    for _ in range(2):
+        opt_a.batch_step(x, y)
+    for _ in range(2):
+        opt_b.batch_step(x, y)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_solve_gram_falls_back_when_not_positive_definite():
+    v = torch.tensor([1.0, 2.0, 3.0], dtype=DT)
+    gram = torch.outer(v, v)  # rank 1: Cholesky fails without damping
+    x, fallback = solve_gram(gram, v, 0.0)
+    assert fallback
+    torch.testing.assert_close(x, torch.linalg.pinv(gram) @ v, rtol=1e-10, atol=1e-12)
+    x, fallback = solve_gram(gram, v, 1e-3)
+    assert not fallback
+    torch.testing.assert_close(x, torch.linalg.solve(gram + 1e-3 * torch.eye(3, dtype=DT), v))
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "message"),
+    [
+        ("ef", "damping", 0.0, "damping must be > 0, but got 0.0"),
+        ("ief", "lr", -1.0, "lr must be >= 0, but got -1.0"),
+        ("ief", "momentum", 1.0, "momentum must be in [0, 1), but got 1.0"),
+        ("ef", "weight_decay", -0.5, "weight_decay must be >= 0, but got -0.5"),
+        ("sf", "n_samples", 0, "n_samples must be an integer >= 1, but got 0"),
+        ("sf", "sample_seed", -3, "sample_seed must be an integer >= 0, but got -3"),
+        ("sf", "likelihood", "poisson",
+         "likelihood must be one of auto, categorical, gaussian, but got 'poisson'"),
+    ],
+)
+def test_bad_values_are_rejected_with_rule_and_value(name, key, value, message):
+    model = mlp()
+    with pytest.raises(ConfigError) as err:
+        build_optimizer({"name": name, key: value}, model, F.cross_entropy)
+    assert message in str(err.value)
+
+
+def test_step_without_a_batch_is_an_error():
+    model = mlp()
+    opt = build_optimizer({"name": "ief"}, model, F.cross_entropy)
+    with pytest.raises(RuntimeError, match="batch_step"):
+        opt.step()
+
+
+def test_parameters_outside_the_model_are_rejected():
+    model = mlp()
+    stray = nn.Parameter(torch.zeros(2, dtype=DT))
+    with pytest.raises(ValueError, match="must belong to model"):
+        EmpiricalFisher([*model.parameters(), stray], model=model, loss_fn=F.cross_entropy, lr=0.1)
