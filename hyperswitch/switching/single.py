@@ -13,13 +13,14 @@ from hyperswitch.config.validate import check_keys
 from hyperswitch.switching._base import LossFn, PolicyType, Stepper, StepReport, current_lr, optimizer_step
 from hyperswitch.switching._probe import check_optimizer_values
 from hyperswitch.switching._registry import register_policy
+from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
 
 
 class SingleStepper(Stepper):
     def __init__(self, model: nn.Module, loss_fn: LossFn, spec: Mapping[str, Any]) -> None:
         super().__init__(model, loss_fn)
         self.name = str(spec["optimizer"]["name"])
-        self.optimizer = self._build(spec["optimizer"], "policy.optimizer")
+        self.optimizer = self._build(wrap_spec(spec["optimizer"], spec.get("lr_rule")), "policy.optimizer")
 
     @property
     def active_optimizer(self) -> torch.optim.Optimizer:
@@ -49,12 +50,16 @@ class Single(PolicyType):
     """``type: single``: ``optimizer: {name: ..., hyperparameters}``."""
 
     name = "single"
-    keys = ("type", "optimizer")
+    keys = ("type", "optimizer", "lr_rule")
 
     @classmethod
     def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
         check_keys(spec, cls.keys, key, required=("optimizer",))
-        return {"type": cls.name, "optimizer": check_optimizer_values(spec["optimizer"], f"{key}.optimizer")}
+        out = {"type": cls.name, "optimizer": check_optimizer_values(spec["optimizer"], f"{key}.optimizer")}
+        if spec.get("lr_rule") is not None:
+            out["lr_rule"] = validate_lr_rule(spec["lr_rule"], f"{key}.lr_rule")
+            check_optimizer_values(wrap_spec(out["optimizer"], out["lr_rule"]), f"{key}.optimizer")
+        return out
 
     @classmethod
     def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper:

@@ -1,9 +1,24 @@
-"""Phase 1 optimizer, then phase 2, switching at a fixed step or epoch (``switch: {at: N}``) or never.
+"""Phase 1 optimizer, then (optionally) a fusion period, then phase 2: the ``switch`` and ``mixer`` policies.
 
-This is the fixed-step baseline of the Mixer ablations; the adaptive switcher and corrector extend it.
-Semantics of ``at: N`` with ``unit: step``: updates 1..N use phase 1, update N+1 onwards phase 2; the
-``switch`` event is recorded at step N+1, the first update of phase 2. With ``unit: epoch`` the switch
-happens after epoch N ends (epochs count from 1).
+- ``switch``: ``at: N`` (fixed step or epoch), ``never``, or the adaptive ``theta``/``K`` rule
+  (``switcher.py``); no corrector unless asked.
+- ``mixer`` (000): the same stepper with the paper's defaults: K-FAC (``inverse: cholesky``) then SGD with
+  momentum, adaptive switch ``theta 0.001, K 5``, corrector ``T1 10, mu 0.8``.
+
+Steps count from 1. The rule observes update t's loss; if it fires, update t+1 is the first after the switch
+and the ``switch`` event is recorded at t+1 (so ``at: N`` means updates 1..N in phase 1).
+
+Corrector (gradient-vector correction, ALGORITHMS.md §3): for ``T1`` updates after the switch the direction is
+``d = mu·g + (1 − mu)·d_second`` with ``g`` the mini-batch gradient and ``d_second`` the phase-1 optimizer's
+preconditioned gradient from its cached preconditioner (``precondition_grads()``; the factors are frozen),
+applied through a momentum buffer ``v ← beta·v + d``, ``w ← w − lr·v`` with ``lr`` phase 2's learning rate.
+Then the phase-1 state is released (``release()``: factors, caches and hooks freed, memory falls to the
+first-order level), phase 2 is built, and when phase 2 is SGD with momentum its momentum buffer starts from
+``v``. ``T1: 0`` switches directly (the ablation without corrector). Events: ``switch`` (detail: from, to,
+rule, score = mean loss-change rate for the adaptive rule) and ``fusion_end``.
+
+``lr_rule: {name: gen, phi, gamma, ...}`` wraps both phases' optimizers in GeN (the corrector's fused
+updates use phase 2's base learning rate).
 """
 
 from __future__ import annotations
@@ -15,8 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperswitch.config.validate import check_keys, choice, number
+from hyperswitch.config.validate import check_keys, number, require_mapping
 from hyperswitch.errors import ConfigError
+from hyperswitch.optim.registry import build_optimizer, resolve_hparams
 from hyperswitch.switching._base import (
     Event,
     LossFn,
@@ -27,20 +43,32 @@ from hyperswitch.switching._base import (
     optimizer_state_bytes,
     optimizer_step,
 )
-from hyperswitch.switching._probe import check_optimizer_values
+from hyperswitch.switching._probe import check_optimizer_values, probe_loss, probe_model
 from hyperswitch.switching._registry import register_policy
+from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
+from hyperswitch.switching.switcher import Switcher, validate_switch
+
+CORRECTOR_OFF = {"T1": 0, "mu": 0.8, "beta": 0.9}
+MIXER_CORRECTOR = {"T1": 10, "mu": 0.8, "beta": 0.9}
 
 
-def validate_fixed_switch(value: Any, key: str) -> dict[str, Any] | str:
-    if value == "never":
-        return "never"
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be 'never' or a mapping like {at: N, unit: step}", value)
-    check_keys(value, ("at", "unit"), key, required=("at",))
+def validate_corrector(value: Any, key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    value = require_mapping(value if value is not None else {}, key)
+    check_keys(value, ("T1", "mu", "beta"), key)
+    full = {**defaults, **value}
     return {
-        "at": number(value["at"], f"{key}.at", integer=True, low=0),
-        "unit": choice(value.get("unit", "step"), ("step", "epoch"), f"{key}.unit"),
+        "T1": number(full["T1"], f"{key}.T1", integer=True, low=0),
+        "mu": number(full["mu"], f"{key}.mu", low=0.0, high=1.0),
+        "beta": number(full["beta"], f"{key}.beta", low=0.0, high=1.0),
     }
+
+
+def _preconditioner(opt: Any) -> Any:
+    """The object with ``precondition_grads`` (K-FAC, Shampoo), looking through GeN's ``base``."""
+    for candidate in (opt, getattr(opt, "base", None)):
+        if candidate is not None and callable(getattr(candidate, "precondition_grads", None)):
+            return candidate
+    return None
 
 
 class SwitchStepper(Stepper):
@@ -48,64 +76,118 @@ class SwitchStepper(Stepper):
         super().__init__(model, loss_fn)
         self.spec = spec
         self.names = (str(spec["phase1"]["name"]), str(spec["phase2"]["name"]))
-        self.phase = 1
+        self.corrector = spec["corrector"]
+        self.phase = "phase1"  # phase1 | fusion | phase2
         self.switch_step: int | None = None
-        self.opt1: torch.optim.Optimizer | None = self._build(spec["phase1"], "policy.phase1")
+        self.switcher = Switcher(spec["switch"])
+        self.opt1: torch.optim.Optimizer | None = self._build_phase(1)
         self.opt2: torch.optim.Optimizer | None = None
-        self._pending_epoch_switch = False
-        sw = spec["switch"]
-        if sw != "never" and sw["unit"] == "step" and sw["at"] == 0:
-            self._switch(step=1)
+        self.fusion_left = 0
+        self.velocity: list[torch.Tensor] | None = None
+        self.fusion_lr = float(resolve_hparams(spec["phase2"]).get("lr", 0.01))
+
+    def _build_phase(self, i: int) -> torch.optim.Optimizer:
+        spec = wrap_spec(self.spec[f"phase{i}"], self.spec.get("lr_rule"))
+        return build_optimizer(spec, self.model, self.loss_fn, key=f"policy.phase{i}")
 
     @property
     def active_optimizer(self) -> torch.optim.Optimizer | None:
-        return self.opt1 if self.phase == 1 else self.opt2
+        return self.opt2 if self.phase == "phase2" else self.opt1
 
     @property
     def active_name(self) -> str:
-        return self.names[self.phase - 1]
+        return {"phase1": self.names[0], "fusion": "fusion", "phase2": self.names[1]}[self.phase]
 
     def state_bytes(self) -> int:
-        return optimizer_state_bytes(self.opt1) + optimizer_state_bytes(self.opt2)
+        v = sum(t.numel() * t.element_size() for t in self.velocity) if self.velocity else 0
+        return optimizer_state_bytes(self.opt1) + optimizer_state_bytes(self.opt2) + v
 
-    def _switch(self, step: int) -> Event:
-        self.opt2 = self._build(self.spec["phase2"], "policy.phase2")
-        release = getattr(self.opt1, "release", None)
+    # --- transitions ----------------------------------------------------------------------------------
+    def _start_switch(self, step: int) -> Event:
+        self.switch_step = step
+        detail = {"from": self.names[0], "to": self.names[1], "rule": self.switcher.kind}
+        if self.switcher.score is not None:
+            detail["score"] = self.switcher.score
+        if self.corrector["T1"] > 0 and _preconditioner(self.opt1) is not None:
+            _preconditioner(self.opt1).freeze()
+            self.phase, self.fusion_left = "fusion", int(self.corrector["T1"])
+            self.velocity = [torch.zeros_like(p) for p in self._params()]
+            detail["fusion_steps"] = self.fusion_left
+        else:
+            self._enter_phase2()
+        return Event(step=step, kind="switch", detail=detail)
+
+    def _enter_phase2(self) -> None:
+        release = getattr(_preconditioner(self.opt1) or self.opt1, "release", None)
         if callable(release):
             release()
         self.opt1 = None
-        self.phase = 2
-        self.switch_step = step
-        return Event(step=step, kind="switch", detail={"from": self.names[0], "to": self.names[1],
-                                                       "rule": "fixed"})
+        self.opt2 = self._build_phase(2)
+        if self.velocity is not None:
+            target = getattr(self.opt2, "base", self.opt2)
+            if isinstance(target, torch.optim.SGD) and target.param_groups[0].get("momentum", 0) > 0:
+                for p, v in zip(self._params(), self.velocity, strict=True):
+                    target.state[p]["momentum_buffer"] = v.clone()
+        self.velocity = None
+        self.phase = "phase2"
+
+    def _params(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    # --- stepping -------------------------------------------------------------------------------------
+    def _fused_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        params = self._params()
+        for p in params:
+            p.grad = None
+        loss = self.loss_fn(self.model(inputs), targets)
+        loss.backward()
+        second = _preconditioner(self.opt1).precondition_grads()
+        mu, beta = self.corrector["mu"], self.corrector["beta"]
+        assert self.velocity is not None
+        with torch.no_grad():
+            for p, v in zip(params, self.velocity, strict=True):
+                if p.grad is None:
+                    continue
+                d = mu * p.grad + (1.0 - mu) * second.get(p, p.grad)
+                v.mul_(beta).add_(d)
+                p.add_(v, alpha=-self.fusion_lr)
+        return loss.detach()
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> StepReport:
         self.step_count += 1
         events: list[Event] = []
-        sw = self.spec["switch"]
-        if self.phase == 1 and sw != "never":
-            due = (sw["unit"] == "step" and self.step_count > sw["at"]) or self._pending_epoch_switch
-            if due:
-                events.append(self._switch(self.step_count))
-        opt = self.active_optimizer
-        assert opt is not None
-        lr = current_lr(opt)
-        loss = optimizer_step(opt, self.model, self.loss_fn, inputs, targets)
-        return StepReport(step=self.step_count, loss=float(loss), lr=lr, optimizer=self.active_name,
-                          switched=bool(events), events=events)
+        if self.phase == "phase1" and self.switcher.due:
+            events.append(self._start_switch(self.step_count))
+        if self.phase == "fusion":
+            lr = self.fusion_lr
+            name = self.active_name
+            loss = self._fused_step(inputs, targets)
+            self.fusion_left -= 1
+            if self.fusion_left == 0:
+                self._enter_phase2()
+                events.append(Event(step=self.step_count, kind="fusion_end",
+                                    detail={"from": "fusion", "to": self.names[1]}))
+        else:
+            opt = self.active_optimizer
+            assert opt is not None
+            lr, name = current_lr(opt), self.active_name
+            loss = optimizer_step(opt, self.model, self.loss_fn, inputs, targets)
+            if self.phase == "phase1":
+                self.switcher.observe_step(self.step_count, float(loss))
+        return StepReport(step=self.step_count, loss=float(loss), lr=lr, optimizer=name,
+                          switched=any(e.kind == "switch" for e in events), events=events)
 
     def end_epoch(self, epoch: int, mean_loss: float) -> list[Event]:
-        sw = self.spec["switch"]
-        if self.phase == 1 and sw != "never" and sw["unit"] == "epoch" and epoch >= sw["at"]:
-            self._pending_epoch_switch = True
+        if self.phase == "phase1":
+            self.switcher.observe_epoch(epoch, mean_loss)
         return []
 
+    # --- state ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "step_count": self.step_count,
-            "phase": self.phase,
-            "switch_step": self.switch_step,
-            "pending_epoch_switch": self._pending_epoch_switch,
+            "step_count": self.step_count, "phase": self.phase, "switch_step": self.switch_step,
+            "switcher": self.switcher.state_dict(), "fusion_left": self.fusion_left,
+            "velocity": [v.clone() for v in self.velocity] if self.velocity is not None else None,
             "opt1": self.opt1.state_dict() if self.opt1 is not None else None,
             "opt2": self.opt2.state_dict() if self.opt2 is not None else None,
         }
@@ -113,32 +195,55 @@ class SwitchStepper(Stepper):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         state = copy.deepcopy(dict(state))  # never share buffers with the stepper it came from
         self.step_count = int(state["step_count"])
-        self._pending_epoch_switch = bool(state["pending_epoch_switch"])
-        if state["phase"] == 2 and self.phase == 1:
-            self._switch(int(state["switch_step"]))
         self.switch_step = state["switch_step"]
-        if self.opt1 is not None and state["opt1"] is not None:
-            self.opt1.load_state_dict(state["opt1"])
-        if self.opt2 is not None and state["opt2"] is not None:
+        self.switcher.load_state_dict(state["switcher"])
+        if state["phase"] == "phase2":
+            if self.phase != "phase2":
+                self._enter_phase2()
             self.opt2.load_state_dict(state["opt2"])
+            return
+        self.opt1.load_state_dict(state["opt1"])
+        if state["phase"] == "fusion":
+            _preconditioner(self.opt1).freeze()
+            self.phase, self.fusion_left = "fusion", int(state["fusion_left"])
+            self.velocity = list(state["velocity"])
 
 
 @register_policy
 class Switch(PolicyType):
-    """``type: switch``: ``phase1``, ``phase2`` optimizer specs and ``switch: {at: N, unit} | never``."""
+    """``type: switch``: ``phase1``, ``phase2``, ``switch`` (required), optional ``corrector``, ``lr_rule``."""
 
     name = "switch"
-    keys = ("type", "phase1", "phase2", "switch")
+    keys = ("type", "phase1", "phase2", "switch", "corrector", "lr_rule")
+    required: tuple[str, ...] = ("phase1", "phase2", "switch")
+    defaults: dict[str, Any] = {}
+    corrector_defaults: Mapping[str, Any] = CORRECTOR_OFF
+    adaptive_defaults = False
 
     @classmethod
     def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
-        check_keys(spec, cls.keys, key, required=("phase1", "phase2", "switch"))
-        return {
+        check_keys(spec, cls.keys, key, required=cls.required)
+        full = {**cls.defaults, **spec}
+        out = {
             "type": cls.name,
-            "phase1": check_optimizer_values(spec["phase1"], f"{key}.phase1"),
-            "phase2": check_optimizer_values(spec["phase2"], f"{key}.phase2"),
-            "switch": validate_fixed_switch(spec["switch"], f"{key}.switch"),
+            "phase1": check_optimizer_values(full["phase1"], f"{key}.phase1"),
+            "phase2": check_optimizer_values(full["phase2"], f"{key}.phase2"),
+            "switch": validate_switch(full.get("switch"), f"{key}.switch", adaptive_defaults=cls.adaptive_defaults),
+            "corrector": validate_corrector(full.get("corrector"), f"{key}.corrector", cls.corrector_defaults),
         }
+        if "lr_rule" in full and full["lr_rule"] is not None:
+            out["lr_rule"] = validate_lr_rule(full["lr_rule"], f"{key}.lr_rule")
+            for i in (1, 2):
+                check_optimizer_values(wrap_spec(out[f"phase{i}"], out["lr_rule"]), f"{key}.phase{i}")
+        if out["corrector"]["T1"] > 0 and out["switch"] != "never":
+            opt = build_optimizer(out["phase1"], probe_model(), probe_loss, key=f"{key}.phase1")
+            if _preconditioner(opt) is None:
+                raise ConfigError(f"{key}.corrector.T1", "the corrector needs a phase-1 optimizer with a cached "
+                                  "preconditioner (kfac, foof, shampoo); use T1: 0", out["corrector"]["T1"])
+            release = getattr(opt, "release", None)
+            if callable(release):
+                release()
+        return out
 
     @classmethod
     def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper:
