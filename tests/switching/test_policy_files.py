@@ -1,0 +1,60 @@
+"""Every shipped policy file loads, validates and trains digits_mlp; Mixer's parameters are searchable."""
+
+from __future__ import annotations
+
+import pytest
+
+from hyperswitch.search.space import space_from_text
+from hyperswitch.switching import load_policy
+from hyperswitch.train.loop import train_run
+from tests.conftest import ROOT
+
+POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
+
+
+def test_the_papers_settings_are_shipped():
+    names = {p.stem for p in POLICY_FILES}
+    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw"} <= names
+    mixer = load_policy(ROOT / "policies" / "mixer_paper.yaml").spec
+    assert (mixer["switch"]["theta"], mixer["switch"]["K"], mixer["corrector"]["T1"], mixer["corrector"]["mu"]) == (
+        0.001, 5, 10, 0.8)
+    gen = load_policy(ROOT / "policies" / "gen_sgd.yaml").spec["lr_rule"]
+    assert (gen["phi"], gen["gamma"]) == (8, 0.9)
+    assert load_policy(ROOT / "policies" / "ief.yaml").spec["optimizer"]["damping"] == 1e-7
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=[p.stem for p in POLICY_FILES])
+def test_policy_file_trains_digits(path):
+    policy = load_policy(path)
+    res = train_run(policy.workload or {"name": "digits_mlp"}, policy, {"steps": 40, "eval_every": 20}, seed=0)
+    assert res.status == "completed"
+    first = sum(r["loss"] for r in res.steps[:5]) / 5
+    last = sum(r["loss"] for r in res.steps[-5:]) / 5
+    assert last < first, (first, last)
+    assert res.summary["val_accuracy"] > 0.5
+
+
+def test_mixer_parameters_are_search_parameters(tmp_path):
+    text = """\
+name: mixer_params
+workload: {name: digits_mlp}
+policy:
+  type: mixer
+  phase1: {name: kfac, lr: 0.05, damping: 0.1}
+  phase2: {name: sgdm, lr: 0.05}
+  switch: {theta: $theta, K: $K}
+  corrector: {T1: $T1, mu: $mu}
+  lr_rule: {name: gen, phi: $phi, gamma: $gamma}
+parameters:
+  theta: {type: float, low: 0.0001, high: 0.1, log: true}
+  K: {type: int, low: 1, high: 10}
+  T1: {type: categorical, choices: [0, 10, 50]}
+  mu: {type: float, low: 0.5, high: 0.95}
+  phi: {type: categorical, choices: [1, 4, 8]}
+  gamma: {type: float, low: 0.5, high: 0.95}
+"""
+    space = space_from_text(text, str(tmp_path / "m.yaml"))
+    assert space.sampled_names == ["theta", "K", "T1", "mu", "phi", "gamma"]
+    _, policy = space.instantiate(space.resolve({"theta": 0.01, "K": 3, "T1": 10, "mu": 0.8, "phi": 4,
+                                                 "gamma": 0.9}))
+    assert policy["switch"] == {"theta": 0.01, "K": 3} and policy["corrector"] == {"T1": 10, "mu": 0.8}
