@@ -8,7 +8,7 @@ the other in a rotating order on fresh copies of the model, and the script print
     python bench/bench_gen.py                      # digits MLP 64-128-10 (batch 64) and 784-1024-1024-10 (256)
     python bench/bench_gen.py --models large --repeats 7 --base adamw
 
-Not a test: figures depend on the machine and its load (see docs/benchmarks_gen_natural.md).
+Not a test: figures depend on the machine and its load (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

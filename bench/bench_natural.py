@@ -9,7 +9,7 @@ with all configurations measured side by side (rotating order) and medians print
     python bench/bench_natural.py                  # MLP 784-256-256-10, batches 32 and 128
     python bench/bench_natural.py --batches 32 64 128 --hidden 512 --repeats 9
 
-Not a test: figures depend on the machine and its load (see docs/benchmarks_gen_natural.md).
+Not a test: figures depend on the machine and its load (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ step counts, factors — advances exactly once per GeN step), giving ``w' = w �
 SGD (momentum), Adam, AdamW (decoupled decay scales with lr), RMSprop, Adagrad, LAMB, Lion, PAdam, AdaBound
 (its bounds scale with ``lr``), K-FAC/FOOF/Shampoo/EF/iEF/SF (``w ← w − lr·buf``). Rejected: ``prodigy`` and
 ``dadapt_adam`` (they adapt their own step size from the history of lr-weighted updates, so neither the
-linearity nor the meaning of ``lr`` holds) and ``gen`` itself. SWATS's switch-over SGD rate is estimated
-from its lr-scaled Adam steps and so also scales with ``lr``; it is accepted. A base with a learning-rate
+linearity nor the meaning of ``lr`` holds) and ``gen`` itself. SWATS is accepted, with a caveat: at its
+switch to SGD it writes its estimated SGD rate into its param groups, which GeN overwrites with its own
+``lr`` at the next step (GeN's rate then governs the SGD phase too). A base with a learning-rate
 schedule in its param groups has it replaced by GeN's scalar ``lr`` (the same in every group).
 
 Stepping: ``batch_step(inputs, targets)``. If the base has ``batch_step`` (EF/iEF/SF) it does the forward,
@@ -43,7 +44,8 @@ second difference ``L₊ − 2L₀ + L₋`` would amplify): 3 extra forwards on 
 ``{1, 2, 5}·10^k``, ``k = −6 … 1``, plus ``100`` (25 forward passes, once) and the ``η`` of smallest loss
 becomes ``lr_0`` (and is used at that step; no fit at the first step then); ``None``: the base's own ``lr``.
 
-Defaults (pinned, registry entry ``gen``; ``order: first``, ``needs_model``, ``needs_loss``):
+Defaults (pinned, registry entry ``gen``; ``needs_model``, ``needs_loss``; ``order: first`` whatever the
+base, since a registry entry's order is static):
 
 | name        | default | rule                                          |
 |-------------|---------|-----------------------------------------------|

@@ -139,10 +139,24 @@ def tensors_bytes(obj: Any) -> int:
     return 0
 
 
-def _forward_hook(ref: weakref.ref, layer: KFACLayer, module: nn.Module, args: Any, output: Any) -> None:
-    opt = ref()
-    if opt is not None:
-        opt._on_forward(layer, module, args, output)
+def _no_hook(*args: Any) -> None:
+    return None
+
+
+class _ForwardHook:
+    """Forward hook holding the optimizer weakly. A deep copy of the model gets a no-op in its place: the
+    copy is not this optimizer's to precondition (``copy.deepcopy(model)`` must work, e.g. for EMA models)."""
+
+    def __init__(self, ref: weakref.ref, layer: KFACLayer) -> None:
+        self.ref, self.layer = ref, layer
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        opt = self.ref()
+        if opt is not None:
+            opt._on_forward(self.layer, module, args, output)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        return _no_hook
 
 
 def _grad_hook(ref: weakref.ref, layer: KFACLayer, grad: torch.Tensor) -> None:
@@ -204,7 +218,7 @@ class KFAC(torch.optim.Optimizer):
             seen.add(id(layer.weight))
             self.layers.append(layer)
             # The hook holds the optimizer weakly: a dropped optimizer does not live on in the model.
-            self._hooks.append(module.register_forward_hook(partial(_forward_hook, weakref.ref(self), layer)))
+            self._hooks.append(module.register_forward_hook(_ForwardHook(weakref.ref(self), layer)))
 
     # -- torch.optim plumbing ------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:

@@ -517,3 +517,23 @@ def test_dropped_optimizer_is_collected_and_its_hooks_are_inert():
     assert ref() is None
     x, y = _batch(0)
     F.cross_entropy(model(x), y).backward()  # the leftover hooks do nothing
+
+
+def test_deepcopy_of_model_does_not_carry_the_optimizer():
+    import copy
+
+    from hyperswitch.optim import build_optimizer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    for name in ("kfac", "foof"):
+        opt = build_optimizer({"name": name}, model)
+        x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        clone = copy.deepcopy(model)
+        nn.functional.cross_entropy(clone(x), y).backward()  # must not reach the optimizer
+        before = opt.state_bytes()
+        nn.functional.cross_entropy(clone(x), y).backward()
+        assert opt.state_bytes() == before
+        opt.release()
