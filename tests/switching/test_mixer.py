@@ -178,3 +178,45 @@ def test_gen_lr_rule_wraps_each_phase():
     lrs = [stepper.step(x, y).lr for _ in range(10)]
     assert type(stepper.opt2).__name__ == "GeN" and stepper.opt2.base.__class__ is torch.optim.SGD
     assert len(set(lrs)) > 2  # GeN moved the learning rate
+
+
+def test_switcher_never_fires_before_K_rates_exist():
+    for K in (1, 4, 7):
+        sw = Switcher({"theta": 0.5, "K": K, "unit": "step"})
+        fired = next(s for s in range(1, 50) if sw.observe_step(s, 1.0))  # rates are 0 from the 2nd loss on
+        assert fired == K + 1  # K rates need K + 1 losses
+
+
+def _loss_jump(losses, s):
+    """Mean loss over the 5 updates from the switch on minus the 5 before, and the step-to-step noise
+    (standard deviation of successive differences over the 30 updates before the switch)."""
+    import statistics
+
+    pre = losses[s - 31:s - 1]
+    noise = statistics.pstdev([b - a for a, b in zip(pre, pre[1:], strict=False)])
+    return statistics.mean(losses[s - 1:s + 4]) - statistics.mean(losses[s - 6:s - 1]), noise
+
+
+def test_mixer_on_digits_switches_and_keeps_first_order_accuracy():
+    from hyperswitch.train.loop import train_run
+
+    torch.set_num_threads(1)
+    base = {"type": "mixer", "phase1": {"name": "kfac", "lr": 0.05, "damping": 0.1},
+            "phase2": {"name": "sgdm", "lr": 0.05, "momentum": 0.9},
+            "switch": {"theta": 0.05, "K": 2, "unit": "epoch"}}
+    train = {"steps": 900, "eval_every": 100}
+    sgdm = train_run({"name": "digits_mlp"}, Policy.from_spec({"type": "single", "optimizer": base["phase2"]}),
+                     train, seed=0)
+    runs = {T1: train_run({"name": "digits_mlp"}, Policy.from_spec({**base, "corrector": {"T1": T1}}), train, seed=0)
+            for T1 in (10, 0)}
+    on = runs[10]
+    s = on.summary["switch_step"]
+    assert s is not None and 100 < s < 900
+    names = [r["optimizer"] for r in on.steps]
+    assert names[s - 2] == "kfac" and names[s - 1:s + 9] == ["fusion"] * 10 and names[s + 9] == "sgdm"
+    assert on.summary["val_accuracy"] >= sgdm.summary["val_accuracy"] - 0.01
+    jump, noise = _loss_jump([r["loss"] for r in on.steps], s)
+    assert abs(jump) <= 3 * noise, (jump, noise)
+    # Without the corrector (shown side by side in docs/benchmarks.md): same switch step, direct to SGD.
+    off = runs[0]
+    assert off.summary["switch_step"] == s and [r["optimizer"] for r in off.steps][s - 1] == "sgdm"
