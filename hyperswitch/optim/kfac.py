@@ -43,12 +43,12 @@ worker preconditions with identical matrices. Gradients are assumed already aver
 
 Switching API: ``precondition_grads()`` (direction at lr 1 from the cached preconditioner, no factor update,
 no weight decay or momentum), ``freeze()`` (no more factor/inverse updates), ``release()`` (frees factors and
-caches, removes hooks; then plain SGD(momentum)), ``state_bytes()``.
+caches, removes hooks; then plain SGD(momentum)), ``state_bytes()``. The SGD update, group checks, ``lr``
+property and checkpoint framing are shared with Shampoo (``_preconditioned.PreconditionedSGD``).
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -62,6 +62,14 @@ from torch import nn
 from hyperswitch.optim import _schedule
 from hyperswitch.optim._kfac_inverse import INVERSE_METHODS
 from hyperswitch.optim._kfac_layers import KFACLayer, make_layer
+from hyperswitch.optim._preconditioned import (  # the helpers are re-exported (they used to live here)
+    SGD_SPECS,
+    PreconditionedSGD,
+    check_choice,
+)
+from hyperswitch.optim._preconditioned import check_group as check_group
+from hyperswitch.optim._preconditioned import sgd_update as sgd_update
+from hyperswitch.optim._preconditioned import tensors_bytes as tensors_bytes
 from hyperswitch.optim._schedule import Spec
 from hyperswitch.optim.registry import register_optimizer
 
@@ -78,9 +86,7 @@ KFAC_DEFAULTS: dict[str, Any] = {
 }
 
 SPECS = {
-    "lr": Spec("lr", "must be >= 0", lambda v: v >= 0),
-    "momentum": Spec("momentum", "must be in [0, 1)", lambda v: 0 <= v < 1),
-    "weight_decay": Spec("weight_decay", "must be >= 0", lambda v: v >= 0),
+    **SGD_SPECS,
     "damping": Spec("damping", "must be > 0", lambda v: v > 0),
     "factor_decay": Spec("factor_decay", "must be in [0, 1)", lambda v: 0 <= v < 1),
     "factor_interval": Spec("factor_interval", "must be an integer >= 1", lambda v: v >= 1, integer=True),
@@ -90,53 +96,6 @@ VARIANTS = ("kfac", "foof")
 _CACHE_KEYS = ("QA", "invdA", "QG", "invdG", "LA", "LG")
 _FACTOR_KEYS = ("A", "G")
 _GLOBAL = ("damping", "factor_decay", "factor_interval", "inverse_interval", "inverse", "variant")
-
-
-def check_choice(value: Any, name: str, options: Iterable[str]) -> str:
-    options = tuple(options)
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, but got {value!r}")
-    return value
-
-
-def check_group(group: dict[str, Any]) -> None:
-    """Validate the per-group SGD settings (lr may be a schedule)."""
-    group["lr"] = _schedule.check(group["lr"], SPECS["lr"])
-    group["momentum"] = SPECS["momentum"].check_value(group["momentum"])
-    group["weight_decay"] = SPECS["weight_decay"].check_value(group["weight_decay"])
-
-
-def sgd_update(opt: torch.optim.Optimizer, directions: dict[nn.Parameter, torch.Tensor], step: int) -> None:
-    """``w ← w − lr·buf`` with ``buf ← momentum·buf + (d + weight_decay·w)`` for every parameter with a grad;
-    ``d`` is ``directions[p]`` or ``p.grad``."""
-    for group in opt.param_groups:
-        lr = _schedule.value_at(group["lr"], step, SPECS["lr"])
-        wd, mom = group["weight_decay"], group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            d = directions.get(p, p.grad)
-            if wd != 0:
-                d = d.add(p, alpha=wd)
-            if mom != 0:
-                st = opt.state[p]
-                buf = st.get("momentum_buffer")
-                if buf is None:
-                    buf = st["momentum_buffer"] = d.detach().clone()
-                else:
-                    buf.mul_(mom).add_(d)
-                d = buf
-            p.add_(d, alpha=-lr)
-
-
-def tensors_bytes(obj: Any) -> int:
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(tensors_bytes(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return sum(tensors_bytes(v) for v in obj)
-    return 0
 
 
 def _no_hook(*args: Any) -> None:
@@ -165,8 +124,11 @@ def _grad_hook(ref: weakref.ref, layer: KFACLayer, grad: torch.Tensor) -> None:
         opt._on_output_grad(layer, grad)
 
 
-class KFAC(torch.optim.Optimizer):
+class KFAC(PreconditionedSGD):
     """K-FAC (or FOOF) preconditioned SGD for the Linear/Conv2d layers of ``model``; see the module doc."""
+
+    STATE_KEY = "kfac"
+    SPECS = SPECS
 
     def __init__(
         self,
@@ -192,15 +154,10 @@ class KFAC(torch.optim.Optimizer):
         self.inverse_interval = _schedule.check(inverse_interval, SPECS["inverse_interval"])
         self.inverse = check_choice(inverse, "inverse", INVERSE_METHODS)
         self.variant = check_choice(variant, "variant", VARIANTS)
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        super().__init__(params, lr, momentum, weight_decay)
         self.process_group = process_group
-        self.steps = 0
         self.last_factor_step: int | None = None
-        self.last_inverse_step: int | None = None
         self.factor_updates = 0
-        self.inverse_updates = 0
-        self.frozen = False
-        self.released = False
         self.layers: list[KFACLayer] = []
         self.skipped: list[str] = []
         self._hooks: list[Any] = []
@@ -219,28 +176,6 @@ class KFAC(torch.optim.Optimizer):
             self.layers.append(layer)
             # The hook holds the optimizer weakly: a dropped optimizer does not live on in the model.
             self._hooks.append(module.register_forward_hook(_ForwardHook(weakref.ref(self), layer)))
-
-    # -- torch.optim plumbing ------------------------------------------------------------------------
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_group(self.param_groups[-1])
-
-    @property
-    def lr(self) -> float:
-        """The current learning rate of the first group (what ``current_lr`` reports)."""
-        return float(_schedule.value_at(self.param_groups[0]["lr"], self.steps, SPECS["lr"]))
-
-    @lr.setter
-    def lr(self, value: Any) -> None:
-        value = _schedule.check(value, SPECS["lr"])
-        for g in self.param_groups:
-            g["lr"] = value
-
-    def _value(self, name: str, step: int) -> Any:
-        return _schedule.value_at(getattr(self, name), step, SPECS[name])
-
-    def _due(self, last: int | None, name: str, step: int) -> bool:
-        return last is None or step - last >= self._value(name, step)
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _capturing(self, module: nn.Module) -> bool:
@@ -323,7 +258,7 @@ class KFAC(torch.optim.Optimizer):
                 cache = method.build(st["A"], st.get("G") if self.variant == "kfac" else None, damping)
             except RuntimeError as exc:  # non-finite factors (a diverged run) or a failed decomposition
                 warnings.warn(f"K-FAC: {self.inverse} update of layer {layer.name!r} failed at step {step}; "
-                              f"keeping its previous preconditioner ({exc})", RuntimeWarning, stacklevel=3)
+                              f"keeping its previous preconditioner ({exc})", RuntimeWarning, stacklevel=4)
                 continue
             for k in _CACHE_KEYS:
                 st.pop(k, None)
@@ -346,20 +281,12 @@ class KFAC(torch.optim.Optimizer):
             out.update(layer.split(method.apply(st, m, self.variant == "kfac")))
         return out
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        k = self.steps
-        if not self.frozen and not self.released:
-            if self._due(self.last_factor_step, "factor_interval", k):
-                self._update_factors(k)
-            self._update_inverses(k)
-        sgd_update(self, self._directions(), k)
-        self.steps += 1
-        return loss
+    def _step_directions(self, step: int) -> dict[nn.Parameter, torch.Tensor]:
+        if not self.frozen:
+            if self._due(self.last_factor_step, "factor_interval", step):
+                self._update_factors(step)
+            self._update_inverses(step)
+        return self._directions()
 
     # -- switching API -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -367,17 +294,16 @@ class KFAC(torch.optim.Optimizer):
         """Direction at lr 1 for every parameter with a grad, from the cached preconditioner (raw gradient
         where there is none); updates nothing, applies neither weight decay nor momentum."""
         dirs = self._directions()
-        return {p: dirs[p] if p in dirs else p.grad.detach().clone()
-                for g in self.param_groups for p in g["params"] if p.grad is not None}
+        return {p: dirs[p] if p in dirs else p.grad.detach().clone() for p in self._params()}
 
     def freeze(self) -> None:
         """Stop factor and inverse updates; the cached preconditioner keeps being used."""
-        self.frozen = True
+        super().freeze()
         for layer in self.layers:
             layer.clear_pending()
 
-    def release(self) -> None:
-        """Free factors and caches and remove the hooks; later steps are plain SGD(momentum)."""
+    def _release_state(self) -> None:
+        """Free factors and caches and remove the hooks (``release``: later steps are plain SGD(momentum))."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
@@ -387,38 +313,31 @@ class KFAC(torch.optim.Optimizer):
             for k in _FACTOR_KEYS + _CACHE_KEYS:
                 st.pop(k, None)
         self.layers = []
-        self.released = True
 
-    def state_bytes(self) -> int:
-        """Bytes of the optimizer's state tensors (factors, caches, momentum, pending batch factors)."""
-        return tensors_bytes(list(self.state.values())) + sum(la.pending_bytes() for la in self.layers)
+    def _extra_bytes(self) -> int:
+        """Pending batch factors (``state_bytes`` adds factors, caches and momentum)."""
+        return sum(la.pending_bytes() for la in self.layers)
 
     # -- checkpointing -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        sd = super().state_dict()
-        sd["kfac"] = {
+    def _extra_state(self) -> dict[str, Any]:
+        return {
             "steps": self.steps, "last_factor_step": self.last_factor_step,
             "last_inverse_step": self.last_inverse_step, "factor_updates": self.factor_updates,
             "inverse_updates": self.inverse_updates, "frozen": self.frozen, "released": self.released,
             "layers": [la.name for la in self.layers], **{k: getattr(self, k) for k in _GLOBAL},
         }
-        return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a checkpoint (deep-copied: unlike torch.optim, no tensor is shared with ``state_dict``)."""
-        state_dict = copy.deepcopy(dict(state_dict))
-        extra = state_dict.pop("kfac")
+    def _check_extra_state(self, extra: dict[str, Any]) -> None:
         if extra["released"] and not self.released:
             self.release()
         names = [la.name for la in self.layers]
         if not extra["released"] and extra["layers"] != names:
             raise ValueError(f"K-FAC layers must match the checkpoint's {extra['layers']}, but got {names}")
-        super().load_state_dict(state_dict)
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
         for k in ("steps", "last_factor_step", "last_inverse_step", "factor_updates", "inverse_updates",
                   "frozen", *_GLOBAL):
             setattr(self, k, extra[k])
-        for group in self.param_groups:
-            check_group(group)
 
 
 class FOOF(KFAC):

@@ -34,12 +34,13 @@ Memory is ``m² + n²`` (plus the same again for the cached roots) per ``m × n`
 every worker holds identical statistics without communication.
 
 Switching API as K-FAC: ``precondition_grads()`` (cached roots, statistics not updated, graft included, no
-weight decay or momentum), ``freeze()``, ``release()`` (then plain SGD(momentum)), ``state_bytes()``.
+weight decay or momentum), ``freeze()``, ``release()`` (then plain SGD(momentum)), ``state_bytes()``. The SGD
+update, group checks, ``lr`` property and checkpoint framing are shared with K-FAC
+(``_preconditioned.PreconditionedSGD``).
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -48,9 +49,9 @@ import torch
 from torch import nn
 
 from hyperswitch.optim import _schedule
+from hyperswitch.optim._preconditioned import PreconditionedSGD, check_choice
 from hyperswitch.optim._schedule import Spec
 from hyperswitch.optim.kfac import SPECS as KFAC_SPECS
-from hyperswitch.optim.kfac import check_choice, check_group, sgd_update, tensors_bytes
 from hyperswitch.optim.registry import register_optimizer
 
 SHAMPOO_DEFAULTS: dict[str, Any] = {
@@ -81,8 +82,11 @@ def inverse_fourth_root(mat: torch.Tensor, eps: float) -> torch.Tensor:
     return ((q * d.clamp(min=eps).pow(-0.25)) @ q.t()).to(mat.dtype)
 
 
-class Shampoo(torch.optim.Optimizer):
+class Shampoo(PreconditionedSGD):
     """Shampoo with optional grafting; see the module doc."""
+
+    STATE_KEY = "shampoo"
+    SPECS = SPECS
 
     def __init__(
         self,
@@ -98,30 +102,7 @@ class Shampoo(torch.optim.Optimizer):
         self.epsilon = _schedule.check(epsilon, SPECS["epsilon"])
         self.inverse_interval = _schedule.check(inverse_interval, SPECS["inverse_interval"])
         self.graft = check_choice(graft, "graft", GRAFTS)
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
-        self.steps = 0
-        self.last_inverse_step: int | None = None
-        self.inverse_updates = 0
-        self.frozen = False
-        self.released = False
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        check_group(self.param_groups[-1])
-
-    @property
-    def lr(self) -> float:
-        """The current learning rate of the first group."""
-        return float(_schedule.value_at(self.param_groups[0]["lr"], self.steps, SPECS["lr"]))
-
-    @lr.setter
-    def lr(self, value: Any) -> None:
-        value = _schedule.check(value, SPECS["lr"])
-        for g in self.param_groups:
-            g["lr"] = value
-
-    def _params(self) -> list[nn.Parameter]:
-        return [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        super().__init__(params, lr, momentum, weight_decay)
 
     # -- statistics ----------------------------------------------------------------------------------
     def _accumulate(self, p: nn.Parameter) -> None:
@@ -139,9 +120,7 @@ class Shampoo(torch.optim.Optimizer):
             st["diag"].addcmul_(g, g)
 
     def _update_roots(self, step: int) -> None:
-        due = (self.last_inverse_step is None
-               or step - self.last_inverse_step >= _schedule.value_at(self.inverse_interval, step,
-                                                                       SPECS["inverse_interval"]))
+        due = self._due(self.last_inverse_step, "inverse_interval", step)
         eps = float(_schedule.value_at(self.epsilon, step, SPECS["epsilon"]))
         built = False
         for p in self._params():
@@ -151,7 +130,7 @@ class Shampoo(torch.optim.Optimizer):
                     roots = inverse_fourth_root(st["L"], eps), inverse_fourth_root(st["R"], eps)
                 except RuntimeError as exc:  # non-finite statistics (a diverged run)
                     warnings.warn(f"Shampoo: root update failed at step {step}; keeping the previous roots "
-                                  f"(raw gradient if none) ({exc})", RuntimeWarning, stacklevel=3)
+                                  f"(raw gradient if none) ({exc})", RuntimeWarning, stacklevel=4)
                     continue
                 st["L_root"], st["R_root"] = roots
                 built = True
@@ -185,24 +164,12 @@ class Shampoo(torch.optim.Optimizer):
         dn = d.norm()
         return d * (ref.norm() / dn) if dn > 0 else d
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        k = self.steps
-        if not self.released:
-            if not self.frozen:
-                for p in self._params():
-                    self._accumulate(p)
-                self._update_roots(k)
-            dirs = {p: self._direction(p, k, commit=True) for p in self._params()}
-        else:
-            dirs = {}
-        sgd_update(self, dirs, k)
-        self.steps += 1
-        return loss
+    def _step_directions(self, step: int) -> dict[nn.Parameter, torch.Tensor]:
+        if not self.frozen:
+            for p in self._params():
+                self._accumulate(p)
+            self._update_roots(step)
+        return {p: self._direction(p, step, commit=True) for p in self._params()}
 
     # -- switching API -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -213,38 +180,17 @@ class Shampoo(torch.optim.Optimizer):
             return {p: p.grad.detach().clone() for p in self._params()}
         return {p: self._direction(p, self.steps, commit=False) for p in self._params()}
 
-    def freeze(self) -> None:
-        """Stop updating the statistics and roots; the cached roots keep being used."""
-        self.frozen = True
-
-    def release(self) -> None:
-        """Free the statistics, roots and graft state; later steps are plain SGD(momentum)."""
+    def _release_state(self) -> None:
+        """Free the statistics, roots and graft state (``release``: later steps are plain SGD(momentum))."""
         for st in self.state.values():
             for k in _STAT_KEYS:
                 st.pop(k, None)
-        self.released = True
-
-    def state_bytes(self) -> int:
-        """Bytes of the optimizer's state tensors."""
-        return tensors_bytes(list(self.state.values()))
 
     # -- checkpointing -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        sd = super().state_dict()
-        sd["shampoo"] = {"steps": self.steps, "last_inverse_step": self.last_inverse_step,
-                         "inverse_updates": self.inverse_updates, "frozen": self.frozen,
-                         "released": self.released, **{k: getattr(self, k) for k in _GLOBAL}}
-        return sd
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a checkpoint (deep-copied: no tensor is shared with ``state_dict``)."""
-        state_dict = copy.deepcopy(dict(state_dict))
-        extra = state_dict.pop("shampoo")
-        super().load_state_dict(state_dict)
-        for k, v in extra.items():
-            setattr(self, k, v)
-        for group in self.param_groups:
-            check_group(group)
+    def _extra_state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "last_inverse_step": self.last_inverse_step,
+                "inverse_updates": self.inverse_updates, "frozen": self.frozen,
+                "released": self.released, **{k: getattr(self, k) for k in _GLOBAL}}
 
 
 @register_optimizer("shampoo", defaults=SHAMPOO_DEFAULTS, order="second")
