@@ -141,6 +141,15 @@ class StudyStore:
             return None
         return pq.read_table(path).to_pylist()[0]
 
+    def find_trial(self, trial_id: str) -> dict[str, Any] | None:
+        """A trial's row from its part, else from the compacted table (another trial's settling may already
+        have folded it in), else None."""
+        row = self.read_trial_part(trial_id)
+        if row is not None or not self.table_path("trials").exists():
+            return row
+        table = pq.read_table(self.table_path("trials"), filters=[("trial_id", "=", trial_id)])
+        return table.to_pylist()[0] if table.num_rows else None
+
     def part_trial_ids(self, finished_only: bool = True) -> list[str]:
         if not self.parts.exists():
             return []

@@ -131,7 +131,7 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
             tid = cfg.get("trial_id")
             if tid is None:
                 return
-            row = store.read_trial_part(tid)
+            row = store.find_trial(tid)  # the part, or the table if a compaction already folded it in
             if row is None:  # died before its first evaluation
                 row = trial_row(space, cfg, None, ERROR, error=error or "trial ended without results")
                 store.write_trial_parts(row, [], [])

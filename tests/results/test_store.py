@@ -73,3 +73,16 @@ def test_parameter_columns_of_different_types_merge(tmp_path):
     store.compact()
     t = open_study(store.root).trials.set_index("trial_id")
     assert t.loc["c0001-s0", "switch_at"] == 50
+
+
+def test_find_trial_after_compaction_folded_it_in(tmp_path):
+    # The driver settles a trial after the trial wrote its final part; another trial's compaction may have
+    # folded that part into trials.parquet in between. The row must still be found, not taken for lost.
+    store = make_store(tmp_path)
+    store.write_trial_parts(row("c0000-s0"), steps(2), [])
+    store.write_trial_parts(row("c0000-s1", acc=0.5), steps(2), [])
+    store.compact()
+    assert store.read_trial_part("c0000-s1") is None
+    found = store.find_trial("c0000-s1")
+    assert found["status"] == "completed" and found["val_accuracy"] == 0.5
+    assert store.find_trial("c0009-s0") is None
