@@ -14,7 +14,7 @@ Subclasses override the short hooks ``_step_directions``, ``_release_state``, ``
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -68,9 +68,10 @@ def sgd_update(opt: torch.optim.Optimizer, directions: dict[nn.Parameter, torch.
 
 
 def tensors_bytes(obj: Any) -> int:
+    """Bytes of every tensor reachable in ``obj`` (nested mappings, lists, tuples): optimizer state."""
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return sum(tensors_bytes(v) for v in obj.values())
     if isinstance(obj, list | tuple):
         return sum(tensors_bytes(v) for v in obj)

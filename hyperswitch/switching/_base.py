@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from hyperswitch.optim._preconditioned import tensors_bytes as tensor_bytes
 from hyperswitch.optim.registry import build_optimizer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -63,17 +64,6 @@ def current_lr(opt: torch.optim.Optimizer) -> float:
     if lr is None:
         lr = opt.param_groups[0].get("lr", float("nan"))
     return float(lr)
-
-
-def tensor_bytes(obj: Any) -> int:
-    """Bytes of every tensor reachable in an optimizer's state (nested dicts/lists)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, Mapping):
-        return sum(tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return sum(tensor_bytes(v) for v in obj)
-    return 0
 
 
 def optimizer_state_bytes(opt: torch.optim.Optimizer | None) -> int:
