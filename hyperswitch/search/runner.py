@@ -38,9 +38,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-class _DropTokenNotice(logging.Filter):
+class _DropNotices(logging.Filter):
+    """Ray notices that say nothing to a hyperswitch user (our own lines cover them)."""
+
+    NOTICES = ("Token authentication is enabled for this Ray cluster",  # token auth stays on; we say nothing
+               "`Study.stop` is supposed to be invoked")  # OptunaSearch when a grid is exhausted: expected
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Token authentication is enabled for this Ray cluster" not in record.getMessage()
+        return not any(n in record.getMessage() for n in self.NOTICES)
 
 
 def quiet_tune(verbose: bool) -> None:
@@ -69,8 +74,9 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
     quiet_tune(verbose)
     if ray.is_initialized():
         return
-    for name in ("ray", "ray._private.authentication.authentication_token_setup"):
-        logging.getLogger(name).addFilter(_DropTokenNotice())
+    for name in ("ray", "ray._private.authentication.authentication_token_setup", "ray.tune.search.optuna",
+                 "ray.tune.search.optuna.optuna_search"):
+        logging.getLogger(name).addFilter(_DropNotices())
     if address:
         # The package travels with the job so that the cluster's workers run this driver's hyperswitch.
         import hyperswitch
