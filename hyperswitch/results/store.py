@@ -32,6 +32,19 @@ from hyperswitch.results.schema import (
 TABLES = ("trials", "steps", "events")
 
 
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+    """Read one Parquet file through one open handle, or None if it is gone.
+
+    One handle matters: writers replace files atomically, and a reader that opened the path twice (footer,
+    then pages) could mix the old file's footer with the new file's pages.
+    """
+    try:
+        with open(path, "rb") as f:
+            return pq.ParquetFile(f).read(columns=columns)
+    except FileNotFoundError:
+        return None
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -136,10 +149,8 @@ class StudyStore:
         write_table_atomic(trial_table(row), self.part_path(tid, "trials"))
 
     def read_trial_part(self, trial_id: str) -> dict[str, Any] | None:
-        path = self.part_path(trial_id, "trials")
-        if not path.exists():
-            return None
-        return pq.read_table(path).to_pylist()[0]
+        table = read_parquet(self.part_path(trial_id, "trials"))
+        return table.to_pylist()[0] if table is not None else None
 
     def find_trial(self, trial_id: str) -> dict[str, Any] | None:
         """A trial's row from its part, else from the compacted table (another trial's settling may already
@@ -147,7 +158,10 @@ class StudyStore:
         row = self.read_trial_part(trial_id)
         if row is not None or not self.table_path("trials").exists():
             return row
-        table = pq.read_table(self.table_path("trials"), filters=[("trial_id", "=", trial_id)])
+        table = read_parquet(self.table_path("trials"))
+        if table is None:
+            return None
+        table = table.filter(pc.equal(table.column("trial_id"), trial_id))
         return table.to_pylist()[0] if table.num_rows else None
 
     def part_trial_ids(self, finished_only: bool = True) -> list[str]:
@@ -157,8 +171,8 @@ class StudyStore:
         for p in sorted(self.parts.glob("*.trials.parquet")):
             tid = p.name[: -len(".trials.parquet")]
             if finished_only:
-                status = pq.read_table(p, columns=["status"]).column("status")[0].as_py()
-                if status not in FINISHED_STATUSES:
+                table = read_parquet(p, columns=["status"])
+                if table is None or table.column("status")[0].as_py() not in FINISHED_STATUSES:
                     continue
             ids.append(tid)
         return ids
@@ -176,15 +190,28 @@ class StudyStore:
 
     # --- tables -------------------------------------------------------------------------------------
     def read_tables(self, include_running: bool = False) -> dict[str, pa.Table | None]:
-        """The three tables: compacted rows plus finished (and, if asked, running) parts; parts win."""
+        """The three tables: compacted rows plus finished (and, if asked, running) parts; parts win.
+
+        Safe while trials write and the driver compacts: parts are read before the compacted tables, so a
+        compaction in between can only show a trial twice (and the part copy wins), never lose it.
+        """
         ids = self.part_trial_ids(finished_only=not include_running)
+        parts: dict[str, list[pa.Table]] = {table: [] for table in TABLES}
+        read_ids = []
+        for tid in ids:
+            got = {table: read_parquet(self.part_path(tid, table)) for table in TABLES}
+            if got["trials"] is None:  # compacted (or discarded) meanwhile: the main table has it
+                continue
+            read_ids.append(tid)
+            for table, t in got.items():
+                if t is not None:
+                    parts[table].append(t)
         out: dict[str, pa.Table | None] = {}
         for table in TABLES:
-            main = pq.read_table(self.table_path(table)) if self.table_path(table).exists() else None
-            parts = [pq.read_table(self.part_path(t, table)) for t in ids if self.part_path(t, table).exists()]
-            if main is not None and ids:
-                main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(ids))))
-            out[table] = concat([main, *parts])
+            main = read_parquet(self.table_path(table))
+            if main is not None and read_ids:
+                main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(read_ids))))
+            out[table] = concat([main, *parts[table]])
         return out
 
     def compact(self) -> int:

@@ -86,3 +86,39 @@ def test_find_trial_after_compaction_folded_it_in(tmp_path):
     found = store.find_trial("c0000-s1")
     assert found["status"] == "completed" and found["val_accuracy"] == 0.5
     assert store.find_trial("c0009-s0") is None
+
+
+def test_reading_while_trials_rewrite_parts_and_driver_compacts(tmp_path):
+    """Readers (dashboard, `studies`, tests polling) run while a trial replaces its running part at every
+    evaluation and the driver compacts: every read succeeds and never loses a finished trial."""
+    import threading
+
+    store = make_store(tmp_path)
+    store.write_trial_parts(row("c0000-s0"), steps(50), [])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            store.write_trial_parts(row("c0001-s0", status="running"), steps(1 + i % 300), [])
+            if i % 7 == 0:
+                store.write_trial_parts(row(f"c1{i:03d}-s0"), steps(3), [])
+                store.compact()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(150):
+            try:
+                study = open_study(store.root, include_running=True)
+                assert "c0000-s0" in set(study.trials.trial_id)
+                assert study.trials.trial_id.is_unique
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[0]
