@@ -14,13 +14,22 @@ POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
 
 def test_the_papers_settings_are_shipped():
     names = {p.stem for p in POLICY_FILES}
-    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw"} <= names
+    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw", "iomt_paper", "mixer_gen"} <= names
     mixer = load_policy(ROOT / "policies" / "mixer_paper.yaml").spec
     assert (mixer["switch"]["theta"], mixer["switch"]["K"], mixer["corrector"]["T1"], mixer["corrector"]["mu"]) == (
         0.001, 5, 10, 0.8)
     gen = load_policy(ROOT / "policies" / "gen_sgd.yaml").spec["lr_rule"]
     assert (gen["phi"], gen["gamma"]) == (8, 0.9)
     assert load_policy(ROOT / "policies" / "ief.yaml").spec["optimizer"]["damping"] == 1e-7
+    combo = load_policy(ROOT / "policies" / "mixer_gen.yaml").spec
+    assert combo["type"] == "mixer" and combo["lr_rule"]["name"] == "gen"
+
+
+def test_top_level_api_is_the_design_contract():
+    import hyperswitch
+
+    pol = hyperswitch.load_policy(ROOT / "policies" / "mixer_paper.yaml")
+    assert isinstance(pol, hyperswitch.Policy) and pol.type == "mixer"
 
 
 @pytest.mark.parametrize("path", POLICY_FILES, ids=[p.stem for p in POLICY_FILES])
