@@ -14,7 +14,8 @@ POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
 
 def test_the_papers_settings_are_shipped():
     names = {p.stem for p in POLICY_FILES}
-    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw", "iomt_paper", "mixer_gen"} <= names
+    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw", "iomt_paper",
+            "mixer_gen"} <= names
     mixer = load_policy(ROOT / "policies" / "mixer_paper.yaml").spec
     assert (mixer["switch"]["theta"], mixer["switch"]["K"], mixer["corrector"]["T1"], mixer["corrector"]["mu"]) == (
         0.001, 5, 10, 0.8)
