@@ -101,9 +101,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from hyperswitch.search.space import load_space
 
     space = load_space(args.space)
-    run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
-              verbose=args.verbose, samples=args.samples, seeds=args.seeds, out=lambda s: print(s, flush=True))
-    return 0
+    study = run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
+                      verbose=args.verbose, samples=args.samples, seeds=args.seeds,
+                      out=lambda s: print(s, flush=True))
+    return 130 if study.meta.get("status") == "interrupted" else 0  # 130: the shell's code for Ctrl-C
 
 
 def _fmt_metric(v: object) -> str:

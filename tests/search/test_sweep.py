@@ -185,7 +185,7 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, t
     wait_finished(2, proc)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
-    assert "interrupted:" in out and "--resume" in out
+    assert proc.returncode == 130 and "interrupted:" in out and "--resume" in out
     after_int = open_study(storage / "tiny")
     assert after_int.meta["status"] == "interrupted" and 2 <= len(after_int.trials) < 12
     kept = dict(zip(after_int.trials.trial_id, after_int.trials.wall_time_s, strict=True))
