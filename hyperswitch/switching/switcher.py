@@ -71,23 +71,20 @@ class Switcher:
             if mean < self.spec["theta"]:
                 self.due, self.score = True, mean
 
-    def observe_step(self, step: int, loss: float) -> bool:
-        if self.due or self.unit != "step":
+    def _observe(self, unit: str, index: int, loss: float) -> bool:
+        if self.due or self.unit != unit:
             return self.due
         if self.kind == "fixed":
-            self.due = step >= self.spec["at"]
+            self.due = index >= self.spec["at"]
         else:
             self._rate(loss)
         return self.due
 
+    def observe_step(self, step: int, loss: float) -> bool:
+        return self._observe("step", step, loss)
+
     def observe_epoch(self, epoch: int, mean_loss: float) -> bool:
-        if self.due or self.unit != "epoch":
-            return self.due
-        if self.kind == "fixed":
-            self.due = epoch >= self.spec["at"]
-        else:
-            self._rate(mean_loss)
-        return self.due
+        return self._observe("epoch", epoch, mean_loss)
 
     def state_dict(self) -> dict[str, Any]:
         return {"prev": self.prev, "rates": list(self.rates), "due": self.due, "score": self.score}
