@@ -73,6 +73,7 @@ import torch
 from torch import nn
 
 from hyperswitch.errors import ConfigError
+from hyperswitch.optim._dist import global_mean
 from hyperswitch.optim.registry import build_optimizer, optimizer_names, register_optimizer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -118,6 +119,8 @@ def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> Non
 
 class GeN(torch.optim.Optimizer):
     """GeN around an existing ``base`` optimizer of the same parameters; see the module doc."""
+
+    returns_global_loss = True  # its losses are means over workers already (see _dist)
 
     def __init__(
         self,
@@ -199,18 +202,19 @@ class GeN(torch.optim.Optimizer):
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, rng: Any) -> float:
         _set_rng_state(rng)
         self.extra_forwards += 1
-        return float(self.loss_fn(self.model(inputs), targets))
+        return float(global_mean(self.loss_fn(self.model(inputs), targets)))  # the same fit on every worker
 
     def _base_update(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         batch_step = getattr(self.base, "batch_step", None)
         if batch_step is not None:
-            return batch_step(inputs, targets)
+            loss = batch_step(inputs, targets)
+            return loss if getattr(self.base, "returns_global_loss", False) else global_mean(loss)
         self.base.zero_grad(set_to_none=True)
         with torch.enable_grad():
             loss = self.loss_fn(self.model(inputs), targets)
             loss.backward()
         self.base.step()
-        return loss.detach()
+        return global_mean(loss.detach())
 
     def batch_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One GeN step on the mini-batch; returns the mean loss before the update (the base's ``L0``)."""

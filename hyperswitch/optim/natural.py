@@ -174,6 +174,8 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
     direction at lr 1 from the gathered rows).
     """
 
+    returns_global_loss = True  # batch_step gathers every worker's per-sample losses
+
     name = "natural"
 
     def __init__(

@@ -46,6 +46,8 @@ TRIAL_METRIC_COLUMNS: dict[str, pa.DataType] = {
     "peak_rss_bytes": pa.int64(),
     "wall_time_s": pa.float64(),
     "samples_per_s": pa.float64(),
+    "workers": pa.int64(),
+    "restarts": pa.int64(),
     "error": pa.string(),
 }
 

@@ -168,10 +168,16 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
     return StudyCallback()
 
 
-def _carried(study: Study, space: SearchSpace) -> tuple[list[Carried], int, int]:
+def _carried(study: Study, space: SearchSpace, running: Any = None) -> tuple[list[Carried], int, int]:
     """Configurations found in the study: (those with seeds missing, how many configurations exist,
-    the next free configuration index)."""
+    the next free configuration index). ``running``: rows of trials that were running when the driver died;
+    their configurations are carried too, so that those trials run again under the same ids and continue
+    from their checkpoints."""
+    import pandas as pd
+
     trials = study.finished()
+    if running is not None and len(running):
+        trials = pd.concat([trials, running], ignore_index=True) if len(trials) else running
     carried: list[Carried] = []
     if not len(trials):
         return carried, 0, 0
@@ -180,9 +186,10 @@ def _carried(study: Study, space: SearchSpace) -> tuple[list[Carried], int, int]
         n_configs += 1
         next_index = max(next_index, int(str(cid)[1:]) + 1)
         params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
-        done = {int(s) for s in group["seed"]}
-        values = [float(v) for v in group[space.metric] if v is not None and math.isfinite(float(v))] \
-            if space.metric in group else []
+        done_rows = group[group["status"] != RUNNING]
+        done = {int(s) for s in done_rows["seed"]}
+        values = [float(v) for v in done_rows[space.metric] if v is not None and math.isfinite(float(v))] \
+            if space.metric in done_rows else []
         carried.append(Carried(str(cid), params, [s for s in space.seeds if s not in done], values))
     return carried, n_configs, next_index
 
@@ -241,14 +248,13 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
               samples: int | None = None, seeds: int | None = None) -> Study:
     """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files."""
     space = space.with_overrides(samples=samples, seeds=seeds)
-    if space.resources["workers"] != 1:
-        raise ConfigError("resources.workers", "multi-worker trials (Ray Train) are not available yet; use 1",
-                          space.resources["workers"], file=space.source)
     store = prepare_study(space, storage, name, resume)
-    discarded = store.discard_unfinished_parts()
+    everything = open_study(store.root, include_running=True).trials
+    running = everything[everything["status"] == RUNNING] if len(everything) else None
+    discarded = store.discard_unfinished_parts()  # their checkpoints hold their steps; they run again from there
     store.compact()
     study = open_study(store.root)
-    carried, n_existing, next_index = _carried(study, space)
+    carried, n_existing, next_index = _carried(study, space, running)
     n_configs = space.n_configurations()
     missing = sum(len(c.missing_seeds) for c in carried)
     remaining = max(0, n_configs - n_existing) * len(space.seeds) + missing
@@ -259,7 +265,8 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     store.update_meta(status="running", updated=_now(), sessions=sessions, n_trials_total=total)
     if resume:
         out(f"resuming {store.name}: {done} trials finished and kept, {remaining} to run"
-            + (f" ({len(discarded)} unfinished discarded and re-run)" if discarded else ""))
+            + (f" ({len(discarded)} unfinished: continued from their checkpoints where they have one)"
+               if discarded else ""))
     out(f"study {store.name}: {n_configs} configurations x {len(space.seeds)} seeds = {total} trials "
         f"({space.algorithm}, {space.max_concurrent} at a time), metric {space.metric} ({space.mode})")
     if remaining == 0:
@@ -279,7 +286,6 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
             add_evaluated(inner, c.params, sum(c.values) / len(c.values) if c.values else None)
     repeater = SeedRepeater(inner, space.seeds, space.mode, first_index=next_index,
                             carried=[c for c in carried if c.missing_seeds])
-    searcher = ConcurrencyLimiter(repeater, max_concurrent=space.max_concurrent)
     scheduler = None
     if space.scheduler["type"] == "asha":
         s = space.scheduler
@@ -292,17 +298,26 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
 
     out(f"starting {'a connection to ' + address if address else 'an embedded local Ray'} ...")
     init_ray(address, verbose=verbose)
+    concurrency = _concurrency(space, out)
+    searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")
     trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
                                      study_dir=str(store.root), samples=samples, seeds=seeds)
-    res = {"cpu": space.resources["cpus_per_worker"], "gpu": space.resources["gpus_per_worker"]}
+    r = space.resources
+    single = r["workers"] == 1
+    # One worker: the trial's own process trains, with the worker's resources. More: Ray Train workers hold
+    # the resources and the trial function only waits on them (a token share of a CPU; 0 is refused).
+    res = {"cpu": r["cpus_per_worker"], "gpu": r["gpus_per_worker"]} if single else {"cpu": 0.01}
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
+        # reusing trial processes saves ~5 s a trial; it hangs when a trial running Ray Train is stopped
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
+                                    reuse_actors=single, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
                                   callbacks=[_study_callback(store, space, progress)],
-                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                                  failure_config=tune.FailureConfig(max_failures=r["max_failures"],
+                                                                    fail_fast=False)),
     )
     interrupted = False
     try:
@@ -319,6 +334,27 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         out(f"interrupted: {finished}/{total} trials finished and saved; continue with "
             f"`hyperswitch sweep {space.source} --resume" + (f" --name {name}`" if name else "`"))
     return _finish(store, space, out)
+
+
+def _concurrency(space: SearchSpace, out: Printer) -> int:
+    """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Ray
+    Train then waits for a placement group that never comes)."""
+    import ray
+
+    r = space.resources
+    if r["workers"] == 1:
+        return space.max_concurrent
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    need = r["workers"] * r["cpus_per_worker"]
+    if need > cpus + 1e-9:
+        raise ConfigError("resources", f"a trial needs workers x cpus_per_worker = {need:g} CPUs but the Ray "
+                          f"cluster has {cpus:g}; lower cpus_per_worker (fractions work) or workers",
+                          dict(r), file=space.source)
+    fit = max(1, int((cpus + 1e-9) // need))
+    if fit < space.max_concurrent:
+        out(f"note: {space.max_concurrent} concurrent trials of {need:g} CPUs do not fit in {cpus:g} CPUs; "
+            f"running {fit} at a time")
+    return min(space.max_concurrent, fit)
 
 
 def _trial_dirname(trial: Any) -> str:

@@ -22,9 +22,11 @@ seeds: 3                              # or a list [0, 1, 2]: every configuration
 scheduler: none                       # or {type: asha, grace_period: 50, reduction_factor: 3}
 metric: val_accuracy
 mode: max
-resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0, max_failures: 2}
 max_concurrent: 2
 ```
+``resources.workers`` > 1 trains each trial data-parallel on Ray Train workers; ``max_failures``: how many
+times a trial whose process, worker or node died is restarted from its latest checkpoint.
 Every error is a ``ConfigError`` naming the file, the key, the rule and the value.
 """
 
@@ -128,7 +130,7 @@ class SearchSpace:
     metric: str = "val_accuracy"
     mode: str = "max"
     resources: dict[str, Any] = field(default_factory=lambda: {"workers": 1, "cpus_per_worker": 1,
-                                                               "gpus_per_worker": 0})
+                                                               "gpus_per_worker": 0, "max_failures": 2})
     max_concurrent: int = 2
     description: str = ""
     source: str = "<string>"
@@ -341,12 +343,13 @@ def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
 
 def _resources(value: Any) -> dict[str, Any]:
     value = require_mapping(value or {}, "resources")
-    check_keys(value, ("workers", "cpus_per_worker", "gpus_per_worker"), "resources")
+    check_keys(value, ("workers", "cpus_per_worker", "gpus_per_worker", "max_failures"), "resources")
     return {
         "workers": number(value.get("workers", 1), "resources.workers", integer=True, low=1),
         "cpus_per_worker": number(value.get("cpus_per_worker", 1), "resources.cpus_per_worker", low=0,
                                   low_open=True),
         "gpus_per_worker": number(value.get("gpus_per_worker", 0), "resources.gpus_per_worker", low=0),
+        "max_failures": number(value.get("max_failures", 2), "resources.max_failures", integer=True, low=0),
     }
 
 

@@ -1,8 +1,11 @@
-"""The Tune trial function: one configuration x one seed, trained in the trial's own process.
+"""The Tune trial function: one configuration x one seed.
 
-It writes its part files at every evaluation (status running) and at the end (final status), and reports
-to Tune at every evaluation so that ASHA can stop it. Multi-worker trials (Ray Train) come with the
-distributed-training issue; until then ``resources.workers`` must be 1.
+With ``resources.workers: 1`` the trial trains in its own process; with more it launches a Ray Train
+``TorchTrainer`` (``train.driver``) whose rank 0 records the trial. Either way the trial writes its part files
+at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation so
+that ASHA can stop it, and checkpoints through Ray's checkpoint API (``train.checkpoint_every``). A trial
+retried after a failure, or re-run by ``--resume`` after the driver died, continues from its latest
+checkpoint: each step is trained and recorded once.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from hyperswitch.results.schema import ERROR, RUNNING
 from hyperswitch.results.store import StudyStore
@@ -53,48 +59,104 @@ def objective(summary: Mapping[str, Any], metric: str) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
-              samples: int | None = None, seeds: int | None = None) -> dict[str, Any]:
-    import torch
-    from ray import tune
-
-    from hyperswitch.switching import Policy
-    from hyperswitch.train.loop import train_run
-
-    space = space_from_text(space_text, space_source).with_overrides(samples=samples, seeds=seeds)
-    store = StudyStore(study_dir)
-    torch.set_num_threads(max(1, int(space.resources["cpus_per_worker"])))
-    use_gpu = space.resources["gpus_per_worker"] > 0 and torch.cuda.is_available()
-    device = "cuda" if use_gpu else "cpu"
-    try:
-        values = space.resolve(config["params"])
-        workload, policy_spec = space.instantiate(values)
-        policy = Policy.from_spec(policy_spec)
-    except Exception as exc:  # noqa: BLE001  (a bad combination is this trial's error, not the sweep's)
-        msg = f"{type(exc).__name__}: {exc}"
-        store.write_trial_parts(trial_row(space, config, None, ERROR, error=msg), [], [])
-        return {"status": ERROR, "error": msg}
-
-    def on_eval(row: Mapping[str, Any], result: Any) -> None:
-        summary = dict(result.summary)
-        store.write_trial_parts(trial_row(space, config, values, RUNNING, summary), result.steps, result.events)
-        tune.report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
-                     "status": RUNNING})
-
-    try:
-        result = train_run(workload, policy, space.train, int(config["seed"]), device=device, on_eval=on_eval)
-    except Exception as exc:  # noqa: BLE001
-        msg = f"{type(exc).__name__}: {exc}"
-        store.write_trial_parts(trial_row(space, config, values, ERROR, error=msg), [], [])
-        traceback.print_exc()
-        return {"status": ERROR, "error": msg}
-    summary = dict(result.summary)
-    store.write_trial_parts(trial_row(space, config, values, result.status, summary), result.steps, result.events)
-    final = {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
-             "status": result.status}
-    tune.report(final)
-    return final
-
-
 def _reportable(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+
+
+def checkpoint_roots(study_dir: str | Path, trial_id: str) -> list[Path]:
+    """Where earlier sessions of a study kept this trial's checkpoints (single- and multi-worker)."""
+    root = Path(study_dir)
+    return [*sorted(root.glob(f"tune/session-*/{trial_id}")), root / "train" / trial_id]
+
+
+class TrialJob:
+    """One trial as a picklable job (see ``train.driver``): rank 0 writes the study's part files."""
+
+    def __init__(self, config: dict[str, Any], space_text: str, space_source: str, study_dir: str,
+                 samples: int | None, seeds: int | None) -> None:
+        self.config, self.space_text, self.space_source = config, space_text, space_source
+        self.study_dir, self.samples, self.seeds = study_dir, samples, seeds
+
+    def space(self) -> SearchSpace:
+        return space_from_text(self.space_text, self.space_source).with_overrides(samples=self.samples,
+                                                                                 seeds=self.seeds)
+
+    def prepare(self) -> tuple[SearchSpace, dict[str, Any], dict[str, Any], Any]:
+        """(space, parameter values, workload spec, policy); raises on a bad combination of values."""
+        from hyperswitch.switching import Policy
+
+        space = self.space()
+        values = space.resolve(self.config["params"])
+        workload, policy_spec = space.instantiate(values)
+        return space, values, workload, Policy.from_spec(policy_spec)
+
+    def record(self, status: str, summary: Mapping[str, Any] | None, result: Any = None,
+               error: str | None = None) -> None:
+        space = self.space()
+        row = trial_row(space, self.config, None, status, summary, error)
+        StudyStore(self.study_dir).write_trial_parts(row, result.steps if result is not None else [],
+                                                     result.events if result is not None else [])
+
+    def run(self, *, rank: int, world_size: int, device: torch.device, resume: Mapping[str, Any] | None,
+            report: Any) -> dict[str, Any]:
+        from hyperswitch.train.loop import train_run
+
+        space, values, workload, policy = self.prepare()
+        store = StudyStore(self.study_dir)
+
+        def on_eval(row: Mapping[str, Any], result: Any, state: dict[str, Any] | None) -> None:
+            summary = dict(result.summary)
+            if rank == 0:
+                store.write_trial_parts(trial_row(space, self.config, values, RUNNING, summary), result.steps,
+                                        result.events)
+            report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
+                    "status": RUNNING}, state)
+
+        result = train_run(workload, policy, space.train, int(self.config["seed"]), device=device, on_eval=on_eval,
+                           resume=resume, rank=rank, world_size=world_size)
+        summary = dict(result.summary)
+        if rank == 0:
+            store.write_trial_parts(trial_row(space, self.config, values, result.status, summary), result.steps,
+                                    result.events)
+        return {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
+                "status": result.status}
+
+
+def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
+              samples: int | None = None, seeds: int | None = None) -> dict[str, Any]:
+    from ray import tune
+
+    from hyperswitch.train import driver
+
+    job = TrialJob(config, space_text, space_source, study_dir, samples, seeds)
+    try:
+        space = job.space()
+        job.prepare()
+    except Exception as exc:  # noqa: BLE001  (a bad combination is this trial's error, not the sweep's)
+        msg = f"{type(exc).__name__}: {exc}"
+        job.record(ERROR, None, error=msg)
+        return {"status": ERROR, "error": msg}
+    res = space.resources
+    use_gpu = res["gpus_per_worker"] > 0 and torch.cuda.is_available()
+    trial_id = str(config["trial_id"])
+    try:
+        if res["workers"] == 1:
+            torch.set_num_threads(max(1, int(res["cpus_per_worker"])))
+            resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
+            final = job.run(rank=0, world_size=1, device=torch.device("cuda" if use_gpu else "cpu"), resume=resume,
+                            report=driver.tune_report)
+        else:
+            resume = None
+            if not (Path(study_dir) / "train" / trial_id).exists():
+                resume = driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
+            final = driver.run_data_parallel(
+                job, workers=res["workers"], use_gpu=use_gpu, cpus_per_worker=res["cpus_per_worker"],
+                gpus_per_worker=res["gpus_per_worker"], storage=Path(study_dir) / "train", name=trial_id,
+                max_failures=res["max_failures"], in_tune=True, resume=resume)
+    except Exception as exc:  # noqa: BLE001
+        msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        job.record(ERROR, None, error=msg)
+        traceback.print_exc()
+        return {"status": ERROR, "error": msg}
+    tune.report(final)
+    return final

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from hyperswitch.optim._dist import global_mean
 from hyperswitch.optim._preconditioned import tensors_bytes as tensor_bytes
 from hyperswitch.optim.registry import build_optimizer
 
@@ -48,15 +49,20 @@ class StepReport:
 def optimizer_step(
     opt: torch.optim.Optimizer, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    """One update by the registry's stepping protocol; returns the mini-batch loss before the update."""
+    """One update by the registry's stepping protocol; returns the mini-batch loss before the update.
+
+    Data parallel: the loss returned is the mean over workers (what one process on the global batch
+    sees), so that every worker's policy takes the same decisions; gradients are averaged by DDP.
+    """
     batch_step = getattr(opt, "batch_step", None)
     if batch_step is not None:
-        return batch_step(inputs, targets)
+        loss = batch_step(inputs, targets)
+        return loss if getattr(opt, "returns_global_loss", False) else global_mean(loss)
     opt.zero_grad(set_to_none=True)
     loss = loss_fn(model(inputs), targets)
     loss.backward()
     opt.step()
-    return loss.detach()
+    return global_mean(loss.detach())
 
 
 def current_lr(opt: torch.optim.Optimizer) -> float:

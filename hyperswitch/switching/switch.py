@@ -32,6 +32,7 @@ from torch import nn
 
 from hyperswitch.config.validate import check_keys, number, require_mapping
 from hyperswitch.errors import ConfigError
+from hyperswitch.optim._dist import global_mean
 from hyperswitch.optim.registry import build_optimizer, resolve_hparams
 from hyperswitch.switching._base import (
     Event,
@@ -151,7 +152,7 @@ class SwitchStepper(Stepper):
                 d = mu * p.grad + (1.0 - mu) * second.get(p, p.grad)
                 v.mul_(beta).add_(d)
                 p.add_(v, alpha=-self.fusion_lr)
-        return loss.detach()
+        return global_mean(loss.detach())
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> StepReport:
         self.step_count += 1

@@ -1,7 +1,11 @@
-"""One worker's training loop: policy steps, periodic evaluation, divergence, per-step records.
+"""One worker's training loop: policy steps, periodic evaluation, divergence, checkpoints, per-step records.
 
-Used in-process by single-worker trials and by ``hyperswitch train``. ``on_eval`` is called at every
-evaluation with the metrics so far (the Tune trial reports them); it may raise to stop the run.
+Used in-process by single-worker trials and ``hyperswitch train``, and on every Ray Train worker of a
+multi-worker trial (``rank``/``world_size``; the model is wrapped in DDP when a process group is up).
+``on_eval(row, result, state)`` is called at every evaluation but the last with the metrics so far; ``state``
+is a checkpoint (a dict for ``torch.save``) at the steps ``checkpoint_every`` asks for, else ``None``.
+``resume`` takes such a state and continues exactly where it was taken: same parameters, optimizer and
+policy state (switch phase, IOMT surrogate data), data order and records, so each step is recorded once.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from hyperswitch.config.validate import check_keys, number, require_mapping
 from hyperswitch.errors import ConfigError
+from hyperswitch.optim._dist import world_size as dist_world_size
 from hyperswitch.switching import Policy
 from hyperswitch.switching._base import tensor_bytes
 from hyperswitch.workloads import build_workload
 
 TRAIN_DEFAULTS: dict[str, Any] = {"steps": 300, "epochs": None, "eval_every": 25, "target_accuracy": None,
-                                  "divergence_loss": 1e6}
+                                  "divergence_loss": 1e6, "checkpoint_every": None}
+CHECKPOINT_FORMAT = 1
 
 
 def validate_train(spec: Any, key: str = "train") -> dict[str, Any]:
+    """``checkpoint_every``: steps between checkpoints, a multiple of ``eval_every`` (checkpoints are taken
+    at evaluations); ``null`` (default) checkpoints at every evaluation, ``0`` never."""
     spec = require_mapping(spec if spec is not None else {}, key)
     check_keys(spec, tuple(TRAIN_DEFAULTS), key)
     full = {**TRAIN_DEFAULTS, **spec}
@@ -44,8 +53,13 @@ def validate_train(spec: Any, key: str = "train") -> dict[str, Any]:
     if full["target_accuracy"] is not None:
         number(full["target_accuracy"], f"{key}.target_accuracy", low=0.0, low_open=True, high=1.0)
     number(full["divergence_loss"], f"{key}.divergence_loss", low=0.0, low_open=True)
+    ce = full["checkpoint_every"]
+    if ce is not None:
+        number(ce, f"{key}.checkpoint_every", integer=True, low=0)
+        if ce and ce % full["eval_every"]:
+            raise ConfigError(f"{key}.checkpoint_every", f"must be a multiple of eval_every ({full['eval_every']}) "
+                              "or 0 (checkpoints are taken at evaluations)", ce)
     return full
-
 
 
 @dataclass
@@ -54,10 +68,28 @@ class RunResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0  # times this run was resumed from a checkpoint
 
 
 def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _checkpoint_due(train: Mapping[str, Any], step: int) -> bool:
+    every = train["checkpoint_every"]
+    if every is None:
+        return True
+    return bool(every) and step % every == 0
+
+
+def wrap_data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP around ``model`` when a process group with more than one worker is up (gradients averaged)."""
+    if dist_world_size() == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def train_run(
@@ -67,7 +99,8 @@ def train_run(
     seed: int,
     *,
     device: str | torch.device = "cpu",
-    on_eval: Callable[[dict[str, Any], RunResult], None] | None = None,
+    on_eval: Callable[[dict[str, Any], RunResult, dict[str, Any] | None], None] | None = None,
+    resume: Mapping[str, Any] | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> RunResult:
@@ -75,8 +108,10 @@ def train_run(
     train = validate_train(train_spec)
     device = torch.device(device)
     wl = build_workload(workload_spec, seed, rank=rank, world_size=world_size).to(device)
-    stepper = policy.build(wl.model, wl.loss_fn)
-    steps_per_epoch = len(wl.train)
+    model = wrap_data_parallel(wl.model, device)
+    stepper = policy.build(model, wl.loss_fn)
+    batches = wl.train
+    steps_per_epoch = len(batches)
     total = train["steps"] if train["steps"] is not None else train["epochs"] * steps_per_epoch
     target = train["target_accuracy"]
     cuda = device.type == "cuda"
@@ -85,16 +120,35 @@ def train_run(
     param_bytes = tensor_bytes(list(wl.model.parameters())) * 2  # parameters + gradients
 
     result = RunResult(status="completed")
-    t0 = time.perf_counter()
-    step, epoch = 0, 0
+    step, epoch, skip = 0, 0, 0
     best_acc, time_to_target = -math.inf, None
     peak_bytes = 0
     last_eval: dict[str, float] = {}
-    stop = False
+    losses: list[float] = []
+    elapsed0 = 0.0
+    if resume is not None:
+        if resume.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {resume.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        wl.model.load_state_dict(resume["model"])
+        stepper.load_state_dict(resume["stepper"])
+        batches.generator.set_state(resume["epoch_generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        result.steps, result.events = list(resume["rows"]), list(resume["events"])
+        result.restarts = int(resume.get("restarts", 0)) + 1
+        step, epoch, skip = int(resume["step"]), int(resume["epoch"]) - 1, int(resume["batch_in_epoch"])
+        best_acc = float(resume["best_acc"])
+        time_to_target, peak_bytes = resume["time_to_target"], int(resume["peak_bytes"])
+        last_eval, losses, elapsed0 = dict(resume["last_eval"]), list(resume["epoch_losses"]), resume["elapsed"]
+    t0 = time.perf_counter() - elapsed0
+    stop = step >= total
     while not stop:
         epoch += 1
-        losses: list[float] = []
-        for xb, yb in wl.train:
+        epoch_generator = batches.generator.get_state()
+        if not skip:
+            losses = []
+        for b, (xb, yb) in enumerate(batches):
+            if b < skip:  # resuming mid-epoch: the same permutation, batches already trained are passed over
+                continue
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             report = stepper.step(xb, yb)
             step = report.step
@@ -120,25 +174,38 @@ def train_run(
                 result.status = "diverged"
                 result.events.append({"step": step, "kind": "diverged",
                                       "detail": json.dumps({"loss": str(report.loss)})})
-            if diverged or step >= total:
-                stop = True
+            stop = diverged or step >= total
             if row["val_loss"] is not None and on_eval is not None and not stop:  # the final report is the caller's
-                result.summary = _summary(result, stepper, last_eval, best_acc, time_to_target, peak_bytes, t0,
-                                          step, epoch, wl.train.batch_size, cuda)
-                on_eval(row, result)
+                result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
+                                          batches.batch_size, cuda, device)
+                state = None
+                if _checkpoint_due(train, step):
+                    state = {
+                        "format": CHECKPOINT_FORMAT, "step": step, "epoch": epoch, "batch_in_epoch": b + 1,
+                        "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),
+                        "model": wl.model.state_dict(), "stepper": stepper.state_dict(),
+                        "rows": list(result.steps), "events": list(result.events), "best_acc": best_acc,
+                        "time_to_target": time_to_target, "peak_bytes": peak_bytes, "last_eval": dict(last_eval),
+                        "epoch_losses": list(losses), "elapsed": time.perf_counter() - t0,
+                        "restarts": result.restarts,
+                    }
+                on_eval(row, result, state)
             if stop:
                 break
+        skip = 0
         if not stop:
             for ev in stepper.end_epoch(epoch, sum(losses) / max(len(losses), 1)):
                 result.events.append({"step": ev.step, "kind": ev.kind, "detail": ev.detail_json()})
-    result.summary = _summary(result, stepper, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
-                              wl.train.batch_size, cuda)
+    result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
+                              batches.batch_size, cuda, device)
     return result
 
 
-def _summary(result: RunResult, stepper: Any, last_eval: Mapping[str, float], best_acc: float,
-             time_to_target: float | None, peak_bytes: int, t0: float, step: int, epoch: int, batch_size: int,
-             cuda: bool) -> dict[str, Any]:
+def _summary(result: RunResult, last_eval: Mapping[str, float], best_acc: float, time_to_target: float | None,
+             peak_bytes: int, t0: float, step: int, epoch: int, batch_size: int, cuda: bool,
+             device: torch.device) -> dict[str, Any]:
+    """Per-trial metrics. Memory: on a GPU CUDA's max allocated bytes; on the CPU the bytes of parameters,
+    gradients and optimizer state (``memory_source`` says which), plus the process's peak RSS apart."""
     wall = time.perf_counter() - t0
     last_loss = result.steps[-1]["loss"] if result.steps else math.nan
     switch_step = next((e["step"] for e in result.events if e["kind"] == "switch"), None)
@@ -151,9 +218,11 @@ def _summary(result: RunResult, stepper: Any, last_eval: Mapping[str, float], be
         "epochs_done": epoch,
         "switch_step": switch_step,
         "time_to_target_s": time_to_target,
-        "peak_memory_bytes": int(torch.cuda.max_memory_allocated() if cuda else peak_bytes),
+        "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device) if cuda else peak_bytes),
         "memory_source": "cuda_max_allocated" if cuda else "cpu_tensor_bytes",
         "peak_rss_bytes": _peak_rss_bytes(),
         "wall_time_s": wall,
         "samples_per_s": step * batch_size / wall if wall > 0 else None,
+        "workers": dist_world_size(),
+        "restarts": result.restarts,
     }

@@ -1,0 +1,174 @@
+"""Running a training job on one or more workers, with checkpoints.
+
+One worker runs in the caller's process (the Tune trial's, or ``hyperswitch train``'s). More run as a Ray
+Train ``TorchTrainer`` launched from the caller (the Ray Train V2 + Tune pattern): DDP over gloo on CPUs,
+NCCL on GPUs, each worker holding its share of one global batch (``Batches``), K-FAC factors and
+per-sample-gradient rows synchronised by the optimizers themselves.
+
+A job (``TrialJob`` in ``search.trial``, ``CliJob`` here) is a picklable object with
+``run(rank, world_size, device, resume, report) -> dict``: it trains, calls ``report(metrics, state)`` at
+evaluations (``state`` a checkpoint dict or None) and returns the final metrics. ``report`` saves
+``state`` through Ray's checkpoint API: ``tune.report(..., checkpoint=)`` in a Tune trial, and on rank 0
+``ray.train.report(..., checkpoint=)`` on a Train worker. After a failure the job resumes from the latest
+checkpoint (``tune.get_checkpoint`` / ``ray.train.get_checkpoint``), so no step is trained or recorded twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_FILE = "state.pt"
+Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
+
+# Ray Train collects each worker's report at this interval (2 s by default, which made per-evaluation
+# reports cost 2 s each). Set here unless the user set it; Train propagates it to its controller and workers.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+def save_state(state: Mapping[str, Any]) -> str:
+    """Write a checkpoint dict to a new temporary folder (the caller hands it to Ray, then removes it)."""
+    d = tempfile.mkdtemp(prefix="hyperswitch-ckpt-")
+    tmp = os.path.join(d, STATE_FILE + ".tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, os.path.join(d, STATE_FILE))
+    return d
+
+
+def load_state(directory: str | Path) -> dict[str, Any]:
+    return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def tune_report(metrics: dict[str, Any], state: Mapping[str, Any] | None) -> None:
+    """Report to Tune from a trial's own process, with a checkpoint when ``state`` is given."""
+    from ray import tune
+
+    if state is None:
+        tune.report(metrics)
+        return
+    d = save_state(state)
+    try:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def tune_resume_state() -> dict[str, Any] | None:
+    """The latest checkpoint of this Tune trial (after a retry), or None."""
+    from ray import tune
+
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as d:
+        return load_state(d)
+
+
+def latest_checkpoint(roots: list[Path]) -> dict[str, Any] | None:
+    """The most advanced readable checkpoint under ``roots`` (``checkpoint_*/state.pt``), or None.
+
+    Used when a study is resumed after its driver died: the trials that were running continue from their
+    checkpoints of the earlier session. A checkpoint cut short by the crash does not load and is skipped.
+    """
+    best: tuple[int, dict[str, Any]] | None = None
+    for root in roots:
+        for f in sorted(Path(root).glob(f"checkpoint_*/{STATE_FILE}")):
+            try:
+                state = load_state(f.parent)
+            except Exception:  # noqa: BLE001  (a truncated file from a killed process)
+                continue
+            if best is None or int(state["step"]) > best[0]:
+                best = (int(state["step"]), state)
+    return best[1] if best else None
+
+
+def _worker_main(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The per-worker function of the TorchTrainer (the process group is already up)."""
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device() if cfg["use_gpu"] else torch.device("cpu")
+    torch.set_num_threads(cfg["threads"])
+    resume = None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume = load_state(d)
+    elif cfg.get("resume") is not None:
+        resume = cfg["resume"]
+
+    def report(metrics: dict[str, Any], state: Mapping[str, Any] | None) -> None:
+        if state is None or rank != 0:
+            ray.train.report(metrics)
+            return
+        d = save_state(state)
+        try:
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    return cfg["job"].run(rank=rank, world_size=world, device=device, resume=resume, report=report)
+
+
+def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker: float, gpus_per_worker: float,
+                      storage: str | Path, name: str, max_failures: int, in_tune: bool,
+                      resume: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``job`` on ``workers`` Ray Train workers; return rank 0's final metrics.
+
+    ``storage``/``name``: where Train keeps the run's checkpoints (an absolute path, shared by all nodes on a
+    multi-node cluster). A run of the same name found there is continued from its latest checkpoint.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    for k, v in TRAIN_ENV.items():
+        os.environ.setdefault(k, v)
+    resources: dict[str, float] = {"CPU": cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = gpus_per_worker or 1
+    callbacks = []
+    if in_tune:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    cfg = {"job": job, "use_gpu": use_gpu, "threads": max(1, math.floor(cpus_per_worker)), "resume": resume}
+    trainer = TorchTrainer(
+        _worker_main, train_loop_config=cfg,
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=str(Path(storage).resolve()), callbacks=callbacks,
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    return result.return_value
+
+
+class CliJob:
+    """``hyperswitch train``: one policy on one workload; returns status, summary and events."""
+
+    def __init__(self, workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any],
+                 seed: int) -> None:
+        self.workload, self.policy_spec, self.train, self.seed = dict(workload), dict(policy_spec), dict(train), seed
+
+    def run(self, *, rank: int, world_size: int, device: torch.device, resume: Mapping[str, Any] | None,
+            report: Report) -> dict[str, Any]:
+        from hyperswitch.switching import Policy
+        from hyperswitch.train.loop import train_run
+
+        result = train_run(self.workload, Policy.from_spec(self.policy_spec), self.train, self.seed, device=device,
+                           rank=rank, world_size=world_size, resume=resume,
+                           on_eval=(lambda row, res, state: report({"step": row["step"]}, state))
+                           if world_size > 1 else None)
+        return {"status": result.status, "summary": result.summary, "events": result.events,
+                "steps": result.steps if rank == 0 else []}
