@@ -76,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workload", help="workload name (default: the policy file's workload, else digits_mlp)")
     t.add_argument("--steps", type=_positive, help="training steps (default: the policy file's, else 300)")
     t.add_argument("--seed", type=_nonneg, default=0, help="seed (default 0)")
-    t.add_argument("--workers", type=_positive, default=1, help="data-parallel workers (default 1)")
-    t.add_argument("--gpu", action="store_true", help="train on a GPU")
+    t.add_argument("--workers", type=_positive, default=1,
+                   help="data-parallel workers (default 1: in this process; more: Ray Train workers, same global "
+                   "batch size)")
+    t.add_argument("--gpu", action="store_true", help="train on a GPU (one per worker; NCCL between workers)")
+    t.add_argument("--address", help="Ray cluster for --workers > 1 (default: start a local Ray)")
 
     d = sub.add_parser("dashboard", help="serve the parameter-study dashboard (not yet available)",
                        description="Serve the Dash dashboard of the studies under the storage folder.")
@@ -147,11 +150,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hyperswitch.switching import load_policy
-    from hyperswitch.train.loop import train_run, validate_train
+    from hyperswitch.train.loop import validate_train
+    from hyperswitch.workloads import validate_workload
 
     policy = load_policy(args.policy)
-    if args.workers != 1:
-        raise ConfigError("--workers", "data-parallel training is not yet available; use 1", args.workers)
     if args.gpu:
         import torch
 
@@ -160,22 +162,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     workload = dict(policy.workload or {"name": "digits_mlp"})
     if args.workload and args.workload != workload.get("name"):
         workload = {"name": args.workload}
-    from hyperswitch.workloads import validate_workload
-
     workload = validate_workload(workload, "--workload")
+    if workload.get("batch_size") and workload["batch_size"] % args.workers:
+        raise ConfigError("--workers", f"the global batch size {workload['batch_size']} must be divisible by the "
+                          "number of workers", args.workers)
     train = dict(policy.train or {"steps": 300})
     if args.steps:
         train.pop("epochs", None)
         train["steps"] = args.steps
     train = validate_train(train, "train")
-    result = train_run(workload, policy, train, args.seed, device="cuda" if args.gpu else "cpu")
-    s = result.summary
+    from hyperswitch.train.driver import run_job
+
+    out = run_job(workload, policy.spec, train, args.seed, workers=args.workers, gpu=args.gpu,
+                  address=args.address)
+    s = out["summary"]
+    where = f"{args.workers} worker{'s' if args.workers > 1 else ''}, {'GPU' if args.gpu else 'CPU'}"
     print(f"policy {policy.name} ({policy.type}: {', '.join(policy.optimizer_names())}) on {workload['name']}, "
-          f"seed {args.seed}: {result.status}")
-    for ev in result.events:
+          f"seed {args.seed}, {where}: {out['status']}")
+    for ev in out["events"]:
         print(f"  step {ev['step']:>6}  {ev['kind']:<9} {ev['detail']}")
     for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "time_to_target_s",
-              "wall_time_s", "samples_per_s", "peak_memory_bytes"):
+              "wall_time_s", "samples_per_s", "peak_memory_bytes", "memory_source", "peak_rss_bytes"):
         print(f"  {k:<18} {_fmt_metric(s.get(k))}")
     return 0
 

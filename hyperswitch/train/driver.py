@@ -172,3 +172,26 @@ class CliJob:
                            if world_size > 1 else None)
         return {"status": result.status, "summary": result.summary, "events": result.events,
                 "steps": result.steps if rank == 0 else []}
+
+
+def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any], seed: int, *,
+            workers: int = 1, gpu: bool = False, address: str | None = None,
+            storage: str | Path | None = None) -> dict[str, Any]:
+    """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
+
+    Returns ``{"status", "summary", "events", "steps"}`` (rank 0's records)."""
+    job = CliJob(workload, policy_spec, train, seed)
+    if workers == 1:
+        return job.run(rank=0, world_size=1, device=torch.device("cuda" if gpu else "cpu"), resume=None,
+                       report=lambda metrics, state: None)
+    import ray
+
+    from hyperswitch.search.runner import init_ray
+
+    init_ray(address)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    per_worker = 1.0 if cpus >= workers else math.floor(100 * cpus / workers) / 100  # fractions fit small machines
+    with tempfile.TemporaryDirectory(prefix="hyperswitch-train-") as tmp:
+        return run_data_parallel(job, workers=workers, use_gpu=gpu, cpus_per_worker=per_worker,
+                                 gpus_per_worker=1 if gpu else 0, storage=storage or tmp,
+                                 name=f"train-{os.getpid()}", max_failures=2, in_tune=False)
