@@ -21,7 +21,8 @@ WL = {"name": "digits_mlp", "batch_size": 64, "hidden": 32}
 TRAIN = {"steps": 80, "eval_every": 10}
 POLICIES = {
     "sgdm": {"type": "single", "optimizer": {"name": "sgdm", "lr": 0.05}},
-    "kfac_to_sgdm_fusion": {"type": "switch",  # fusion runs steps 36-45: the checkpoint at 40 is inside it "phase1": {"name": "kfac", "lr": 0.05, "damping": 0.1},
+    # fusion runs steps 36-45: the checkpoint at 40 is inside it
+    "kfac_to_sgdm_fusion": {"type": "switch", "phase1": {"name": "kfac", "lr": 0.05, "damping": 0.1},
                             "phase2": {"name": "sgdm", "lr": 0.05}, "switch": {"at": 35},
                             "corrector": {"T1": 10, "mu": 0.8}},
     "iomt": {"type": "iomt", "candidates": [{"name": "sgdm", "lr": 0.05}, {"name": "adam", "lr": 1e-3}],
