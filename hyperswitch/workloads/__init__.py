@@ -1,6 +1,12 @@
 """Workloads by name: models and data that need no download. Importing registers them."""
 
-from hyperswitch.workloads import digits  # noqa: F401  (registers digits_mlp)
+from hyperswitch.workloads import (  # noqa: F401  (importing a module registers its workloads)
+    digits,
+    digits_cnn,
+    least_squares,
+    synthetic,
+    tabular,
+)
 from hyperswitch.workloads._base import (
     Batches,
     Workload,

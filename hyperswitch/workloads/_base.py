@@ -69,20 +69,23 @@ class Workload:
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1024) -> dict[str, float]:
-        """Validation loss (mean) and, for classification, accuracy."""
+        """Validation loss (mean over examples) and, for classification, accuracy: the fraction of targets
+        whose class (the last dimension of the output) is predicted; a sequence model's output ``(N, T, C)``
+        against targets ``(N, T)`` counts every position."""
         was_training = self.model.training
         self.model.eval()
-        total, correct, n = 0.0, 0, self.val_x.shape[0]
+        total, correct, targets, n = 0.0, 0, 0, self.val_x.shape[0]
         for i in range(0, n, batch_size):
             xb, yb = self.val_x[i:i + batch_size], self.val_y[i:i + batch_size]
             out = self.model(xb)
             total += float(self.loss_fn(out, yb)) * xb.shape[0]
             if self.task == "classification":
-                correct += int((out.argmax(dim=1) == yb).sum())
+                correct += int((out.argmax(dim=-1) == yb).sum())
+                targets += yb.numel()
         self.model.train(was_training)
         metrics = {"val_loss": total / n}
         if self.task == "classification":
-            metrics["val_accuracy"] = correct / n
+            metrics["val_accuracy"] = correct / targets
         return metrics
 
 
