@@ -27,6 +27,8 @@ parameters:
   lr: {type: float, low: 0.01, high: 0.1, log: true}
 search: {algorithm: random, samples: 2}
 seeds: 1
+resources: {workers: 2, cpus_per_worker: 0.49}   # each trial on 2 Ray Train workers of the cluster
+max_concurrent: 1
 """
 
 
@@ -55,6 +57,7 @@ def test_sweep_on_existing_cluster(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         study = open_study(tmp_path / "runs" / "remote")
         assert len(study.trials) == 2 and set(study.trials.status) == {"completed"}
+        assert set(study.trials.workers) == {2}
         assert "best trial: " in proc.stdout
     finally:
         stop_processes_under(temp)

@@ -198,6 +198,12 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, t
     proc.stdout.close()
     after_kill = open_study(storage / "tiny")
     assert set(kept) <= set(after_kill.trials.trial_id)
+    # Trials cut off mid-run by the kill, with a checkpoint saved before it, continue from it on resume.
+    running = open_study(storage / "tiny", include_running=True).trials
+    running = set(running[running.status == "running"].trial_id)
+    checkpointed = {t for t in running
+                    if list((storage / "tiny" / "tune").glob(f"session-*/{t}/checkpoint_*/state.pt"))}
+    assert checkpointed, running
 
     # Resume to the end: every trial exactly once, and those finished before were not re-run.
     proc = start("--resume")
@@ -211,4 +217,7 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, t
     assert all(walls[t] == w for t, w in kept.items())
     steps = final.steps.groupby("trial_id").step.agg(["count", "min", "max", "nunique"])
     assert (steps["count"] == 400).all() and (steps["nunique"] == 400).all()
+    restarts = dict(zip(final.trials.trial_id, final.trials.restarts, strict=True))
+    assert all(restarts[t] == 1 for t in checkpointed), {t: restarts[t] for t in checkpointed}
+    assert all(restarts[t] == 0 for t in kept)
     assert not list((storage / "tiny" / "parts").glob("*.parquet"))

@@ -1,0 +1,109 @@
+"""Faults injected for real: a Ray Train worker process killed mid-trial, a node removed from a two-node
+cluster mid-sweep. After each, the study's tables hold every finished trial once and every step once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hyperswitch.results import open_study
+from hyperswitch.search.runner import run_sweep
+from hyperswitch.search.space import load_space
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
+
+
+def processes(title: str) -> list[int]:
+    """PIDs whose command line (Ray sets it to ``ray::<Actor>.<method>``) contains ``title``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title in cmd:
+            found.append(int(pid))
+    return found
+
+
+def assert_each_step_once(study, steps: int) -> None:
+    s = study.steps.groupby("trial_id").step.agg(["count", "min", "max", "nunique"])
+    assert len(s) == len(study.trials)
+    assert (s["count"] == steps).all() and (s["nunique"] == steps).all(), s
+    assert (s["min"] == 1).all() and (s["max"] == steps).all()
+
+
+DP_SPACE = """\
+name: dp_fault
+workload: {name: digits_mlp, batch_size: 64, hidden: 32}
+policy: {type: single, optimizer: {name: sgdm, lr: $lr}}
+train: {steps: 1500, eval_every: 50}
+parameters:
+  lr: {type: categorical, choices: [0.05]}
+search: {algorithm: grid}
+seeds: 1
+resources: {workers: 2, cpus_per_worker: 0.49, max_failures: 2}
+max_concurrent: 1
+"""
+
+
+def test_killed_train_worker_restarts_from_checkpoint(local_ray, space_file, tmp_path):
+    space = load_space(space_file(DP_SPACE))
+    study_dir = tmp_path / "runs" / "dp_fault"
+    killed: list[int] = []
+
+    def killer() -> None:
+        t0 = time.time()
+        while time.time() - t0 < 240:
+            ckpts = list((study_dir / "train").glob("c0000-s0/checkpoint_*"))
+            workers = processes("ray::RayTrainWorker")
+            if len(ckpts) >= 2 and len(workers) == 2:
+                os.kill(max(workers), signal.SIGKILL)  # one of the two workers, mid-trial
+                killed.append(max(workers))
+                return
+            time.sleep(0.05)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    run_sweep(space, storage=tmp_path / "runs", out=lambda s: None)
+    th.join(timeout=5)
+    assert killed, "no Ray Train worker was found to kill"
+    study = open_study(study_dir)
+    t = study.trials
+    assert len(t) == 1 and t.status.iloc[0] == "completed" and t.workers.iloc[0] == 2
+    assert t.restarts.iloc[0] >= 1  # resumed from a checkpoint, not from scratch
+    assert_each_step_once(study, 1500)
+
+
+def test_node_removed_mid_sweep_trials_retried_elsewhere(tmp_path):
+    """A two-node ``ray.cluster_utils.Cluster`` (in a subprocess, so it has its own Ray); the second node is
+    removed while trials run on it."""
+    temp = Path(tempfile.mkdtemp(prefix="hsn", dir="/tmp"))  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "TMPDIR": str(temp)}
+    try:
+        proc = subprocess.run([sys.executable, str(HERE / "node_loss.py"), str(tmp_path / "runs")], env=env,
+                              capture_output=True, text=True, timeout=400)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["removed_while_running"], report
+    study = open_study(tmp_path / "runs" / "node_loss")
+    assert study.meta["status"] == "completed"
+    assert len(study.trials) == 6 and study.trials.trial_id.is_unique
+    assert set(study.trials.status) == {"completed"}
+    assert_each_step_once(study, 600)
+    assert study.trials.restarts.max() >= 1  # the trial(s) on the lost node continued from a checkpoint
