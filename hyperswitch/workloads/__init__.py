@@ -1,6 +1,7 @@
 """Workloads by name: models and data that need no download. Importing registers them."""
 
 from hyperswitch.workloads import (  # noqa: F401  (importing a module registers its workloads)
+    char_lm,
     digits,
     digits_cnn,
     least_squares,

@@ -19,6 +19,8 @@ SMALL = {
     "synthetic_2d": ({"name": "synthetic_2d", "function": "rosenbrock", "steps_per_epoch": 50},
                      {"name": "adam", "lr": 0.02}),
     "least_squares": ({"name": "least_squares", "n": 400, "d": 8, "batch_size": 20}, {"name": "sgd", "lr": 0.05}),
+    "char_lm": ({"name": "char_lm", "chars": 12000, "context": 16, "width": 32, "layers": 1, "heads": 2,
+                 "batch_size": 32}, {"name": "adam", "lr": 3e-3}),
 }
 
 
