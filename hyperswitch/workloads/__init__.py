@@ -7,6 +7,7 @@ from hyperswitch.workloads import (  # noqa: F401  (importing a module registers
     least_squares,
     synthetic,
     tabular,
+    transfer,
 )
 from hyperswitch.workloads._base import (
     Batches,

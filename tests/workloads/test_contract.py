@@ -21,6 +21,8 @@ SMALL = {
     "least_squares": ({"name": "least_squares", "n": 400, "d": 8, "batch_size": 20}, {"name": "sgd", "lr": 0.05}),
     "char_lm": ({"name": "char_lm", "chars": 12000, "context": 16, "width": 32, "layers": 1, "heads": 2,
                  "batch_size": 32}, {"name": "adam", "lr": 3e-3}),
+    "transfer": ({"name": "transfer", "mode": "head", "hidden": 32, "pretrain_epochs": 10},
+                 {"name": "sgdm", "lr": 0.05}),
 }
 
 
