@@ -1,0 +1,109 @@
+"""Platform overhead and concurrency, measured side by side in one run (not a test).
+
+Overhead: the same tiny trials (digits_mlp, 32 hidden units, 50 steps, 2 evaluations, one lr each) run
+(a) as a plain loop of ``train_run`` in this process, (b) through ``run_sweep`` with ``workers: 1`` (a Tune
+trial process trains in-process, checkpoints at every evaluation), (c) with ``workers: 2`` (a Ray Train
+``TorchTrainer`` of 2 gloo workers per trial). One trial at a time, so per-trial overhead = (sweep wall time -
+loop wall time) / trials. Ray's own start is timed apart and not counted.
+
+Concurrency: 8 equal, longer trials with ``max_concurrent`` 1 vs 2 (``workers: 1``); efficiency =
+T(1) / (2 T(2)) (1.0 = perfect use of 2 slots).
+
+    python bench/bench_platform.py                   # 20 trials for (a), (b), (c)
+    python bench/bench_platform.py --trials 6 --skip-concurrency
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+SPACE = """\
+name: {name}
+workload: {{name: digits_mlp, batch_size: 64, hidden: 32}}
+policy: {{type: single, optimizer: {{name: sgdm, lr: $lr}}}}
+train: {{steps: {steps}, eval_every: {every}{ckpt}}}
+parameters:
+  lr: {{type: float, low: 0.01, high: 0.1, log: true}}
+search: {{algorithm: random, samples: {trials}, seed: 0}}
+seeds: 1
+resources: {{workers: {workers}, cpus_per_worker: {cpus}}}
+max_concurrent: {concurrent}
+"""
+
+
+def space(name: str, trials: int, workers: int, concurrent: int = 1, steps: int = 50, every: int = 25,
+          checkpoint: bool = True):
+    from hyperswitch.search.space import space_from_text
+
+    text = SPACE.format(name=name, trials=trials, workers=workers, concurrent=concurrent, steps=steps, every=every,
+                        cpus=1 if workers == 1 else 0.49, ckpt="" if checkpoint else ", checkpoint_every: 0")
+    return space_from_text(text, f"{name}.yaml")
+
+
+def sweep_time(sp, storage: Path) -> tuple[float, int]:
+    from hyperswitch.search.runner import run_sweep
+
+    t0 = time.perf_counter()
+    study = run_sweep(sp, storage=storage, out=lambda s: None)
+    return time.perf_counter() - t0, len(study.finished())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--skip-concurrency", action="store_true")
+    ap.add_argument("--skip-multi", action="store_true", help="skip (c), the 2-worker trials")
+    args = ap.parse_args()
+
+    import ray
+    import torch
+
+    torch.set_num_threads(1)
+    from hyperswitch.search.runner import init_ray
+    from hyperswitch.switching import Policy
+    from hyperswitch.train.loop import train_run
+
+    n = args.trials
+    sp = space("plain", n, 1)
+    lrs = [0.01 * (10 ** (i / max(1, n - 1))) for i in range(n)]
+    train_run(sp.workload, Policy.from_spec({"type": "single", "optimizer": {"name": "sgdm", "lr": 0.05}}),
+              sp.train, 0)  # warm-up: imports, data set load
+    t0 = time.perf_counter()
+    for i, lr in enumerate(lrs):
+        train_run(sp.workload, Policy.from_spec({"type": "single", "optimizer": {"name": "sgdm", "lr": lr}}),
+                  sp.train, i)
+    t_loop = time.perf_counter() - t0
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
+    print(f"(a) plain loop: {n} trials in {t_loop:.2f} s = {t_loop / n * 1000:.1f} ms per trial")
+
+    t0 = time.perf_counter()
+    init_ray(None)
+    print(f"    Ray start (not counted): {time.perf_counter() - t0:.2f} s, CPUs {ray.cluster_resources()['CPU']:g}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hsbench-") as tmp:
+        cases = [("b", 1, True), ("b0", 1, False)] + ([] if args.skip_multi else [("c", 2, True)])
+        for tag, workers, ckpt in cases:
+            t, done = sweep_time(space(f"s{tag}", n, workers, checkpoint=ckpt), Path(tmp))
+            per = (t - t_loop) / n
+            rows.append((tag, workers, ckpt, t, done, per, t / t_loop))
+            print(f"({tag}) sweep, workers {workers}, checkpoints {'on' if ckpt else 'off'}: {done}/{n} trials in "
+                  f"{t:.2f} s; overhead {per:.2f} s per trial; {t / t_loop:.0f}x the plain loop")
+        if not args.skip_concurrency:
+            times = {}
+            for conc in (1, 2):
+                sp = space(f"conc{conc}", 8, 1, concurrent=conc, steps=3000, every=500)
+                times[conc], _ = sweep_time(sp, Path(tmp))
+                print(f"concurrency {conc}: 8 trials of 3000 steps in {times[conc]:.2f} s")
+            print(f"concurrency efficiency T1/(2*T2) = {times[1] / (2 * times[2]):.2f}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
