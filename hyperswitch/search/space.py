@@ -27,6 +27,27 @@ max_concurrent: 2
 ```
 ``resources.workers`` > 1 trains each trial data-parallel on Ray Train workers; ``max_failures``: how many
 times a trial whose process, worker or node died is restarted from its latest checkpoint.
+
+A categorical parameter may carry ``sets``: each choice (a string label) then stands for a bundle of template
+values, so that one parameter switches several keys at once (an ablation: a whole switch rule and the
+corrector's ``T1``; a baseline optimizer with its own hyperparameters)::
+
+  variant:
+    type: categorical
+    choices: [mixer, no_corrector, second_order]
+    sets:                               # every choice sets the same names; $switch_rule, $T1 in the templates
+      mixer:        {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 10}
+      no_corrector: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 0}
+      second_order: {switch_rule: never, T1: 0}
+
+The label is the parameter's value (searched, gridded and recorded like any categorical); the names it sets
+are template values only (not results columns). A set value may itself hold ``$name`` placeholders of other
+parameters or derived values. ``workload.name`` may be a placeholder too (a categorical over workloads); the
+workload's options are then checked for every choice.
+
+``--samples N`` (``with_overrides``) on a grid runs N grid points (Optuna's grid sampler visits them in a
+seeded random order), so that a large grid can be smoke-tested; the file's own ``search.samples`` does not
+cap a grid.
 Every error is a ``ConfigError`` naming the file, the key, the rule and the value.
 """
 
@@ -79,6 +100,7 @@ class Param:
     step: float | int | None = None
     choices: tuple[Any, ...] = ()
     value: Any = None
+    sets: Mapping[str, Mapping[str, Any]] | None = None  # categorical: choice label -> {name: template value}
 
     @property
     def sampled(self) -> bool:
@@ -135,6 +157,12 @@ class SearchSpace:
     description: str = ""
     source: str = "<string>"
     text: str = ""
+    grid_limit: int | None = None  # --samples on a grid: run this many grid points
+
+    @property
+    def members(self) -> dict[str, str]:
+        """Names set by categorical ``sets`` -> the parameter that sets them."""
+        return {m: n for n, p in self.parameters.items() if p.sets for m in next(iter(p.sets.values()))}
 
     # --- values ---------------------------------------------------------------------------------------
     @property
@@ -152,17 +180,25 @@ class SearchSpace:
             values[n] = p.value if p.kind == "fixed" else sampled[n]
             if p.kind == "int":
                 values[n] = int(values[n])
+        for n, p in self.parameters.items():
+            if p.sets:
+                values.update(p.sets[values[n]])
         for n, expr in self.derived.items():
             values[n] = expr.evaluate(values)
         return values
 
     def instantiate(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The workload and policy specs with every ``$name`` replaced by its value."""
+        """The workload and policy specs with every ``$name`` replaced by its value (a name set by a
+        categorical's ``sets`` is itself filled first: its placeholders name parameters or derived values)."""
+        members = self.members
+        if members:
+            values = {**values, **{m: _substitute(values[m], values) for m in members if m in values}}
         return _substitute(self.workload, values), _substitute(self.policy, values)
 
     def n_configurations(self) -> int:
         if self.algorithm == "grid":
-            return math.prod(len(self.parameters[n].grid_values()) for n in self.sampled_names) or 1
+            full = math.prod(len(self.parameters[n].grid_values()) for n in self.sampled_names) or 1
+            return min(full, self.grid_limit) if self.grid_limit else full
         return self.samples if self.sampled_names else 1
 
     def grid(self) -> dict[str, list[Any]]:
@@ -175,6 +211,8 @@ class SearchSpace:
         new = copy.copy(self)
         if samples is not None:
             new.samples = number(samples, "--samples", integer=True, low=1)
+            if self.algorithm == "grid":
+                new.grid_limit = new.samples
         if seeds is not None:
             new.seeds = list(range(number(seeds, "--seeds", integer=True, low=1)))
         return new
@@ -231,7 +269,7 @@ def _param(name: str, spec: Any) -> Param:
         check_keys(spec, ("type", "value"), key, required=("value",))
         return Param(name, "fixed", value=spec["value"])
     if kind == "categorical":
-        check_keys(spec, ("type", "choices"), key, required=("choices",))
+        check_keys(spec, ("type", "choices", "sets"), key, required=("choices",))
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{key}.choices", "must be a non-empty list", choices)
@@ -243,7 +281,8 @@ def _param(name: str, spec: Any) -> Param:
             raise ConfigError(f"{key}.choices", "all choices must have the same type", choices)
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{key}.choices", "choices must be distinct", choices)
-        return Param(name, "categorical", choices=tuple(choices))
+        sets = _sets(spec["sets"], choices, key) if "sets" in spec else None
+        return Param(name, "categorical", choices=tuple(choices), sets=sets)
     check_keys(spec, ("type", "low", "high", "log", "step"), key, required=("low", "high"))
     integer = kind == "int"
     low = number(spec["low"], f"{key}.low", integer=integer)
@@ -265,7 +304,53 @@ def _param(name: str, spec: Any) -> Param:
     return Param(name, kind, low=low, high=high, log=log, step=step)
 
 
-def _derived(spec: Any, params: Mapping[str, Param]) -> dict[str, Any]:
+def _sets(value: Any, choices: list[Any], key: str) -> dict[str, dict[str, Any]]:
+    """``sets``: one mapping per choice (string labels), every one setting the same names."""
+    key = f"{key}.sets"
+    value = require_mapping(value, key)
+    for c in choices:
+        if not isinstance(c, str):
+            raise ConfigError(f"{key}", "with sets, the choices must be string labels", c)
+        if c not in value:
+            raise ConfigError(f"{key}.{c}", "every choice needs its set of values", None)
+    for label in value:
+        if label not in choices:
+            raise ConfigError(f"{key}.{label}", f"is not one of the choices ({', '.join(choices)})", label)
+    names: list[str] | None = None
+    out: dict[str, dict[str, Any]] = {}
+    for c in choices:
+        one = require_mapping(value[c], f"{key}.{c}")
+        if not one:
+            raise ConfigError(f"{key}.{c}", "must set at least one name", dict(one))
+        for m in one:
+            if not _NAME_RE.match(str(m)):
+                raise ConfigError(f"{key}.{c}.{m}", "a name must be a letter followed by letters, digits or _", m)
+            if m in RESERVED:
+                raise ConfigError(f"{key}.{c}.{m}", "is a results column name; choose another name", m)
+        if names is None:
+            names = list(one)
+        elif set(one) != set(names):
+            raise ConfigError(f"{key}.{c}", f"every choice must set the same names ({', '.join(names)})",
+                              sorted(one))
+        out[c] = {str(m): copy.deepcopy(v) for m, v in one.items()}
+    return out
+
+
+def _members(params: Mapping[str, Param]) -> dict[str, str]:
+    """Names set by categorical ``sets`` -> their parameter; a name may be set by one parameter only."""
+    out: dict[str, str] = {}
+    for n, p in params.items():
+        for m in next(iter(p.sets.values())) if p.sets else ():
+            if m in params:
+                raise ConfigError(f"parameters.{n}.sets", "sets a name that is already a parameter", m)
+            if m in out:
+                raise ConfigError(f"parameters.{n}.sets", f"sets a name that parameter {out[m]} sets too", m)
+            out[m] = n
+    return out
+
+
+def _derived(spec: Any, params: Mapping[str, Param], members: Mapping[str, str] | None = None) -> dict[str, Any]:
+    members = members or {}
     spec = require_mapping(spec or {}, "derived")
     exprs: dict[str, Any] = {}
     for name, text in spec.items():
@@ -274,6 +359,8 @@ def _derived(spec: Any, params: Mapping[str, Param]) -> dict[str, Any]:
             raise ConfigError(key, "a derived name must be a letter followed by letters, digits or _", name)
         if name in params:
             raise ConfigError(key, "is already a parameter", name)
+        if name in members:
+            raise ConfigError(key, f"is already set by parameter {members[name]}'s sets", name)
         if name in RESERVED:
             raise ConfigError(key, "is a results column name; choose another name", name)
         if is_number(text):
@@ -287,10 +374,10 @@ def _derived(spec: Any, params: Mapping[str, Param]) -> dict[str, Any]:
     while pending:
         progressed = False
         for name, expr in list(pending.items()):
-            unknown = [n for n in expr.names if n not in params and n not in exprs]
+            unknown = [n for n in expr.names if n not in params and n not in exprs and n not in members]
             if unknown:
                 raise ConfigError(f"derived.{name}", f"uses unknown name {unknown[0]!r}", expr.text)
-            if all(n in params or n in ordered for n in expr.names):
+            if all(n in params or n in members or n in ordered for n in expr.names):
                 ordered[name] = expr
                 del pending[name]
                 progressed = True
@@ -372,25 +459,40 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     if not _STUDY_RE.match(name):
         raise ConfigError("name", "must be letters, digits, '_', '-' or '.' (it names a folder)", name)
     workload = dict(require_mapping(doc["workload"], "workload"))
-    check_workload_keys(workload, "workload")
+    if not (isinstance(workload.get("name"), str) and _PLACEHOLDER_RE.match(workload["name"])):
+        check_workload_keys(workload, "workload")  # else checked for every choice by _probe
     policy = dict(require_mapping(doc["policy"], "policy"))
     train = validate_train(doc.get("train"), "train")
 
     params_doc = require_mapping(doc.get("parameters") or {}, "parameters")
     params = {str(n): _param(str(n), s) for n, s in params_doc.items()}
-    derived = _derived(doc.get("derived"), params)
+    members = _members(params)
+    derived = _derived(doc.get("derived"), params, members)
 
     used: dict[str, str] = {}
     _placeholders(workload, "workload", used)
     _placeholders(policy, "policy", used)
     for ref, path in used.items():
-        if ref not in params and ref not in derived:
+        if ref not in params and ref not in derived and ref not in members:
             raise ConfigError(path, "refers to an unknown parameter", f"${ref}")
+    in_sets: dict[str, str] = {}  # placeholders inside sets: parameters or derived values, not other set names
+    for n, p in params.items():
+        if p.sets:
+            _placeholders(p.sets, f"parameters.{n}.sets", in_sets)
+    for ref, path in in_sets.items():
+        if ref not in params and ref not in derived:
+            raise ConfigError(path, "a set value may refer to parameters and derived values only", f"${ref}")
     in_exprs = {n for e in derived.values() for n in e.names}
-    for n in [*params, *derived]:
-        if n not in used and n not in in_exprs:
-            raise ConfigError(f"parameters.{n}" if n in params else f"derived.{n}",
-                              "is not used: refer to it as $" + n + " in workload or policy", n)
+    refs = set(used) | set(in_sets) | in_exprs
+    for n in [*params, *derived, *members]:
+        own = [m for m, owner in members.items() if owner == n]
+        if n in refs or (own and any(m in refs for m in own)):
+            continue
+        if n in members:
+            raise ConfigError(f"parameters.{members[n]}.sets", "sets a name that is not used: refer to it as $"
+                              + n + " in workload or policy", n)
+        raise ConfigError(f"parameters.{n}" if n in params else f"derived.{n}",
+                          "is not used: refer to it as $" + n + " in workload or policy", n)
 
     search = doc.get("search", {"algorithm": "tpe"})
     if isinstance(search, str):
@@ -436,6 +538,16 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, use
     moved parameter caused is reported against it; anything else is reported as the template's own error.
     """
     filled_by = {path: name for name, path in used.items() if name in space.parameters}
+    members = space.members
+    filled_by_set = {path: members[name] for name, path in used.items() if name in members}
+
+    def blame(key: str) -> str | None:
+        if key in filled_by:
+            return filled_by[key]
+        # a set fills a whole sub-tree: an error anywhere under it is that choice's
+        return next((owner for path, owner in filled_by_set.items()
+                     if key == path or key.startswith(path + ".") or key.startswith(path + "[")), None)
+
     base = {n: p.probe_values()[0] for n, p in space.parameters.items()}
 
     def check(values: Mapping[str, Any], moved: str | None) -> None:
@@ -449,7 +561,7 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, use
             raise ConfigError(f"parameters.{moved}" if moved else f"derived.{culprit}", str(exc),
                               values.get(moved) if moved else None) from None
         except ConfigError as exc:
-            param = filled_by.get(exc.key) or moved
+            param = blame(exc.key) or moved
             if param is None:
                 raise exc.__class__(exc.key, exc.rule, exc.value) from None
             raise ConfigError(f"parameters.{param}", f"this value is invalid for {exc.key}: {exc.rule}",

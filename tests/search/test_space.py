@@ -181,3 +181,144 @@ def test_grid_counts_every_point(space_file):
     space = load_space(space_file(text))
     assert space.grid() == {"lr": [0.05, 0.1, 0.15, 0.2], "m": [0.5, 0.9]}
     assert space.n_configurations() == 8
+
+
+# --- categorical sets (one parameter switching several template values), grid caps, workload choice ---
+SETS = """\
+name: s
+workload: {name: digits_mlp, batch_size: 32}
+policy:
+  type: switch
+  phase1: {name: kfac, lr: 0.05}
+  phase2: {name: sgdm, lr: $lr, momentum: 0.9}
+  switch: $switch_rule
+  corrector: {T1: $T1}
+train: {steps: 20, eval_every: 10}
+parameters:
+  lr: {type: categorical, choices: [0.05, 0.1]}
+  variant:
+    type: categorical
+    choices: [mixer, no_corrector, second_order]
+    sets:
+      mixer: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 10}
+      no_corrector: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 0}
+      second_order: {switch_rule: never, T1: 0}
+search: grid
+"""
+
+
+def test_sets_fill_several_template_values(space_file):
+    space = load_space(space_file(SETS))
+    assert space.sampled_names == ["lr", "variant"] and space.parameter_names == ["lr", "variant"]
+    assert space.members == {"switch_rule": "variant", "T1": "variant"}
+    assert space.grid() == {"lr": [0.05, 0.1], "variant": ["mixer", "no_corrector", "second_order"]}
+    assert space.n_configurations() == 6
+    _, policy = space.instantiate(space.resolve({"lr": 0.1, "variant": "no_corrector"}))
+    assert policy["switch"] == {"theta": 0.05, "K": 2, "unit": "epoch"} and policy["corrector"] == {"T1": 0}
+    assert policy["phase2"]["lr"] == 0.1
+    _, policy = space.instantiate(space.resolve({"lr": 0.05, "variant": "second_order"}))
+    assert policy["switch"] == "never"
+    # The template itself is not changed by instantiation (sets are copied, not shared).
+    _, again = space.instantiate(space.resolve({"lr": 0.05, "variant": "mixer"}))
+    assert again["switch"] == {"theta": 0.05, "K": 2, "unit": "epoch"} and again["corrector"] == {"T1": 10}
+
+
+def test_set_values_may_hold_placeholders(space_file):
+    text = textwrap.dedent("""\
+        name: opt
+        workload: {name: digits_mlp}
+        policy: {type: single, optimizer: $opt}
+        parameters:
+          lam: {type: categorical, choices: [0.001, 0.1]}
+          base: {type: categorical, choices: [ief, sgd]}
+          optimizer_choice:
+            type: categorical
+            choices: [ief, sgd]
+            sets:
+              ief: {opt: {name: ief, lr: $lr_ief, damping: $lam}}
+              sgd: {opt: {name: $base, lr: 0.1}}
+        derived:
+          lr_ief: lam * 10
+        search: grid
+        """)
+    space = load_space(space_file(text))
+    _, policy = space.instantiate(space.resolve({"lam": 0.1, "base": "sgd", "optimizer_choice": "ief"}))
+    assert policy["optimizer"] == {"name": "ief", "lr": pytest.approx(1.0), "damping": 0.1}
+    _, policy = space.instantiate(space.resolve({"lam": 0.1, "base": "sgd", "optimizer_choice": "sgd"}))
+    assert policy["optimizer"] == {"name": "sgd", "lr": 0.1}
+
+
+def _sets_edit(old, new):
+    return lambda t: t.replace(old, new)
+
+
+SET_CASES = [
+    ("labels must be strings", _sets_edit("choices: [mixer, no_corrector, second_order]", "choices: [1, 2, 3]"),
+     "parameters.variant.sets", "string labels", "1"),
+    ("a choice without its set", _sets_edit("      second_order: {switch_rule: never, T1: 0}\n", ""),
+     "parameters.variant.sets.second_order", "every choice needs its set", "None"),
+    ("a set for no choice", _sets_edit("      second_order:", "      extra: {switch_rule: never, T1: 0}\n"
+                                                                "      second_order:"),
+     "parameters.variant.sets.extra", "not one of the choices", "'extra'"),
+    ("sets name different things", _sets_edit("second_order: {switch_rule: never, T1: 0}",
+                                              "second_order: {switch_rule: never, T2: 0}"),
+     "parameters.variant.sets.second_order", "same names", "['T2', 'switch_rule']"),
+    ("a set value breaks the policy",
+     _sets_edit("no_corrector: {switch_rule: {theta: 0.05, K: 2,", "no_corrector: {switch_rule: {theta: 0.05, K: 0,"),
+     "parameters.variant", "policy.switch.K", "'no_corrector'"),
+    ("a set name clashes with a parameter",
+     lambda t: t.replace("T1: $T1", "T1: $lr").replace("T1: 10}", "lr: 10}").replace("T1: 0}", "lr: 0}"),
+     "parameters.variant.sets", "already a parameter", "'lr'"),
+    ("a set name is not used", _sets_edit("corrector: {T1: $T1}", "corrector: {T1: 0}"),
+     "parameters.variant.sets", "not used", "'T1'"),
+    ("a set refers to another set's name", _sets_edit("mixer: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 10}",
+                                                      "mixer: {switch_rule: $T1, T1: 10}"),
+     "parameters.variant.sets.mixer.switch_rule", "parameters and derived values only", "'$T1'"),
+]
+
+
+@pytest.mark.parametrize(("desc", "edit", "key", "rule", "value"), SET_CASES, ids=[c[0] for c in SET_CASES])
+def test_bad_sets_are_one_line_errors(desc, edit, key, rule, value, space_file, tmp_path, capsys):
+    path = space_file(edit(SETS))
+    code, err, storage = run_cli(tmp_path, path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert str(path) in err and key in err and rule in err and value in err, err
+    assert not storage.exists()
+
+
+def test_samples_caps_a_grid_but_not_the_files_own_samples(space_file):
+    space = load_space(space_file(SETS.replace("search: grid", "search: {algorithm: grid, samples: 2}")))
+    assert space.n_configurations() == 6  # search.samples does not cap a grid
+    assert space.with_overrides(samples=4).n_configurations() == 4
+    assert space.with_overrides(samples=50).n_configurations() == 6
+    assert space.with_overrides(seeds=2).n_configurations() == 6
+
+
+WORKLOADS = """\
+name: w
+workload: {name: $task, batch_size: 32}
+policy: {type: single, optimizer: {name: sgd, lr: 0.1}}
+train: {steps: 20, eval_every: 10}
+parameters:
+  task: {type: categorical, choices: [digits_mlp, digits_cnn]}
+search: grid
+"""
+
+
+def test_workload_name_may_be_a_categorical(space_file):
+    space = load_space(space_file(WORKLOADS))
+    assert space.n_configurations() == 2
+    workload, _ = space.instantiate(space.resolve({"task": "digits_cnn"}))
+    assert workload == {"name": "digits_cnn", "batch_size": 32}
+
+
+@pytest.mark.parametrize(("edit", "rule", "value"), [
+    (lambda t: t.replace("digits_cnn]", "imagenet]"), "unknown workload", "'imagenet'"),
+    (lambda t: t.replace("batch_size: 32", "batch_size: 32, hidden: 8"), "workload.hidden: unknown key",
+     "'digits_cnn'"),
+])
+def test_workload_choices_are_each_checked(edit, rule, value, space_file, tmp_path, capsys):
+    path = space_file(edit(WORKLOADS))
+    code, err, _ = run_cli(tmp_path, path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "parameters.task" in err and rule in err and value in err, err
