@@ -1,0 +1,14 @@
+"""Figures: pure data -> small named tuple -> plotly figure functions, shared by the dashboard and the report.
+
+- ``data``: cached, column-selective reads of a study's tables (per study file version), ``NotApplicable``
+  and ``StudyReadError``.
+- ``parameter``: metric vs one parameter (mean, spread band), heatmap of two, parallel coordinates, importance.
+- ``curves``: learning curves with bands and switch markers.
+- ``switching``: switch points, their table per group, IOMT timeline.
+- ``memory``: a metric per group with error bars, memory per phase, Pareto front.
+- ``ablations``, ``lr_rules``, ``studies``; ``report`` writes them all as standalone HTML.
+"""
+
+from hyperswitch.figures.data import NotApplicable, StudyReadError, clear_cache, study_info, study_table
+
+__all__ = ["NotApplicable", "StudyReadError", "clear_cache", "study_info", "study_table"]

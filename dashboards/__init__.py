@@ -1,0 +1,9 @@
+"""The hyperswitch dashboard (Dash): ``create_app(storage)``; pages in ``dashboards.pages``."""
+
+from __future__ import annotations
+
+
+def create_app(storage="runs"):  # noqa: ANN001, ANN201  (lazy: importing the package stays cheap)
+    from dashboards.app import create_app as _create
+
+    return _create(storage)

@@ -1,0 +1,132 @@
+"""Switching: the switch step/epoch distribution per workload and configuration with a table of mean and spread
+over seeds (000's C5), and for IOMT studies the timeline of which candidate ran in each cycle and its score."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dash import Input, Output, html
+
+from dashboards import export_panel
+from dashboards._shared import (
+    FIGURE,
+    MESSAGE,
+    OPTIONS,
+    VALUE,
+    Context,
+    Page,
+    control,
+    dropdown,
+    graph,
+    guarded,
+    message_box,
+    radio,
+    study_page_top,
+)
+from hyperswitch.figures import switching as fs
+from hyperswitch.figures.data import NotApplicable, study_table
+
+P = "switching"
+UNIT_LABELS = {"step": "step", "epoch": "epoch"}
+
+
+def layout(ctx: Context, study: str) -> Any:
+    info = ctx.info(study)
+    by_choices = ["workload", "policy_type", *info.varied_parameters]
+    default_by = ["workload", *info.varied_parameters]
+    ptypes = set(info.trials["policy_type"].dropna().astype(str)) if "policy_type" in info.trials else set()
+    note = None
+    if ptypes and ptypes <= {"single"}:
+        note = message_box("This study has no switching policy (policy type single): there are no switch points "
+                           "or IOMT cycles to show.")
+    return html.Div([
+        *study_page_top(P, "Switching", info),
+        note,
+        html.Div([
+            control("group by (one row per group)", dropdown(f"{P}-by", by_choices, default_by, multi=True,
+                                                             clearable=True), "380px"),
+            control("unit", radio(f"{P}-unit", list(UNIT_LABELS), "step", UNIT_LABELS)),
+        ], className="hs-controls"),
+        html.Div(id=f"{P}-message"),
+        graph(f"{P}-graph"),
+        html.H3("Switch point per group (mean \u00b1 s.d. over the runs that switched)"),
+        html.Div(id=f"{P}-table"),
+        html.H3("IOMT: candidate per cycle"),
+        html.Div([control("run", dropdown(f"{P}-iomt-run", [], None), "260px")], className="hs-controls",
+                 style=None if "iomt" in ptypes else {"display": "none"}),
+        html.Div(id=f"{P}-iomt-message"),
+        html.Div(graph(f"{P}-iomt", 320), style=None if "iomt" in ptypes else {"display": "none"}),
+    ])
+
+
+def _f(v: Any, digits: int = 1) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "-" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def table_component(t: fs.SwitchTable) -> Any:
+    cols = [*t.by, "runs", "switched", "step mean", "step s.d.", "step min", "step max", "epoch mean",
+            "epoch s.d."] if t.by else ["group", "runs", "switched", "step mean", "step s.d.", "step min",
+                                         "step max", "epoch mean", "epoch s.d."]
+    head = html.Tr([html.Th(c) for c in cols])
+    body = []
+    for _, r in t.rows.head(200).iterrows():
+        keys = [str(r[b]) if not isinstance(r[b], float) else f"{r[b]:.4g}" for b in t.by] if t.by else [r.iloc[0]]
+        body.append(html.Tr([html.Td(k) for k in keys] + [
+            html.Td(int(r["runs"])), html.Td(int(r["switched"])), html.Td(_f(r["step_mean"])),
+            html.Td(_f(r["step_std"])), html.Td(_f(r["step_min"], 0)), html.Td(_f(r["step_max"], 0)),
+            html.Td(_f(r["epoch_mean"], 2)), html.Td(_f(r["epoch_std"], 2))]))
+    more = html.Div(f"first 200 of {len(t.rows)} groups", className="hs-sub") if len(t.rows) > 200 else None
+    return html.Div([html.Table([html.Thead(head), html.Tbody(body)], className="hs-table",
+                                id=f"{P}-table-rows"), more])
+
+
+def _points(ctx: Context, study: str, need_epoch: bool) -> tuple[Any, Any]:
+    info = ctx.info(study)
+    path = ctx.study_path(study)
+    events = study_table(path, "events", ["step", "kind"])
+    step_epochs = study_table(path, "steps", ["step", "epoch"]) if need_epoch else None
+    return info, fs.switch_points(info.trials, events, step_epochs)
+
+
+def register(app: Any, ctx: Context) -> None:
+    @app.callback(Output(f"{P}-graph", "figure"), Output(f"{P}-table", "children"), Output(f"{P}-message", "children"),
+                  Input(f"{P}-study", "data"), Input(f"{P}-by", "value"), Input(f"{P}-unit", "value"),
+                  Input(f"{P}-refresh", "n_intervals"))
+    @guarded([FIGURE, MESSAGE, MESSAGE], "switch points")
+    def update(study: str, by: Any, unit: str, _n: Any) -> tuple[Any, Any, Any]:
+        by = list(by or [])
+        info, points = _points(ctx, study, need_epoch=True)
+        if not points["switched"].any():
+            ptypes = sorted(set(info.trials["policy_type"].dropna().astype(str))) if "policy_type" in info.trials \
+                else []
+            raise NotApplicable("no finished run of this study switched optimizer"
+                                + (f" (policy type {', '.join(ptypes)})" if ptypes else ""))
+        fig = fs.switch_figure(points, info.trials, by, unit)
+        return fig, table_component(fs.switch_table(points, info.trials, by)), None
+
+    @app.callback(Output(f"{P}-iomt-run", "options"), Output(f"{P}-iomt-run", "value"),
+                  Input(f"{P}-study", "data"), Input(f"{P}-refresh", "n_intervals"))
+    @guarded([OPTIONS, VALUE], "IOMT runs")
+    def runs(study: str, _n: Any) -> tuple[Any, Any]:
+        events = study_table(ctx.study_path(study), "events", ["step", "kind"])
+        ids = fs.iomt_runs(events)
+        return [{"label": i, "value": i} for i in ids], (ids[0] if ids else None)
+
+    @app.callback(Output(f"{P}-iomt", "figure"), Output(f"{P}-iomt-message", "children"),
+                  Input(f"{P}-study", "data"), Input(f"{P}-iomt-run", "value"))
+    @guarded([FIGURE, MESSAGE], "IOMT timeline")
+    def timeline(study: str, run: str | None) -> tuple[Any, Any]:
+        if not run:
+            return None, message_box("This study has no IOMT cycles (no iomt policy).")
+        events = study_table(ctx.study_path(study), "events", ["step", "kind", "detail"])
+        return fs.iomt_timeline_figure(fs.iomt_timeline_data(events, run)), None
+
+    export_panel.register(app, ctx, P)
+
+
+PAGE = Page(path="/switching", name="Switching", prefix=P, layout=layout, register=register)

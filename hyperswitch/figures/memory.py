@@ -1,0 +1,177 @@
+"""Memory and time: a metric per group with error bars (peak memory per policy, time to target), peak memory
+per training phase (which optimizer stepped), and the accuracy-vs-time Pareto front."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, metric_label, styled
+from hyperswitch.figures._stats import SPREAD_LONG, band, check_spread, grouped_stats
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.figures.parameter import config_means, excluded_note, metric_rows
+from hyperswitch.results.schema import METRICS
+
+
+class GroupBars(NamedTuple):
+    metric: str
+    by: str
+    spread: str
+    groups: list[str]
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n: np.ndarray
+    n_excluded: int
+
+
+def group_bars_data(trials: pd.DataFrame, labels: pd.Series, metric: str, spread: str = "std",
+                    by: str = "") -> GroupBars:
+    """Mean and spread of ``metric`` over the finished runs of each group; ``labels``: a group per trial row
+    (same index as ``trials``)."""
+    check_spread(spread)
+    rows, excluded = metric_rows(trials, metric)
+    lab = labels.reindex(rows.index).astype("string").fillna("?")
+    names = sorted(lab.unique().tolist(), key=str)
+    pos = {n: i for i, n in enumerate(names)}
+    codes = lab.map(pos).to_numpy(np.int64)
+    stats = grouped_stats(codes, rows[metric].to_numpy(float), len(names))
+    lo, hi = band(stats, spread)
+    return GroupBars(metric, by, spread, names, stats.mean, lo, hi, stats.count, excluded)
+
+
+def group_bars_figure(d: GroupBars, title: str | None = None) -> go.Figure:
+    s = METRIC_SCALE.get(d.metric, 1.0)
+    fig = go.Figure(go.Bar(
+        x=d.groups, y=d.mean * s, marker={"color": [PALETTE[i % len(PALETTE)] for i in range(len(d.groups))]},
+        error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(d.upper - d.mean) * s,
+                 "arrayminus": np.nan_to_num(d.mean - d.lower) * s, "visible": True},
+        customdata=d.n, hovertemplate="%{x}<br>mean %{y:.4g}<br>runs %{customdata}<extra></extra>"))
+    fig.update_xaxes(title_text=d.by, type="category")
+    fig.update_yaxes(title_text=metric_label(d.metric))
+    sub = (f"bar: mean; error bar: {SPREAD_LONG[d.spread]} over runs; runs per bar: "
+           f"{', '.join(str(int(n)) for n in d.n[:12])}{' ...' if len(d.n) > 12 else ''}"
+           f"{excluded_note(d.metric, d.n_excluded)}")
+    return styled(fig, title or f"{metric_label(d.metric)} per {d.by}", sub)
+
+
+# --- memory per phase -----------------------------------------------------------------------------------------
+
+class PhaseMemory(NamedTuple):
+    groups: list[str]  # policy groups
+    phases: list[str]  # optimizer names as recorded in steps.optimizer (fusion included)
+    mean: np.ndarray  # (groups, phases): mean over runs of the run's peak memory in that phase; NaN: no such phase
+    std: np.ndarray
+    n: np.ndarray
+
+
+def phase_memory_data(steps: pd.DataFrame, labels: pd.Series) -> PhaseMemory:
+    """Per policy group and per phase (the optimizer that stepped): the mean over runs of each run's peak
+    ``memory_bytes`` during that phase. ``labels``: trial_id -> group."""
+    if not len(steps):
+        raise NotApplicable("this study has no recorded steps yet")
+    mem = steps["memory_bytes"].to_numpy(dtype=float, na_value=np.nan)
+    if not np.isfinite(mem).any():
+        raise NotApplicable("this study records no memory per step")
+    opt = steps["optimizer"].astype("category")
+    phases = [str(p) for p in opt.cat.categories]
+    per_run = pd.DataFrame({"trial_id": steps["trial_id"].astype(str), "phase": opt.cat.codes, "mem": mem})
+    per_run = per_run[per_run["phase"] >= 0].groupby(["trial_id", "phase"], observed=True)["mem"].max()
+    per_run = per_run.reset_index()
+    per_run["group"] = labels.reindex(per_run["trial_id"]).to_numpy()
+    per_run = per_run.dropna(subset=["group"])
+    groups = sorted(per_run["group"].unique().tolist(), key=str)
+    if not groups:
+        raise NotApplicable("no run with recorded steps belongs to a finished trial")
+    gpos = {g: i for i, g in enumerate(groups)}
+    codes = per_run["group"].map(gpos).to_numpy(np.int64) * len(phases) + per_run["phase"].to_numpy(np.int64)
+    stats = grouped_stats(codes, per_run["mem"].to_numpy(float), len(groups) * len(phases))
+    shape = (len(groups), len(phases))
+    return PhaseMemory([str(g) for g in groups], phases, stats.mean.reshape(shape), stats.std.reshape(shape),
+                       stats.count.reshape(shape))
+
+
+def phase_memory_figure(d: PhaseMemory) -> go.Figure:
+    s = METRIC_SCALE["memory_bytes"]
+    fig = go.Figure()
+    for j, phase in enumerate(d.phases):
+        fig.add_trace(go.Bar(name=phase, x=d.groups, y=d.mean[:, j] * s,
+                             error_y={"type": "data", "array": np.nan_to_num(d.std[:, j]) * s, "visible": True},
+                             customdata=d.n[:, j], marker={"color": PALETTE[j % len(PALETTE)]},
+                             hovertemplate=f"{phase}<br>%{{x}}<br>peak %{{y:.4g}} MiB<br>runs %{{customdata}}"
+                             "<extra></extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="policy", type="category")
+    fig.update_yaxes(title_text="peak memory in phase (MiB)")
+    return styled(fig, "peak memory per policy and phase",
+                  "bar: mean over runs of the run's peak memory while that optimizer stepped; error bar: \u00b1 1 "
+                  "standard deviation")
+
+
+# --- Pareto front ---------------------------------------------------------------------------------------------
+
+class Pareto(NamedTuple):
+    x_metric: str  # lower is better (time)
+    y_metric: str
+    y_mode: str
+    x: np.ndarray  # one point per configuration (mean over seeds)
+    y: np.ndarray
+    configs: list[str]
+    front: np.ndarray  # indices of the Pareto-optimal points, by increasing x
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray, y_mode: str = "max") -> np.ndarray:
+    """Indices of the points not dominated by another (lower x and better y), sorted by x."""
+    sign = 1.0 if y_mode == "max" else -1.0
+    order = np.lexsort((-sign * y, x))  # by x, then best y first
+    front, best = [], -np.inf
+    for i in order:
+        if sign * y[i] > best:
+            front.append(i)
+            best = sign * y[i]
+    return np.asarray(front, dtype=np.int64)
+
+
+def pareto_data(trials: pd.DataFrame, y_metric: str = "val_accuracy", x_metric: str = "wall_time_s",
+                y_mode: str | None = None) -> Pareto:
+    rows, _ = metric_rows(trials, y_metric)
+    if x_metric not in rows:
+        raise NotApplicable(f"this study has no {metric_label(x_metric)}")
+    rows = rows[np.isfinite(pd.to_numeric(rows[x_metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan))]
+    if not len(rows):
+        raise NotApplicable(f"no finished run has a value of {metric_label(x_metric)}")
+    both = rows.assign(**{x_metric: pd.to_numeric(rows[x_metric]).astype(float)})
+    if "config_id" in both:
+        conf = both.groupby("config_id", observed=True)[[x_metric, y_metric]].mean()
+        names = conf.index.astype(str).tolist()
+    else:
+        conf = both[[x_metric, y_metric]]
+        names = both["trial_id"].astype(str).tolist()
+    x, y = conf[x_metric].to_numpy(float), conf[y_metric].to_numpy(float)
+    mode = y_mode or METRICS.get(y_metric, "max")
+    return Pareto(x_metric, y_metric, mode, x, y, names, pareto_front(x, y, mode))
+
+
+def pareto_figure(d: Pareto) -> go.Figure:
+    sx, sy = METRIC_SCALE.get(d.x_metric, 1.0), METRIC_SCALE.get(d.y_metric, 1.0)
+    trace = go.Scattergl if len(d.x) > WEBGL_POINTS else go.Scatter
+    fig = go.Figure()
+    fig.add_trace(trace(x=d.x * sx, y=d.y * sy, mode="markers", name="configurations", text=d.configs,
+                        marker={"color": "#9ab", "size": 6},
+                        hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    f = d.front
+    fig.add_trace(go.Scatter(x=d.x[f] * sx, y=d.y[f] * sy, mode="lines+markers", name="Pareto front",
+                             line={"shape": "hv", "color": PALETTE[1]}, marker={"size": 9, "color": PALETTE[1]},
+                             text=[d.configs[i] for i in f],
+                             hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title_text=metric_label(d.x_metric))
+    fig.update_yaxes(title_text=metric_label(d.y_metric))
+    return styled(fig, f"{metric_label(d.y_metric)} vs {metric_label(d.x_metric)}",
+                  f"one point per configuration (mean over seeds); {len(f)} on the Pareto front of {len(d.x)}")
+
+
+__all__ = ["GroupBars", "PhaseMemory", "Pareto", "config_means", "group_bars_data", "group_bars_figure",
+           "pareto_data", "pareto_figure", "pareto_front", "phase_memory_data", "phase_memory_figure"]
