@@ -118,8 +118,14 @@ def workload_names() -> list[str]:
 
 
 def get_workload(name: Any, key: str = "workload.name") -> WorkloadEntry:
+    """A registered workload, or a user's own named ``package.module:factory`` (see ``workloads.user``)."""
+    if isinstance(name, str) and ":" in name:
+        from hyperswitch.workloads.user import user_workload
+
+        return user_workload(name, key)
     if not isinstance(name, str) or name not in _WORKLOADS:
-        raise ConfigError(key, f"unknown workload; must be one of {', '.join(workload_names())}", name)
+        raise ConfigError(key, f"unknown workload; must be one of {', '.join(workload_names())} "
+                          "or a user workload 'package.module:function'", name)
     return _WORKLOADS[name]
 
 
