@@ -4,11 +4,13 @@ model as 1 process on the whole batch, for a first-order optimizer and for K-FAC
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
 from hyperswitch.train import driver
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +44,15 @@ def test_two_workers_match_one_process(local_ray, tmp_path, name):
     if name == "mixer":  # the switch decision (from global-mean losses) is the same step on both workers
         assert "switch" in {e["kind"] for e in two["events"]}
     assert abs(two["summary"]["val_accuracy"] - one["summary"]["val_accuracy"]) <= 1 / 360  # at most one image
+
+
+def test_train_command_with_two_workers(local_ray, capsys):
+    from hyperswitch.cli import main
+
+    policy = str(ROOT / "policies" / "sgdm.yaml")
+    assert main(["train", policy, "--steps", "40", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 workers, CPU: completed" in out
+    assert re.search(r"steps_done\s+40\n", out) and re.search(r"val_accuracy\s+0\.\d{4}", out)
+    assert main(["train", policy, "--steps", "40", "--workers", "3"]) == 2  # 64 % 3 != 0
+    assert "must be divisible by the number of workers" in capsys.readouterr().err
