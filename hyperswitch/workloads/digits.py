@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from hyperswitch.config.validate import number
-from hyperswitch.workloads._base import Batches, Workload, register_workload
+from hyperswitch.workloads._base import Workload, register_workload
+from hyperswitch.workloads._common import make_batches
 
 
 @lru_cache(maxsize=4)
@@ -70,8 +71,8 @@ def digits_mlp(seed: int, *, rank: int = 0, world_size: int = 1, batch_size: int
         name="digits_mlp",
         model=model,
         loss_fn=nn.functional.cross_entropy,
-        train=Batches(torch.from_numpy(xtr), torch.from_numpy(ytr), int(batch_size), seed,
-                      rank=rank, world_size=world_size),
+        train=make_batches(torch.from_numpy(xtr), torch.from_numpy(ytr), int(batch_size), seed,
+                           rank=rank, world_size=world_size),  # a batch larger than the set: an error, not 0 steps
         val_x=torch.from_numpy(xval),
         val_y=torch.from_numpy(yval),
     )

@@ -47,10 +47,19 @@ def test_bad_options_name_key_rule_and_value(spec, key, rule):
     assert err.value.value == bad
 
 
-def test_a_batch_larger_than_the_training_set_is_an_error_not_zero_steps():
+@pytest.mark.parametrize(("spec", "n"), [
+    ({"name": "tabular", "dataset": "wine", "dataset_fraction": 0.1, "batch_size": 32}, 13),
+    ({"name": "digits_mlp", "dataset_fraction": 0.01, "batch_size": 64}, 14),
+    ({"name": "digits_cnn", "dataset_fraction": 0.01, "batch_size": 64}, 14),
+    ({"name": "least_squares", "n": 100, "batch_size": 81}, 80),
+    ({"name": "char_lm", "chars": 2000, "context": 15, "batch_size": 114}, 113),
+    ({"name": "transfer", "dataset_fraction": 0.05, "batch_size": 64, "pretrain_epochs": 0}, 35),
+])
+def test_a_batch_larger_than_the_training_set_is_an_error_not_zero_steps(spec, n):
     with pytest.raises(ConfigError) as err:
-        build_workload({"name": "tabular", "dataset": "wine", "dataset_fraction": 0.1, "batch_size": 32}, seed=0)
-    assert err.value.key == "workload.batch_size" and "number of training examples (13" in err.value.rule
+        build_workload(spec, seed=0)
+    assert err.value.key == "workload.batch_size" and f"number of training examples ({n};" in err.value.rule
+    assert err.value.value == spec["batch_size"]
 
 
 def test_digits_cnn_gives_kfac_conv2d_layers_and_trains_with_kfac():
