@@ -1,4 +1,26 @@
-"""Workloads by name: models and data that need no download. Importing registers them."""
+"""Workloads by name: models and data that need no download. Importing registers them.
+
+Workloads (options with their defaults; each module's docstring has the details):
+
+- ``digits_mlp``: MLP on scikit-learn's 8x8 digits. batch_size 64, hidden 128, depth 1.
+- ``digits_cnn``: two-Conv2d CNN on the digits (K-FAC sees Conv2d layers). batch_size 64, channels 8.
+- ``tabular``: MLP on a standardised bundled table. dataset breast_cancer | wine, batch_size 32, hidden 64,
+  depth 1.
+- ``synthetic_2d``: a 2-D test function whose 2 parameters are the point. function rosenbrock | beale |
+  himmelblau | griewank | ackley, start null (the function's usual start), steps_per_epoch 100.
+- ``least_squares``: linear regression on seeded synthetic data (003). n 1024, d 20, noise 0.1, condition 10,
+  batch_size 64.
+- ``char_lm``: GPT-style character model on the standard library's own sources. chars 200000, context 64,
+  width 64, layers 2, heads 4, batch_size 32.
+- ``transfer``: pre-trained on digits 0-4, tuned on 5-9. mode head | full, batch_size 32, hidden 64,
+  pretrain_epochs 30.
+- ``package.module:function``: a user's own (``workloads.user``). The function's keyword defaults,
+  batch_size 64.
+
+All but ``synthetic_2d`` also take ``dataset_fraction`` (1.0) and ``split_seed`` (0: fixes the train/validation
+split, never the trial seed); those with a fixed split take ``val_fraction``. ``synthetic_2d`` and
+``least_squares`` are regression tasks: ``val_accuracy`` is null, search on ``val_loss``.
+"""
 
 from hyperswitch.workloads import (  # noqa: F401  (importing a module registers its workloads)
     char_lm,

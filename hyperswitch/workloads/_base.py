@@ -96,18 +96,20 @@ class WorkloadEntry:
     defaults: Mapping[str, Any]
     check: Callable[[dict[str, Any], str], None] | None
     doc: str
+    task: str | None = "classification"  # "regression": no val_accuracy; None: known only once built (user's)
 
 
 _WORKLOADS: dict[str, WorkloadEntry] = {}
 
 
 def register_workload(name: str, *, defaults: Mapping[str, Any],
-                      check: Callable[[dict[str, Any], str], None] | None = None):
-    """Register ``factory(seed, *, rank, world_size, **options) -> Workload``."""
+                      check: Callable[[dict[str, Any], str], None] | None = None, task: str = "classification"):
+    """Register ``factory(seed, *, rank, world_size, **options) -> Workload``; ``task`` is the task of the
+    workloads it builds (``regression``: they report no accuracy)."""
 
     def deco(factory: Callable[..., Workload]) -> Callable[..., Workload]:
         _WORKLOADS[name] = WorkloadEntry(name, factory, dict(defaults), check,
-                                         (factory.__doc__ or "").strip().splitlines()[0])
+                                         (factory.__doc__ or "").strip().splitlines()[0], task)
         return factory
 
     return deco

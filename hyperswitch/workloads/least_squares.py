@@ -51,6 +51,7 @@ def _check(spec: dict[str, Any], key: str) -> None:
     defaults={"n": 1024, "d": 20, "noise": 0.1, "condition": 10.0, "batch_size": 64, "val_fraction": 0.2,
               "dataset_fraction": 1.0, "split_seed": 0},
     check=_check,
+    task="regression",
 )
 def least_squares(seed: int, *, rank: int = 0, world_size: int = 1, n: int, d: int, noise: float,
                   condition: float, batch_size: int, val_fraction: float, dataset_fraction: float,

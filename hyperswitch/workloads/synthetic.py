@@ -116,6 +116,7 @@ def _check(spec: dict[str, Any], key: str) -> None:
     "synthetic_2d",
     defaults={"function": "rosenbrock", "start": None, "steps_per_epoch": 100},
     check=_check,
+    task="regression",
 )
 def synthetic_2d(seed: int, *, rank: int = 0, world_size: int = 1, function: str, start: Sequence[float] | None,
                  steps_per_epoch: int) -> Workload:

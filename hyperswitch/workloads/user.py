@@ -98,7 +98,7 @@ def user_workload(name: str, key: str = "workload.name") -> WorkloadEntry:
     defaults, declared = _options(factory, name, key)
     doc = (inspect.getdoc(factory) or f"user workload {name}").strip().splitlines()[0]
     return WorkloadEntry(name, partial(_build, factory, name, declared), defaults,
-                         lambda spec, k: check_common(spec, k, val_fraction=None), doc)
+                         lambda spec, k: check_common(spec, k, val_fraction=None), doc, task=None)
 
 
 def _tensor(value: Any) -> torch.Tensor:

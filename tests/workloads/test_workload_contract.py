@@ -9,7 +9,7 @@ import torch
 
 from hyperswitch.switching import Policy
 from hyperswitch.train.loop import train_run
-from hyperswitch.workloads import build_workload, workload_names
+from hyperswitch.workloads import build_workload, get_workload, workload_names
 
 # Small sizes so that each epoch takes well under a second on one thread, and an optimizer that trains it.
 SMALL = {
@@ -41,6 +41,7 @@ def test_one_epoch_lowers_the_validation_loss(name):
     assert res.summary["steps_done"] == len(wl.train) > 0 and res.summary["epochs_done"] == 1
     after = res.summary["val_loss"]
     assert after < 0.9 * before, (before, after)
+    assert wl.task == get_workload(name).task  # the registry knows the task before anything is built
     if wl.task == "classification":
         assert 0.0 <= res.summary["val_accuracy"] <= 1.0
     else:
