@@ -42,8 +42,9 @@ corrector's ``T1``; a baseline optimizer with its own hyperparameters)::
 
 The label is the parameter's value (searched, gridded and recorded like any categorical); the names it sets
 are template values only (not results columns). A set value may itself hold ``$name`` placeholders of other
-parameters or derived values. ``workload.name`` may be a placeholder too (a categorical over workloads); the
-workload's options are then checked for every choice.
+parameters, derived values, or names that another parameter's sets give (not in a cycle). ``workload.name``
+may be a placeholder too (a categorical over workloads); the workload's options are then checked for every
+choice.
 
 ``--samples N`` (``with_overrides``) on a grid runs N grid points (Optuna's grid sampler visits them in a
 seeded random order), so that a large grid can be smoke-tested; the file's own ``search.samples`` does not
@@ -158,6 +159,7 @@ class SearchSpace:
     source: str = "<string>"
     text: str = ""
     grid_limit: int | None = None  # --samples on a grid: run this many grid points
+    set_order: list[str] = field(default_factory=list)  # parameters with sets, each after those its sets refer to
 
     @property
     def members(self) -> dict[str, str]:
@@ -188,11 +190,15 @@ class SearchSpace:
         return values
 
     def instantiate(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The workload and policy specs with every ``$name`` replaced by its value (a name set by a
-        categorical's ``sets`` is itself filled first: its placeholders name parameters or derived values)."""
-        members = self.members
-        if members:
-            values = {**values, **{m: _substitute(values[m], values) for m in members if m in values}}
+        """The workload and policy specs with every ``$name`` replaced by its value. A name set by a
+        categorical's ``sets`` is filled first: its placeholders name parameters, derived values or names that
+        another parameter's sets give (filled before it, ``set_order``)."""
+        if self.set_order:
+            values = dict(values)
+            for n in self.set_order:
+                for m in next(iter(self.parameters[n].sets.values())):
+                    if m in values:
+                        values[m] = _substitute(values[m], values)
         return _substitute(self.workload, values), _substitute(self.policy, values)
 
     def n_configurations(self) -> int:
@@ -349,6 +355,39 @@ def _members(params: Mapping[str, Param]) -> dict[str, str]:
     return out
 
 
+def _set_references(params: Mapping[str, Param], derived: Mapping[str, Any],
+                    members: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Placeholders inside sets (name -> first path) and the order to fill the sets in: a set value may refer to
+    parameters, derived values and names another parameter's sets give, never its own parameter's, nor in a
+    cycle."""
+    in_sets: dict[str, str] = {}
+    needs: dict[str, set[str]] = {}
+    for n, p in params.items():
+        if not p.sets:
+            continue
+        own: dict[str, str] = {}
+        _placeholders(p.sets, f"parameters.{n}.sets", own)
+        needs[n] = set()
+        for ref, path in own.items():
+            in_sets.setdefault(ref, path)
+            if ref in members:
+                if members[ref] == n:
+                    raise ConfigError(path, "a set value cannot refer to a name its own parameter sets", f"${ref}")
+                needs[n].add(members[ref])
+            elif ref not in params and ref not in derived:
+                raise ConfigError(path, "refers to an unknown parameter", f"${ref}")
+    order: list[str] = []
+    while needs:
+        ready = [n for n, deps in needs.items() if deps <= set(order)]
+        if not ready:
+            n = next(iter(needs))
+            raise ConfigError(f"parameters.{n}.sets", "sets refer to each other's names in a cycle", sorted(needs))
+        for n in ready:
+            order.append(n)
+            del needs[n]
+    return in_sets, order
+
+
 def _derived(spec: Any, params: Mapping[str, Param], members: Mapping[str, str] | None = None) -> dict[str, Any]:
     members = members or {}
     spec = require_mapping(spec or {}, "derived")
@@ -475,13 +514,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     for ref, path in used.items():
         if ref not in params and ref not in derived and ref not in members:
             raise ConfigError(path, "refers to an unknown parameter", f"${ref}")
-    in_sets: dict[str, str] = {}  # placeholders inside sets: parameters or derived values, not other set names
-    for n, p in params.items():
-        if p.sets:
-            _placeholders(p.sets, f"parameters.{n}.sets", in_sets)
-    for ref, path in in_sets.items():
-        if ref not in params and ref not in derived:
-            raise ConfigError(path, "a set value may refer to parameters and derived values only", f"${ref}")
+    in_sets, set_order = _set_references(params, derived, members)
     in_exprs = {n for e in derived.values() for n in e.names}
     refs = set(used) | set(in_sets) | in_exprs
     for n in [*params, *derived, *members]:
@@ -515,7 +548,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
         scheduler=_scheduler(doc.get("scheduler"), metric, train["steps"]), metric=metric, mode=mode,
         resources=_resources(doc.get("resources")),
         max_concurrent=number(doc.get("max_concurrent", 2), "max_concurrent", integer=True, low=1),
-        description=str(doc.get("description", "")), source=source, text=text,
+        description=str(doc.get("description", "")), source=source, text=text, set_order=set_order,
     )
     if algorithm == "grid":
         for n in space.sampled_names:

@@ -271,9 +271,17 @@ SET_CASES = [
      "parameters.variant.sets", "already a parameter", "'lr'"),
     ("a set name is not used", _sets_edit("corrector: {T1: $T1}", "corrector: {T1: 0}"),
      "parameters.variant.sets", "not used", "'T1'"),
-    ("a set refers to another set's name", _sets_edit("mixer: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 10}",
-                                                      "mixer: {switch_rule: $T1, T1: 10}"),
-     "parameters.variant.sets.mixer.switch_rule", "parameters and derived values only", "'$T1'"),
+    ("a set refers to its own name", _sets_edit("mixer: {switch_rule: {theta: 0.05, K: 2, unit: epoch}, T1: 10}",
+                                                "mixer: {switch_rule: $T1, T1: 10}"),
+     "parameters.variant.sets.mixer.switch_rule", "its own parameter sets", "'$T1'"),
+    ("a set refers to an unknown name", _sets_edit("T1: 10}", "T1: $nothing}"),
+     "parameters.variant.sets.mixer.T1", "unknown parameter", "'$nothing'"),
+    ("sets refer to each other in a cycle",
+     lambda t: t.replace("lr: {type: categorical, choices: [0.05, 0.1]}",
+                         "lr: {type: categorical, choices: [0.05, 0.1]}\n  other:\n    type: categorical\n"
+                         "    choices: [a]\n    sets: {a: {k1: $T1}}").replace("T1: 10}", "T1: $k1}").replace(
+                         "phase1: {name: kfac, lr: 0.05}", "phase1: {name: kfac, lr: 0.05, momentum: $k1}"),
+     "parameters.", "cycle", "['other', 'variant']"),
 ]
 
 
@@ -322,3 +330,33 @@ def test_workload_choices_are_each_checked(edit, rule, value, space_file, tmp_pa
     code, err, _ = run_cli(tmp_path, path, capsys)
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "parameters.task" in err and rule in err and value in err, err
+
+
+def test_a_set_may_refer_to_another_parameters_set(space_file):
+    text = textwrap.dedent("""\
+        name: refresh
+        workload: {name: digits_mlp}
+        policy: {type: single, optimizer: $opt_spec}
+        parameters:
+          late: {type: categorical, choices: [10, 100]}
+          optimizer:
+            type: categorical
+            choices: [kfac, shampoo]
+            sets:
+              kfac: {opt_spec: {name: kfac, damping: 0.1, inverse_interval: $interval}}
+              shampoo: {opt_spec: {name: shampoo, epsilon: 0.0001, inverse_interval: $interval}}
+          early:
+            type: categorical
+            choices: [none, epoch1]
+            sets:
+              none: {interval: $late}
+              epoch1: {interval: {schedule: piecewise, values: [1, $late], boundaries: [22]}}
+        search: grid
+        """)
+    space = load_space(space_file(text))
+    assert space.set_order == ["early", "optimizer"]  # early's names are filled before optimizer's use them
+    _, policy = space.instantiate(space.resolve({"late": 100, "optimizer": "shampoo", "early": "epoch1"}))
+    assert policy["optimizer"] == {"name": "shampoo", "epsilon": 0.0001, "inverse_interval": {
+        "schedule": "piecewise", "values": [1, 100], "boundaries": [22]}}
+    _, policy = space.instantiate(space.resolve({"late": 10, "optimizer": "kfac", "early": "none"}))
+    assert policy["optimizer"]["inverse_interval"] == 10
