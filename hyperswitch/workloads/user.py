@@ -77,6 +77,21 @@ def _import_factory(name: str, key: str) -> Callable[..., Any]:
     return factory
 
 
+def module_root(name: str) -> str:
+    """The folder of the top-level package (or the file of the top-level module) that ``package.module:function``
+    imports from: what a Ray cluster's workers need shipped (``runtime_env`` ``py_modules``) to import it."""
+    _import_factory(name, "workload.name")
+    module = importlib.import_module(name.split(":")[0])
+    top = sys.modules[module.__name__.split(".")[0]]
+    if hasattr(top, "__path__"):  # a package, regular or namespace: the folder that holds this module
+        target = os.path.realpath(module.__file__ or "")
+        for folder in top.__path__:
+            if target.startswith(os.path.realpath(folder) + os.sep):
+                return folder
+        return next(iter(top.__path__))
+    return str(top.__file__)
+
+
 def _options(factory: Callable[..., Any], name: str, key: str) -> tuple[dict[str, Any], set[str]]:
     """(defaults of the options, names of the factory's own keyword parameters)."""
     params = list(inspect.signature(factory).parameters.values())

@@ -76,6 +76,14 @@ def test_bad_returns_are_one_line_errors(name, rule):
     assert err.value.key == "workload.name" and rule in err.value.rule
 
 
+def test_module_root_is_what_a_cluster_needs_shipped():
+    from hyperswitch.workloads.user import module_root
+
+    assert module_root(EXAMPLE) == str(ROOT / "examples")  # a namespace package: its folder
+    assert module_root(BLOBS) == str(HERE / "workload_user_factories.py")  # a top-level module: its file
+    assert module_root("hyperswitch.workloads.digits:digits_mlp") == str(ROOT / "hyperswitch")
+
+
 def test_the_factorys_own_config_error_reaches_the_user():
     with pytest.raises(ConfigError) as err:
         build_workload({"name": "workload_user_factories:checked", "k": 2}, seed=0)
