@@ -8,8 +8,9 @@ tune on, validation rows to evaluate). ``dataset_fraction`` keeps a seeded subse
 Pre-training: an MLP backbone ``64 - hidden - ReLU - hidden - ReLU`` and a source head ``Linear(hidden, 5)``,
 trained with Adam (lr 1e-3, batch 64) for ``pretrain_epochs`` epochs on the source rows. It depends only on
 ``(hidden, val_fraction, split_seed, pretrain_epochs)``, never on the trial seed: it is seeded by ``split_seed``
-in a forked RNG (the caller's random state is untouched) and cached in-process, so every trial of a study
-tunes the same pre-trained backbone (the first build in a process pays ~0.3 s).
+in a forked RNG (the caller's random state is untouched), on one thread (the same bits in every process),
+and cached in-process, so every trial of a study tunes the same pre-trained backbone (the first build in a
+process pays ~0.3 s).
 
 The model tuned: the pre-trained backbone and a new head ``Linear(hidden, 5)`` initialised by the trial seed.
 ``mode: head`` freezes the backbone (``requires_grad = False``: optimizers, K-FAC and DDP only see the head);
@@ -76,6 +77,19 @@ def task_rows(val_fraction: float, split_seed: int, classes: tuple[int, ...]) ->
 def pretrained(hidden: int, val_fraction: float, split_seed: int, pretrain_epochs: int) -> tuple[dict, float]:
     """(state_dict of the source model, its validation accuracy on digits 0-4); seeded by split_seed, cached."""
     xtr, ytr, xval, yval = task_rows(val_fraction, split_seed, SOURCE_CLASSES)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same bits in every process, whatever its thread count
+    try:
+        model = _pretrain(xtr, ytr, hidden, split_seed, pretrain_epochs)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        acc = float((model(xval).argmax(dim=1) == yval).double().mean())
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return state, acc
+
+
+def _pretrain(xtr: torch.Tensor, ytr: torch.Tensor, hidden: int, split_seed: int, pretrain_epochs: int) -> TransferNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(10_000 + split_seed)
         model = TransferNet(hidden)
@@ -88,10 +102,7 @@ def pretrained(hidden: int, val_fraction: float, split_seed: int, pretrain_epoch
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
                 opt.step()
-    with torch.no_grad():
-        acc = float((model(xval).argmax(dim=1) == yval).double().mean())
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return state, acc
+    return model
 
 
 def _check(spec: dict[str, Any], key: str) -> None:
