@@ -186,7 +186,9 @@ def metric_choices(info: StudyInfo) -> tuple[list[str], dict[str, str], str]:
 def study_page_top(prefix: str, title: str, info: StudyInfo, extra: str = "") -> list[Any]:
     """Header, the study's name for callbacks, the refresh timer, and the export button (when available)."""
     from dashboards import export_panel
+    from hyperswitch.figures.data import prefetch
 
+    prefetch(info.path)
     return [header(title, info, extra), study_store(prefix, info.name), refresh_interval(prefix, info),
             export_panel.panel(prefix)]
 

@@ -77,8 +77,13 @@ def _nav(pages: list[Page], current: str, study: str | None) -> list[Any]:
             for p in pages]
 
 
-def create_app(storage: str | Path = "runs", pages: list[Page] | None = None) -> dash.Dash:
-    """The dashboard of the studies under ``storage`` (read at every request: new studies appear)."""
+def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, warm: bool = True) -> dash.Dash:
+    """The dashboard of the studies under ``storage`` (read at every request: new studies appear). ``warm``
+    imports the figures' heavy dependencies now rather than at the first page."""
+    if warm:
+        from hyperswitch.figures.data import warm_up
+
+        warm_up()
     ctx = Context(Path(storage).resolve())
     pages = list(pages or PAGES)
     by_path = {p.path: p for p in pages}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dash import Input, Output, html
+from dash import Input, Output, dash_table, html
 
 from dashboards import export_panel
 from dashboards._shared import (
@@ -34,7 +34,9 @@ UNIT_LABELS = {"step": "step", "epoch": "epoch"}
 def layout(ctx: Context, study: str) -> Any:
     info = ctx.info(study)
     by_choices = ["workload", "policy_type", *info.varied_parameters]
-    default_by = ["workload", *info.varied_parameters]
+    n_configs = info.trials["config_id"].nunique() if "config_id" in info.trials else len(info.trials)
+    # One row per configuration (000's C5) while that stays readable; else by the first parameter.
+    default_by = ["workload", *(info.varied_parameters if n_configs <= 50 else info.varied_parameters[:1])]
     ptypes = set(info.trials["policy_type"].dropna().astype(str)) if "policy_type" in info.trials else set()
     note = None
     if ptypes and ptypes <= {"single"}:
@@ -50,7 +52,7 @@ def layout(ctx: Context, study: str) -> Any:
         ], className="hs-controls"),
         html.Div(id=f"{P}-message"),
         graph(f"{P}-graph"),
-        html.H3("Switch point per group (mean \u00b1 s.d. over the runs that switched)"),
+        html.H3("Switch point per group (mean, s.d., min, max over the runs that switched)"),
         html.Div(id=f"{P}-table"),
         html.H3("IOMT: candidate per cycle"),
         html.Div([control("run", dropdown(f"{P}-iomt-run", [], None), "260px")], className="hs-controls",
@@ -69,20 +71,24 @@ def _f(v: Any, digits: int = 1) -> str:
 
 
 def table_component(t: fs.SwitchTable) -> Any:
-    cols = [*t.by, "runs", "switched", "step mean", "step s.d.", "step min", "step max", "epoch mean",
-            "epoch s.d."] if t.by else ["group", "runs", "switched", "step mean", "step s.d.", "step min",
-                                         "step max", "epoch mean", "epoch s.d."]
-    head = html.Tr([html.Th(c) for c in cols])
-    body = []
-    for _, r in t.rows.head(200).iterrows():
-        keys = [str(r[b]) if not isinstance(r[b], float) else f"{r[b]:.4g}" for b in t.by] if t.by else [r.iloc[0]]
-        body.append(html.Tr([html.Td(k) for k in keys] + [
-            html.Td(int(r["runs"])), html.Td(int(r["switched"])), html.Td(_f(r["step_mean"])),
-            html.Td(_f(r["step_std"])), html.Td(_f(r["step_min"], 0)), html.Td(_f(r["step_max"], 0)),
-            html.Td(_f(r["epoch_mean"], 2)), html.Td(_f(r["epoch_std"], 2))]))
-    more = html.Div(f"first 200 of {len(t.rows)} groups", className="hs-sub") if len(t.rows) > 200 else None
-    return html.Div([html.Table([html.Thead(head), html.Tbody(body)], className="hs-table",
-                                id=f"{P}-table-rows"), more])
+    """One row per group (a DataTable: one component however many configurations the study has)."""
+    names = {"step_mean": "step mean", "step_std": "step s.d.", "step_min": "step min", "step_max": "step max",
+             "epoch_mean": "epoch mean", "epoch_std": "epoch s.d."}
+    rows = t.rows.copy()
+    keys = t.by or [rows.columns[0]]
+    for k in keys:
+        rows[k] = [v if isinstance(v, str) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in rows[k]]
+    for c, digits in (("step_mean", 1), ("step_std", 1), ("step_min", 0), ("step_max", 0), ("epoch_mean", 2),
+                      ("epoch_std", 2)):
+        rows[c] = [_f(v, digits) for v in rows[c]]
+    cols = [{"name": f"{k} (binned)" if k in t.binned else k, "id": k} for k in keys]
+    cols += [{"name": "runs", "id": "runs"}, {"name": "switched", "id": "switched"}]
+    cols += [{"name": v, "id": k} for k, v in names.items()]
+    return dash_table.DataTable(
+        id=f"{P}-table-rows", columns=cols, data=rows[[c["id"] for c in cols]].to_dict("records"), page_size=15,
+        sort_action="native", style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "system-ui, sans-serif", "fontSize": 13, "padding": "4px 8px", "textAlign": "left"},
+        style_header={"fontWeight": 600, "backgroundColor": "#f4f6f8"})
 
 
 def _points(ctx: Context, study: str, need_epoch: bool) -> tuple[Any, Any]:
@@ -104,6 +110,9 @@ def register(app: Any, ctx: Context) -> None:
         if not points["switched"].any():
             ptypes = sorted(set(info.trials["policy_type"].dropna().astype(str))) if "policy_type" in info.trials \
                 else []
+            if ptypes == ["iomt"]:
+                raise NotApplicable("IOMT interleaves its candidates cycle by cycle instead of switching once: "
+                                    "see its timeline below")
             raise NotApplicable("no finished run of this study switched optimizer"
                                 + (f" (policy type {', '.join(ptypes)})" if ptypes else ""))
         fig = fs.switch_figure(points, info.trials, by, unit)

@@ -54,6 +54,24 @@ def grouped_stats(codes: np.ndarray, values: np.ndarray, n_groups: int) -> Group
     return GroupStats(count.astype(np.int64), mean, std)
 
 
+def keyed_reduce(keys: np.ndarray, values: np.ndarray, ufunc: np.ufunc) -> tuple[np.ndarray, np.ndarray]:
+    """``ufunc`` (np.maximum, np.minimum, np.add) of ``values`` per distinct key: (keys, reduced values).
+
+    Linear in the rows when equal keys come in runs (a run's steps are stored together, its phases in
+    order): runs of equal keys are reduced first, then the few run results per key.
+    """
+    keys = np.asarray(keys)
+    values = np.asarray(values)
+    if not len(keys):
+        return keys[:0], values[:0]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    seg_keys, seg_vals = keys[starts], ufunc.reduceat(values, starts)
+    order = np.argsort(seg_keys, kind="stable")
+    seg_keys, seg_vals = seg_keys[order], seg_vals[order]
+    first = np.flatnonzero(np.r_[True, seg_keys[1:] != seg_keys[:-1]])
+    return seg_keys[first], ufunc.reduceat(seg_vals, first)
+
+
 def band(stats: GroupStats, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper edge of the spread band (NaN where a group has fewer than 2 values)."""
     check_spread(kind)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, metric_label, rgba, styled
+from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, axis, figure, metric_label, rgba
 from hyperswitch.figures._stats import SPREAD_LONG, SPREAD_SHORT, axis_for, band, check_spread, grouped_stats
 from hyperswitch.figures.data import NotApplicable, policy_family, policy_labels
 
@@ -81,46 +81,52 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
     if not isinstance(tid.dtype, pd.CategoricalDtype):
         tid = tid.astype("category")
     cats = tid.cat.categories
-    run_code = tid.cat.codes.to_numpy(np.int64)
-    labels = groups.reindex(cats.astype(str))
+    run_code = tid.cat.codes.to_numpy().astype(np.intp, copy=False)
+    labels = groups.reindex(pd.Index(cats).astype(str))
     names = sorted(pd.unique(labels.dropna()).tolist(), key=str)
     if not names:
         raise NotApplicable("no run of this study has recorded steps yet")
-    name_pos = {n: i for i, n in enumerate(names)}
-    group_of_run = np.array([name_pos.get(v, -1) if isinstance(v, str) else -1 for v in labels], dtype=np.int64)
+    group_of_run = pd.Categorical(labels, categories=names).codes.astype(np.intp)
+    g_row = group_of_run[run_code]  # -1: a run in no group (or a missing trial id)
     yv = steps[y].to_numpy(dtype=float, na_value=np.nan)
-    ok = np.isfinite(yv) & (group_of_run[run_code] >= 0)
+    ok = (g_row >= 0) & np.isfinite(yv)
     if not ok.any():
         raise NotApplicable(f"no run has a value of {metric_label(y)} yet")
 
-    xv = steps[x].to_numpy(dtype=float, na_value=np.nan)
-    ok &= np.isfinite(xv)
     bins = None
+    xcol = steps[x]
+    if x == "elapsed_s" or not pd.api.types.is_integer_dtype(xcol):
+        xv = xcol.to_numpy(dtype=float, na_value=np.nan)
+        ok &= np.isfinite(xv)
+    else:
+        xv = xcol.to_numpy()
     if x == "elapsed_s":
         bins = time_bins
-        hi = float(np.nanmax(xv[ok])) if ok.any() else 1.0
+        hi = float(xv[ok].max())
         width = hi / bins if hi > 0 else 1.0
-        xidx = np.clip((np.where(ok, xv, 0.0) / width).astype(np.int64), 0, bins - 1)
+        xidx = np.minimum((np.where(ok, xv, 0.0) / width).astype(np.intp), bins - 1)
         xpos = (np.arange(bins) + 0.5) * width
         n_x = bins
     else:
-        x0 = int(np.nanmin(xv[ok]))
-        xidx = np.where(ok, np.nan_to_num(xv, nan=x0) - x0, 0).astype(np.int64)
-        n_x = int(xidx[ok].max()) + 1
+        xs = xv[ok]
+        x0 = int(xs.min())
+        xidx = (xv - x0).astype(np.intp, copy=False) if xv.dtype.kind in "iu" else \
+            np.where(ok, xv - x0, 0).astype(np.intp)
+        n_x = int(xs.max()) - x0 + 1
         xpos = np.arange(n_x) + x0
 
     n_runs = len(cats)
     # Level 1: one value per (run, x) (a run has one row per step; several per epoch or time bin).
     if x == "step":
-        cell_run, cell_x, cell_y = run_code[ok], xidx[ok], yv[ok]
+        gkey = np.where(ok, g_row * n_x + xidx, -1)
+        stats = grouped_stats(gkey, yv, len(names) * n_x)
     else:
         key = np.where(ok, run_code * n_x + xidx, -1)
         lvl1 = grouped_stats(key, yv, n_runs * n_x)
         filled = np.flatnonzero(lvl1.count > 0)
         cell_run, cell_x, cell_y = filled // n_x, filled % n_x, lvl1.mean[filled]
-    # Level 2: over the runs of each group.
-    gkey = group_of_run[cell_run] * n_x + cell_x
-    stats = grouped_stats(gkey, cell_y, len(names) * n_x)
+        # Level 2: over the runs of each group.
+        stats = grouped_stats(group_of_run[cell_run] * n_x + cell_x, cell_y, len(names) * n_x)
     lo, hi_ = band(stats, spread)
     out = []
     for g, name in enumerate(names):
@@ -128,53 +134,58 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
         has = stats.count[sl] > 0
         out.append(CurveGroup(str(name), xpos[has].astype(float), stats.mean[sl][has], lo[sl][has], hi_[sl][has],
                               stats.count[sl][has]))
+    has_rows = np.bincount(run_code[ok], minlength=n_runs) > 0
 
     marks: list[SwitchMarks] = []
     if switch_steps is not None and len(switch_steps):
-        sw = switch_steps.reindex(cats.astype(str)).to_numpy(dtype=float, na_value=np.nan)
-        step_v = steps["step"].to_numpy(dtype=float, na_value=np.nan)
-        hit = np.isfinite(sw[run_code]) & (step_v == sw[run_code]) & np.isfinite(xv)
-        rows = np.flatnonzero(hit)
-        # one row per run (the first, should a run have recorded its switch step twice)
-        _, first = np.unique(run_code[rows], return_index=True)
-        rows = rows[first]
+        sw = switch_steps.reindex(pd.Index(cats).astype(str)).to_numpy(dtype=float, na_value=np.nan)
+        if x == "step":  # the switch step is the x: no need to look at the rows
+            runs_sw = np.flatnonzero(np.isfinite(sw) & (group_of_run >= 0) & has_rows)
+            mark_x = sw[runs_sw]
+        else:  # the x (epoch, time) of the row at the switch step
+            step_v = steps["step"].to_numpy()
+            rows = np.flatnonzero(ok & (step_v == sw[run_code]))
+            runs_sw, first = np.unique(run_code[rows], return_index=True)
+            mark_x = xv[rows[first]].astype(float)
+        cat_names = np.asarray(pd.Index(cats).astype(str), dtype=object)
         for g, name in enumerate(names):
-            mine = rows[group_of_run[run_code[rows]] == g]
-            if not len(mine) or not len(out[g].x):
+            mine = group_of_run[runs_sw] == g
+            if not mine.any() or not len(out[g].x):
                 continue
-            mx = xv[mine]
-            my = np.interp(mx, out[g].x, out[g].mean)
-            marks.append(SwitchMarks(str(name), mx, my, [str(cats[c]) for c in run_code[mine]]))
-    return Curves(x, y, group_by, spread, out, marks, int(len(np.unique(run_code[ok]))), bins)
+            mx = mark_x[mine]
+            marks.append(SwitchMarks(str(name), mx, np.interp(mx, out[g].x, out[g].mean),
+                                     cat_names[runs_sw[mine]].tolist()))
+    return Curves(x, y, group_by, spread, out, marks, int(has_rows.sum()), bins)
 
 
 def curves_figure(d: Curves, log_y: bool = False) -> go.Figure:
     s = METRIC_SCALE.get(d.y, 1.0)
-    fig = go.Figure()
+    data: list[dict] = []
     n_marks = sum(len(m.x) for m in d.marks)
     for i, g in enumerate(d.groups):
         color = PALETTE[i % len(PALETTE)]
         if np.isfinite(g.lower).any():
-            fig.add_trace(go.Scatter(x=g.x, y=g.upper * s, mode="lines", line={"width": 0}, showlegend=False,
-                                     hoverinfo="skip", legendgroup=g.name, name=f"{g.name} upper"))
-            fig.add_trace(go.Scatter(x=g.x, y=g.lower * s, mode="lines", line={"width": 0}, fill="tonexty",
-                                     fillcolor=rgba(color, 0.18), showlegend=False, hoverinfo="skip",
-                                     legendgroup=g.name, name=f"{g.name} {SPREAD_SHORT[d.spread]}"))
-        fig.add_trace(go.Scatter(x=g.x, y=g.mean * s, mode="lines", line={"color": color, "width": 2},
-                                 name=g.name, legendgroup=g.name, customdata=g.n,
-                                 hovertemplate=f"{g.name}<br>{metric_label(d.x)} %{{x:.4g}}<br>"
-                                 f"{metric_label(d.y)} %{{y:.4g}}<br>runs %{{customdata}}<extra></extra>"))
-    trace = go.Scattergl if n_marks > WEBGL_POINTS else go.Scatter
+            data.append({"type": "scatter", "x": g.x, "y": g.upper * s, "mode": "lines", "line": {"width": 0},
+                         "showlegend": False, "hoverinfo": "skip", "legendgroup": g.name, "name": f"{g.name} upper"})
+            data.append({"type": "scatter", "x": g.x, "y": g.lower * s, "mode": "lines", "line": {"width": 0},
+                         "fill": "tonexty", "fillcolor": rgba(color, 0.18), "showlegend": False, "hoverinfo": "skip",
+                         "legendgroup": g.name, "name": f"{g.name} {SPREAD_SHORT[d.spread]}"})
+        data.append({"type": "scatter", "x": g.x, "y": g.mean * s, "mode": "lines",
+                     "line": {"color": color, "width": 2}, "name": g.name, "legendgroup": g.name, "customdata": g.n,
+                     "hovertemplate": f"{g.name}<br>{metric_label(d.x)} %{{x:.4g}}<br>{metric_label(d.y)} "
+                     "%{y:.4g}<br>runs %{customdata}<extra></extra>"})
+    kind = "scattergl" if n_marks > WEBGL_POINTS else "scatter"
+    names = [g.name for g in d.groups]
     for m in d.marks:
-        i = [g.name for g in d.groups].index(m.group)
-        fig.add_trace(trace(x=m.x, y=m.y * s, mode="markers", name=f"switch ({m.group})", legendgroup=m.group,
-                            marker={"symbol": "x", "size": 8, "color": PALETTE[i % len(PALETTE)],
-                                    "line": {"width": 1}},
-                            text=m.runs, hovertemplate="%{text} switched at %{x:.4g}<extra></extra>"))
+        i = names.index(m.group)
+        data.append({"type": kind, "x": m.x, "y": m.y * s, "mode": "markers", "name": f"switch ({m.group})",
+                     "legendgroup": m.group, "text": m.runs,
+                     "marker": {"symbol": "x", "size": 8 if kind == "scatter" else 6,
+                                "color": PALETTE[i % len(PALETTE)]},
+                     "hovertemplate": "%{text} switched at %{x:.4g}<extra></extra>"})
     xlabel = metric_label(d.x) + (f" ({d.time_bins} bins)" if d.time_bins else "")
-    fig.update_xaxes(title_text=xlabel)
-    fig.update_yaxes(title_text=metric_label(d.y), type="log" if log_y else "linear")
     sub = f"line: mean; band: {SPREAD_LONG[d.spread]} over the runs of each group; {d.n_runs} runs; "
     sub += "\u00d7 = where a run switched optimizer" if n_marks else "no run switched optimizer"
     by = f" by {d.group_by}" if d.group_by and d.group_by != NONE else ""
-    return styled(fig, f"{metric_label(d.y)} vs {metric_label(d.x)}{by}", sub, height=500)
+    layout = {"xaxis": axis(xlabel), "yaxis": axis(metric_label(d.y), type="log" if log_y else "linear")}
+    return figure(data, layout, f"{metric_label(d.y)} vs {metric_label(d.x)}{by}", sub, height=500)

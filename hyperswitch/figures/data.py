@@ -111,29 +111,52 @@ def study_version(root: Path, table: str) -> tuple[Any, ...]:
 
 
 class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size, self.data, self.lock = size, OrderedDict(), threading.Lock()
+    """A thread-safe least-recently-used cache bounded by entries and by bytes (numpy/pandas values)."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size, self.max_bytes = size, max_bytes
+        self.data: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.bytes = 0
 
     def get(self, key: Any) -> Any:
         with self.lock:
             if key in self.data:
                 self.data.move_to_end(key)
-                return self.data[key]
+                return self.data[key][0]
         return None
 
     def put(self, key: Any, value: Any) -> None:
+        n = _nbytes(value)
         with self.lock:
-            self.data[key] = value
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
+            if key in self.data:
+                self.bytes -= self.data.pop(key)[1]
+            self.data[key] = (value, n)
+            self.bytes += n
+            while len(self.data) > 1 and (len(self.data) > self.size or self.bytes > self.max_bytes):
+                self.bytes -= self.data.popitem(last=False)[1][1]
 
     def clear(self) -> None:
         with self.lock:
             self.data.clear()
+            self.bytes = 0
 
 
-_CACHE = _LRU(48)
+def _nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return int(value.memory_usage(deep=False).sum()) if isinstance(value, pd.DataFrame) else int(value.nbytes)
+    if isinstance(value, pd.Categorical):
+        return int(value.codes.nbytes)
+    if isinstance(value, StudyInfo):
+        return _nbytes(value.trials)
+    return 1024
+
+
+_CACHE = _LRU(size=256, max_bytes=int(os.environ.get("HYPERSWITCH_CACHE_MB", "1536")) * 2**20)
+_INFLIGHT: dict[Any, threading.Lock] = {}
+_INFLIGHT_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
@@ -141,13 +164,22 @@ def clear_cache() -> None:
 
 
 def cached(key: tuple[Any, ...], compute: Any) -> Any:
-    """A value computed once per key (keys carry the study file versions they depend on)."""
+    """A value computed once per key (keys carry the study file versions they depend on); concurrent callers
+    of the same key wait for one computation."""
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    value = compute()
-    _CACHE.put(key, value)
-    return value
+    with _INFLIGHT_LOCK:
+        lock = _INFLIGHT.setdefault(key, threading.Lock())
+    with lock:
+        hit = _CACHE.get(key)
+        if hit is None:
+            hit = compute()
+            if hit is not None:
+                _CACHE.put(key, hit)
+    with _INFLIGHT_LOCK:
+        _INFLIGHT.pop(key, None)
+    return hit
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -157,7 +189,8 @@ def _read(path: Path, columns: Sequence[str] | None, dictionary: bool = False) -
     has; ``trial_id`` dictionary-encoded when asked (a pandas categorical: cheap on millions of rows)."""
     try:
         with open(path, "rb") as f:
-            pf = pq.ParquetFile(f, read_dictionary=["trial_id"] if dictionary else None)
+            pf = pq.ParquetFile(f, read_dictionary=[c for c in DICTIONARY_COLUMNS if c in (columns or ())]
+                                if dictionary else None)
             cols = None
             if columns is not None:
                 names = set(pf.schema_arrow.names)
@@ -186,19 +219,25 @@ def read_table(root: str | Path, table: str, columns: Sequence[str] | None = Non
     """One table of a study (compacted rows + part files, parts win), only ``columns`` (None: all)."""
     store = StudyStore(root)
     ids = _part_ids(store, include_running)
+    wanted = columns
+    if ids and columns is not None and "trial_id" not in columns:  # needed to let parts win over the table
+        columns = [*columns, "trial_id"]
     parts, read_ids = [], []
     for tid in ids:  # parts before the compacted table: a compaction in between can only duplicate
         row = _read(store.part_path(tid, "trials"), columns if table == "trials" else ["trial_id"])
         if row is None:  # compacted (or discarded) meanwhile: the main table has it
             continue
         read_ids.append(tid)
-        t = row if table == "trials" else _read(store.part_path(tid, table), columns, table != "trials")
+        t = row if table == "trials" else _read(store.part_path(tid, table), columns, "trial_id" in (columns or ()))
         if t is not None:
             parts.append(t)
-    main = _read(store.table_path(table), columns, table != "trials")
+    main = _read(store.table_path(table), columns, table != "trials" and "trial_id" in (columns or ()))
     if main is not None and read_ids and "trial_id" in main.column_names:
         main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(read_ids))))
-    return concat([main, *parts])
+    out = concat([main, *parts])
+    if out is not None and wanted is not None and list(wanted) != list(columns or []):
+        out = out.select([c for c in wanted if c in out.column_names])
+    return out
 
 
 def study_info(root: str | Path) -> StudyInfo:
@@ -225,33 +264,98 @@ def study_info(root: str | Path) -> StudyInfo:
     return cached(key, load)
 
 
-def study_table(root: str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
-    """``steps`` or ``events`` of a study with only ``columns`` (plus ``trial_id``), cached per version.
+DICTIONARY_COLUMNS = frozenset({"trial_id", "optimizer", "kind"})
 
-    ``trial_id`` comes back as a pandas categorical (cheap grouping on millions of rows). A study with
-    trials whose steps/events file is missing raises :class:`StudyReadError`.
+
+def _column_values(col: pa.ChunkedArray) -> Any:
+    """One column as numpy (numbers; NaN for nulls) or a pandas Categorical (dictionary-encoded strings)."""
+    if pa.types.is_dictionary(col.type):
+        arr = col.unify_dictionaries().combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        return pd.Categorical.from_codes(codes, categories=pd.Index(arr.dictionary.to_pylist(), dtype=object),
+                                         validate=False)
+    if pa.types.is_integer(col.type) and col.null_count:
+        return pc.cast(col, pa.float64()).to_numpy()
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return col.to_numpy()
+    return np.asarray(col.to_pylist(), dtype=object)
+
+
+def study_table(root: str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
+    """``steps`` or ``events`` of a study with only ``columns`` (plus ``trial_id``).
+
+    Each column is read once per study file version and cached on its own, so that views asking for
+    different columns share the reads (``trial_id``, the costliest, is decoded once). ``trial_id``,
+    ``optimizer`` and ``kind`` come back as pandas categoricals. A compacted study with trials but no such table
+    raises :class:`StudyReadError`.
     """
     root = Path(root).resolve()
-    cols = tuple(dict.fromkeys(["trial_id", *columns]))
-    key = ("table", str(root), table, cols, study_version(root, table))
+    cols = list(dict.fromkeys(["trial_id", *columns]))
+    version = study_version(root, table)
+    got = {c: _CACHE.get(("col", str(root), table, c, version)) for c in cols}
+    missing = [c for c in cols if got[c] is None]
+    if missing:
+        with _INFLIGHT_LOCK:
+            lock = _INFLIGHT.setdefault(("cols", str(root), table), threading.Lock())
+        with lock:  # one read of a study's table at a time: a second caller finds the columns cached
+            got.update({c: _CACHE.get(("col", str(root), table, c, version)) for c in missing})
+            missing = [c for c in cols if got[c] is None]
+            if missing:
+                got.update(_read_columns(root, table, missing, version))
+    return pd.DataFrame({c: got[c] for c in cols}, copy=False)
 
-    def load() -> pd.DataFrame:
-        t = read_table(root, table, list(cols))
-        if t is None:
-            info = study_info(root)
-            if len(info.trials) and (root / "trials.parquet").exists():
-                raise StudyReadError(f"{root / (table + '.parquet')}: missing (the study has {len(info.trials)} "
-                                     f"trials but no {table} table)")
-            t = SCHEMAS[table].empty_table().select(list(cols))
-        missing = [c for c in cols if c not in t.column_names]
-        if missing:
-            raise StudyReadError(f"{root / (table + '.parquet')}: lacks column(s) {', '.join(missing)}")
-        t = t.select(list(cols))
-        df = t.to_pandas()
-        df["trial_id"] = df["trial_id"].astype("category")
-        return df
 
-    return cached(key, load)
+def _read_columns(root: Path, table: str, columns: list[str], version: tuple[Any, ...]) -> dict[str, Any]:
+    t = read_table(root, table, columns)
+    if t is None:
+        info = study_info(root)
+        if len(info.trials) and (root / "trials.parquet").exists():
+            raise StudyReadError(f"{root / (table + '.parquet')}: missing (the study has {len(info.trials)} "
+                                 f"trials but no {table} table)")
+        t = SCHEMAS[table].empty_table()
+    absent = [c for c in columns if c not in t.column_names]
+    if absent:
+        raise StudyReadError(f"{root / (table + '.parquet')}: lacks column(s) {', '.join(absent)}")
+    out = {}
+    for c in columns:
+        col = t.column(c)
+        if c in DICTIONARY_COLUMNS and not pa.types.is_dictionary(col.type):
+            col = col.dictionary_encode()
+        out[c] = _column_values(col)
+    if study_version(root, table) == version:  # files unchanged while reading: the columns line up
+        for c, v in out.items():
+            _CACHE.put(("col", str(root), table, c, version), v)
+    return out
+
+
+_PREFETCHING: set[tuple[Any, ...]] = set()
+
+
+STEP_COLUMNS_BY_USE = (["step", "loss", "epoch"], ["val_accuracy", "val_loss", "elapsed_s", "lr"],
+                       ["optimizer", "memory_bytes"])
+
+
+def prefetch(root: str | Path) -> None:
+    """Read a study's step and event columns in a background thread (pyarrow decodes without the GIL), a few
+    columns at a time, so that the study's next views find them cached. Once per study file version."""
+    root = Path(root).resolve()
+    key = (str(root), study_version(root, "steps"), study_version(root, "events"))
+    with _INFLIGHT_LOCK:
+        if key in _PREFETCHING:
+            return
+        _PREFETCHING.add(key)
+
+    def run() -> None:
+        try:
+            study_table(root, "events", ["step", "kind"])
+            for cols in STEP_COLUMNS_BY_USE:
+                study_table(root, "steps", cols)
+        except Exception as exc:  # noqa: BLE001  (a view will read again and report it)
+            log.debug("prefetch of %s failed: %s", root, exc)
+
+    threading.Thread(target=run, name=f"prefetch-{root.name}", daemon=True).start()
 
 
 def list_study_paths(storage: str | Path) -> list[Path]:
@@ -317,6 +421,15 @@ def policy_family(trials: pd.DataFrame) -> pd.Series:
         else:
             out.append(p)
     return pd.Series(out, index=trials.index)
+
+
+def warm_up() -> None:
+    """Import what the figures import lazily (Optuna's importance evaluators, SciPy's t distribution, the
+    optimizer registry) so that a server's first page does not pay for it."""
+    import optuna.importance  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    second_order_names()
 
 
 def numeric(series: pd.Series) -> bool:

@@ -10,12 +10,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from hyperswitch.figures._common import METRIC_SCALE, metric_label, styled
-from hyperswitch.figures._stats import fmt
+from hyperswitch.figures._common import METRIC_SCALE, axis, figure, metric_label
+from hyperswitch.figures._stats import fmt, keyed_reduce
 from hyperswitch.figures.data import NotApplicable
-from hyperswitch.figures.parameter import Heatmap, config_means, heatmap_data, metric_rows
+from hyperswitch.figures.parameter import Heatmap, config_means, heatmap_data, heatmap_trace, metric_rows
 from hyperswitch.results.schema import METRICS
 
 NONE = "none"
@@ -25,11 +24,16 @@ def lr_varies(steps: pd.DataFrame) -> bool:
     """Whether any run's learning rate changes during training (GeN, a schedule, a switch)."""
     if not len(steps):
         return False
-    lr = steps[["trial_id", "lr"]].dropna()
-    if not len(lr):
+    lr = steps["lr"].to_numpy(dtype=float, na_value=np.nan)
+    tid = steps["trial_id"]
+    codes = (tid.cat.codes if isinstance(tid.dtype, pd.CategoricalDtype) else tid.astype("category").cat.codes)
+    ok = np.isfinite(lr)
+    if not ok.any():
         return False
-    g = lr.groupby("trial_id", observed=True)["lr"]
-    return bool(((g.max() - g.min()) > 1e-12 * g.max().abs().clip(lower=1e-30)).any())
+    codes = codes.to_numpy()[ok]
+    _, hi = keyed_reduce(codes, lr[ok], np.maximum)
+    _, lo = keyed_reduce(codes, lr[ok], np.minimum)
+    return bool(((hi - lo) > 1e-12 * np.maximum(np.abs(hi), 1e-30)).any())
 
 
 def guess_columns(parameters: Sequence[str]) -> tuple[str | None, str | None, str | None]:
@@ -77,31 +81,30 @@ def ratio_heatmaps_data(trials: pd.DataFrame, x_param: str, y_param: str, facet:
 
 
 def ratio_heatmaps_figure(d: RatioHeatmaps, metric: str) -> go.Figure:
+    """One heatmap per facet side by side (shared colour scale), the best cell starred, the best ratio in each
+    panel's title."""
     n = len(d.maps)
-    titles = [(f"{d.facet} = {f}" if d.facet != NONE else "all runs")
-              + (f": best {d.y_param}/{d.x_param} = {r:.3g}" if r is not None else "")
-              for f, r in zip(d.facets, d.best_ratio, strict=True)]
-    fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.06)
+    gap = 0.06 if n > 1 else 0.0
+    width = (1.0 - gap * (n - 1)) / n
     s = METRIC_SCALE.get(metric, 1.0)
-    zmin = min(np.nanmin(m.z) for m in d.maps) * s
-    zmax = max(np.nanmax(m.z) for m in d.maps) * s
-    for k, m in enumerate(d.maps, start=1):
-        fig.add_trace(go.Heatmap(z=m.z * s, x=m.x_labels, y=m.y_labels, customdata=m.count, coloraxis="coloraxis",
-                                 texttemplate="%{z:.3g}", hoverongaps=False,
-                                 hovertemplate=(f"{d.x_param} %{{x}}<br>{d.y_param} %{{y}}<br>mean %{{z:.4g}}"
-                                                "<br>seeds (runs) %{customdata}<extra></extra>")), 1, k)
-        if m.best is not None:
-            r, c = m.best
-            fig.add_trace(go.Scatter(x=[m.x_labels[c]], y=[m.y_labels[r]], mode="markers", showlegend=k == 1,
-                                     name="best cell", hoverinfo="skip",
-                                     marker={"symbol": "star", "size": 16, "color": "white",
-                                             "line": {"color": "black", "width": 1}}), 1, k)
-        fig.update_xaxes(title_text=d.x_param + (" (binned)" if m.binned[0] else ""), type="category", row=1, col=k)
-        fig.update_yaxes(title_text=d.y_param + (" (binned)" if m.binned[1] else "") if k == 1 else "",
-                         type="category", row=1, col=k)
-    fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": zmin, "cmax": zmax,
-                                 "colorbar": {"title": {"text": metric_label(metric)}}})
-    return styled(fig, f"{metric_label(metric)}: {d.y_param} \u00d7 {d.x_param}"
-                  + (f" per {d.facet}" if d.facet != NONE else ""),
-                  "mean over seeds per cell; \u2605 best cell; titles: the lr/damping ratio of the best configuration",
-                  height=480)
+    zmin = min(float(np.nanmin(m.z)) for m in d.maps) * s
+    zmax = max(float(np.nanmax(m.z)) for m in d.maps) * s
+    data: list[dict] = []
+    layout: dict = {"coloraxis": {"colorscale": "Viridis", "cmin": zmin, "cmax": zmax,
+                                  "colorbar": {"title": {"text": metric_label(metric)}}}, "annotations": []}
+    for k, (m, f, r) in enumerate(zip(d.maps, d.facets, d.best_ratio, strict=True), start=1):
+        xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
+        data.extend(heatmap_trace(m, s, coloraxis="coloraxis", xaxis=xa, yaxis=ya))
+        x0 = (k - 1) * (width + gap)
+        layout["xaxis" if k == 1 else f"xaxis{k}"] = axis(d.x_param + (" (binned)" if m.binned[0] else ""),
+                                                          type="category", domain=[x0, x0 + width], anchor=ya)
+        layout["yaxis" if k == 1 else f"yaxis{k}"] = axis(
+            (d.y_param + (" (binned)" if m.binned[1] else "")) if k == 1 else "", type="category", anchor=xa)
+        label = (f"{d.facet} = {f}" if d.facet != NONE else "all runs") + (
+            f": best {d.y_param}/{d.x_param} = {r:.3g}" if r is not None else "")
+        layout["annotations"].append({"text": label, "x": x0 + width / 2, "y": 1.0, "xref": "paper",
+                                      "yref": "paper", "showarrow": False, "yanchor": "bottom",
+                                      "font": {"size": 13}})
+    title = f"{metric_label(metric)}: {d.y_param} \u00d7 {d.x_param}" + (f" per {d.facet}" if d.facet != NONE else "")
+    return figure(data, layout, title, "mean over seeds per cell; \u2605 best cell; panel titles: the lr/damping "
+                  "ratio of the best configuration", height=500)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, metric_label, styled
-from hyperswitch.figures._stats import SPREAD_LONG, band, check_spread, grouped_stats
+from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, axis, error_array, figure, metric_label
+from hyperswitch.figures._stats import SPREAD_LONG, band, check_spread, grouped_stats, keyed_reduce
 from hyperswitch.figures.data import NotApplicable
 from hyperswitch.figures.parameter import config_means, excluded_note, metric_rows
 from hyperswitch.results.schema import METRICS
@@ -45,17 +45,16 @@ def group_bars_data(trials: pd.DataFrame, labels: pd.Series, metric: str, spread
 
 def group_bars_figure(d: GroupBars, title: str | None = None) -> go.Figure:
     s = METRIC_SCALE.get(d.metric, 1.0)
-    fig = go.Figure(go.Bar(
-        x=d.groups, y=d.mean * s, marker={"color": [PALETTE[i % len(PALETTE)] for i in range(len(d.groups))]},
-        error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(d.upper - d.mean) * s,
-                 "arrayminus": np.nan_to_num(d.mean - d.lower) * s, "visible": True},
-        customdata=d.n, hovertemplate="%{x}<br>mean %{y:.4g}<br>runs %{customdata}<extra></extra>"))
-    fig.update_xaxes(title_text=d.by, type="category")
-    fig.update_yaxes(title_text=metric_label(d.metric))
+    data = [{"type": "bar", "x": d.groups, "y": d.mean * s, "customdata": d.n,
+             "marker": {"color": [PALETTE[i % len(PALETTE)] for i in range(len(d.groups))]},
+             "error_y": {"type": "data", "symmetric": False, "array": error_array(d.upper - d.mean, s),
+                         "arrayminus": error_array(d.mean - d.lower, s), "visible": True},
+             "hovertemplate": "%{x}<br>mean %{y:.4g}<br>runs %{customdata}<extra></extra>"}]
     sub = (f"bar: mean; error bar: {SPREAD_LONG[d.spread]} over runs; runs per bar: "
            f"{', '.join(str(int(n)) for n in d.n[:12])}{' ...' if len(d.n) > 12 else ''}"
            f"{excluded_note(d.metric, d.n_excluded)}")
-    return styled(fig, title or f"{metric_label(d.metric)} per {d.by}", sub)
+    layout = {"xaxis": axis(d.by, type="category"), "yaxis": axis(metric_label(d.metric))}
+    return figure(data, layout, title or f"{metric_label(d.metric)} per {d.by}", sub)
 
 
 # --- memory per phase -----------------------------------------------------------------------------------------
@@ -78,9 +77,14 @@ def phase_memory_data(steps: pd.DataFrame, labels: pd.Series) -> PhaseMemory:
         raise NotApplicable("this study records no memory per step")
     opt = steps["optimizer"].astype("category")
     phases = [str(p) for p in opt.cat.categories]
-    per_run = pd.DataFrame({"trial_id": steps["trial_id"].astype(str), "phase": opt.cat.codes, "mem": mem})
-    per_run = per_run[per_run["phase"] >= 0].groupby(["trial_id", "phase"], observed=True)["mem"].max()
-    per_run = per_run.reset_index()
+    tid = steps["trial_id"]
+    tid = tid if isinstance(tid.dtype, pd.CategoricalDtype) else tid.astype("category")
+    runs = tid.cat.categories.astype(str)
+    run_code, phase_code = tid.cat.codes.to_numpy(np.int64), opt.cat.codes.to_numpy(np.int64)
+    ok = (run_code >= 0) & (phase_code >= 0) & np.isfinite(mem)
+    # Peak per (run, phase), linear in the rows (a run's steps are stored together).
+    keys, peaks = keyed_reduce(run_code[ok] * len(phases) + phase_code[ok], mem[ok], np.maximum)
+    per_run = pd.DataFrame({"trial_id": runs[keys // len(phases)], "phase": keys % len(phases), "mem": peaks})
     per_run["group"] = labels.reindex(per_run["trial_id"]).to_numpy()
     per_run = per_run.dropna(subset=["group"])
     groups = sorted(per_run["group"].unique().tolist(), key=str)
@@ -96,17 +100,14 @@ def phase_memory_data(steps: pd.DataFrame, labels: pd.Series) -> PhaseMemory:
 
 def phase_memory_figure(d: PhaseMemory) -> go.Figure:
     s = METRIC_SCALE["memory_bytes"]
-    fig = go.Figure()
-    for j, phase in enumerate(d.phases):
-        fig.add_trace(go.Bar(name=phase, x=d.groups, y=d.mean[:, j] * s,
-                             error_y={"type": "data", "array": np.nan_to_num(d.std[:, j]) * s, "visible": True},
-                             customdata=d.n[:, j], marker={"color": PALETTE[j % len(PALETTE)]},
-                             hovertemplate=f"{phase}<br>%{{x}}<br>peak %{{y:.4g}} MiB<br>runs %{{customdata}}"
-                             "<extra></extra>"))
-    fig.update_layout(barmode="group")
-    fig.update_xaxes(title_text="policy", type="category")
-    fig.update_yaxes(title_text="peak memory in phase (MiB)")
-    return styled(fig, "peak memory per policy and phase",
+    data = [{"type": "bar", "name": phase, "x": d.groups, "y": d.mean[:, j] * s, "customdata": d.n[:, j],
+             "error_y": {"type": "data", "array": error_array(d.std[:, j], s), "visible": True},
+             "marker": {"color": PALETTE[j % len(PALETTE)]},
+             "hovertemplate": f"{phase}<br>%{{x}}<br>peak %{{y:.4g}} MiB<br>runs %{{customdata}}<extra></extra>"}
+            for j, phase in enumerate(d.phases)]
+    layout = {"barmode": "group", "xaxis": axis("policy", type="category"),
+              "yaxis": axis("peak memory in phase (MiB)")}
+    return figure(data, layout, "peak memory per policy and phase",
                   "bar: mean over runs of the run's peak memory while that optimizer stepped; error bar: \u00b1 1 "
                   "standard deviation")
 
@@ -157,19 +158,17 @@ def pareto_data(trials: pd.DataFrame, y_metric: str = "val_accuracy", x_metric: 
 
 def pareto_figure(d: Pareto) -> go.Figure:
     sx, sy = METRIC_SCALE.get(d.x_metric, 1.0), METRIC_SCALE.get(d.y_metric, 1.0)
-    trace = go.Scattergl if len(d.x) > WEBGL_POINTS else go.Scatter
-    fig = go.Figure()
-    fig.add_trace(trace(x=d.x * sx, y=d.y * sy, mode="markers", name="configurations", text=d.configs,
-                        marker={"color": "#9ab", "size": 6},
-                        hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
     f = d.front
-    fig.add_trace(go.Scatter(x=d.x[f] * sx, y=d.y[f] * sy, mode="lines+markers", name="Pareto front",
-                             line={"shape": "hv", "color": PALETTE[1]}, marker={"size": 9, "color": PALETTE[1]},
-                             text=[d.configs[i] for i in f],
-                             hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
-    fig.update_xaxes(title_text=metric_label(d.x_metric))
-    fig.update_yaxes(title_text=metric_label(d.y_metric))
-    return styled(fig, f"{metric_label(d.y_metric)} vs {metric_label(d.x_metric)}",
+    data = [
+        {"type": "scattergl" if len(d.x) > WEBGL_POINTS else "scatter", "x": d.x * sx, "y": d.y * sy,
+         "mode": "markers", "name": "configurations", "text": d.configs, "marker": {"color": "#9ab", "size": 6},
+         "hovertemplate": "%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"},
+        {"type": "scatter", "x": d.x[f] * sx, "y": d.y[f] * sy, "mode": "lines+markers", "name": "Pareto front",
+         "line": {"shape": "hv", "color": PALETTE[1]}, "marker": {"size": 9, "color": PALETTE[1]},
+         "text": [d.configs[i] for i in f], "hovertemplate": "%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"},
+    ]
+    layout = {"xaxis": axis(metric_label(d.x_metric)), "yaxis": axis(metric_label(d.y_metric))}
+    return figure(data, layout, f"{metric_label(d.y_metric)} vs {metric_label(d.x_metric)}",
                   f"one point per configuration (mean over seeds); {len(f)} on the Pareto front of {len(d.x)}")
 
 

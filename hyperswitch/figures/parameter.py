@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hyperswitch.figures._common import METRIC_SCALE, PALETTE, metric_label, rgba, styled
+from hyperswitch.figures._common import METRIC_SCALE, PALETTE, axis, error_array, figure, metric_label, rgba
 from hyperswitch.figures._stats import SPREAD_SHORT, SPREADS, axis_for, band, check_spread, grouped_stats
 from hyperswitch.figures.data import NotApplicable
 from hyperswitch.results.schema import FINISHED_STATUSES, METRICS
@@ -89,32 +89,31 @@ def sensitivity_data(trials: pd.DataFrame, param: str, metric: str, spread: str 
 
 def sensitivity_figure(d: Sensitivity) -> go.Figure:
     s = METRIC_SCALE.get(d.metric, 1.0)
-    fig = go.Figure()
     color = PALETTE[0]
     hover = [f"{d.param} = {lab}<br>mean = {m * s:.4g}<br>runs = {n}" for lab, m, n in
              zip(d.labels, d.mean, d.n, strict=True)]
+    xaxis = axis(d.param + (" (binned)" if d.binned else ""))
     if d.x is None:  # categorical: points with error bars
-        fig.add_trace(go.Scatter(
-            x=d.labels, y=d.mean * s, mode="markers+lines", name="mean", marker={"size": 9, "color": color},
-            error_y={"type": "data", "symmetric": False, "array": (d.upper - d.mean) * s,
-                     "arrayminus": (d.mean - d.lower) * s, "visible": True},
-            hovertext=hover, hoverinfo="text"))
-        fig.update_xaxes(type="category")
+        data = [{"type": "scatter", "x": d.labels, "y": d.mean * s, "mode": "markers+lines", "name": "mean",
+                 "marker": {"size": 9, "color": color}, "hovertext": hover, "hoverinfo": "text",
+                 "error_y": {"type": "data", "symmetric": False, "array": error_array(d.upper - d.mean, s),
+                             "arrayminus": error_array(d.mean - d.lower, s), "visible": True}}]
+        xaxis["type"] = "category"
     else:
-        x = list(d.x)
-        fig.add_trace(go.Scatter(x=x, y=d.upper * s, mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip", name="upper"))
-        fig.add_trace(go.Scatter(x=x, y=d.lower * s, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=rgba(color, 0.2), name=SPREAD_SHORT[d.spread], hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=x, y=d.mean * s, mode="lines+markers", name="mean",
-                                 line={"color": color}, marker={"size": 7}, hovertext=hover, hoverinfo="text"))
+        x = np.asarray(d.x, dtype=float)
+        data = [
+            {"type": "scatter", "x": x, "y": d.upper * s, "mode": "lines", "line": {"width": 0},
+             "showlegend": False, "hoverinfo": "skip", "name": "upper"},
+            {"type": "scatter", "x": x, "y": d.lower * s, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
+             "fillcolor": rgba(color, 0.2), "name": SPREAD_SHORT[d.spread], "hoverinfo": "skip"},
+            {"type": "scatter", "x": x, "y": d.mean * s, "mode": "lines+markers", "name": "mean",
+             "line": {"color": color}, "marker": {"size": 7}, "hovertext": hover, "hoverinfo": "text"},
+        ]
         if d.log:
-            fig.update_xaxes(type="log")
-    xtitle = d.param + (" (binned)" if d.binned else "")
-    fig.update_xaxes(title_text=xtitle)
-    fig.update_yaxes(title_text=metric_label(d.metric))
+            xaxis["type"] = "log"
     sub = f"{SPREADS[d.spread]}; {d.n_runs} finished runs{excluded_note(d.metric, d.n_excluded)}"
-    return styled(fig, f"{metric_label(d.metric)} vs {d.param}", sub)
+    return figure(data, {"xaxis": xaxis, "yaxis": axis(metric_label(d.metric))},
+                  f"{metric_label(d.metric)} vs {d.param}", sub)
 
 
 # --- two parameters -----------------------------------------------------------------------------------------
@@ -157,27 +156,31 @@ def heatmap_data(trials: pd.DataFrame, x_param: str, y_param: str, metric: str, 
                    int(ok.sum()), excluded)
 
 
-def heatmap_figure(d: Heatmap, title: str | None = None) -> go.Figure:
-    s = METRIC_SCALE.get(d.metric, 1.0)
-    z = d.z * s
-    fig = go.Figure(go.Heatmap(
-        z=z, x=d.x_labels, y=d.y_labels, customdata=d.count, colorscale="Viridis",
-        colorbar={"title": {"text": metric_label(d.metric)}},
-        texttemplate="%{z:.3g}", hoverongaps=False,
-        hovertemplate=(f"{d.x_param} = %{{x}}<br>{d.y_param} = %{{y}}<br>mean = %{{z:.4g}}"
-                       "<br>seeds (runs) = %{customdata}<extra></extra>")))
+def heatmap_trace(d: Heatmap, scale: float = 1.0, **extra: Any) -> list[dict]:
+    """The heatmap (mean per cell, runs per cell on hover) and a star on the best cell."""
+    data = [{"type": "heatmap", "z": d.z * scale, "x": d.x_labels, "y": d.y_labels, "customdata": d.count,
+             "texttemplate": "%{z:.3g}", "hoverongaps": False,
+             "hovertemplate": (f"{d.x_param} = %{{x}}<br>{d.y_param} = %{{y}}<br>mean = %{{z:.4g}}"
+                               "<br>seeds (runs) = %{customdata}<extra></extra>"), **extra}]
     if d.best is not None:
         r, c = d.best
-        fig.add_trace(go.Scatter(x=[d.x_labels[c]], y=[d.y_labels[r]], mode="markers", name="best cell",
-                                 marker={"symbol": "star", "size": 16, "color": "white",
-                                         "line": {"color": "black", "width": 1}},
-                                 hoverinfo="skip"))
-    fig.update_xaxes(title_text=d.x_param + (" (binned)" if d.binned[0] else ""), type="category")
-    fig.update_yaxes(title_text=d.y_param + (" (binned)" if d.binned[1] else ""), type="category")
+        data.append({"type": "scatter", "x": [d.x_labels[c]], "y": [d.y_labels[r]], "mode": "markers",
+                     "name": "best cell", "hoverinfo": "skip", "showlegend": False,
+                     "xaxis": extra.get("xaxis", "x"), "yaxis": extra.get("yaxis", "y"),
+                     "marker": {"symbol": "star", "size": 16, "color": "white",
+                                "line": {"color": "black", "width": 1}}})
+    return data
+
+
+def heatmap_figure(d: Heatmap, title: str | None = None) -> go.Figure:
+    s = METRIC_SCALE.get(d.metric, 1.0)
+    data = heatmap_trace(d, s, colorscale="Viridis", colorbar={"title": {"text": metric_label(d.metric)}})
     cells = int(np.isfinite(d.z).sum())
-    sub = (f"mean over seeds per cell ({cells} cells with runs; seeds per cell on hover); {d.n_runs} finished runs"
-           f"{excluded_note(d.metric, d.n_excluded)}")
-    return styled(fig, title or f"{metric_label(d.metric)}: {d.y_param} \u00d7 {d.x_param}", sub)
+    sub = (f"mean over seeds per cell ({cells} cells with runs; seeds per cell on hover; \u2605 best); "
+           f"{d.n_runs} finished runs{excluded_note(d.metric, d.n_excluded)}")
+    layout = {"xaxis": axis(d.x_param + (" (binned)" if d.binned[0] else ""), type="category"),
+              "yaxis": axis(d.y_param + (" (binned)" if d.binned[1] else ""), type="category")}
+    return figure(data, layout, title or f"{metric_label(d.metric)}: {d.y_param} \u00d7 {d.x_param}", sub)
 
 
 # --- more parameters ----------------------------------------------------------------------------------------
@@ -226,10 +229,10 @@ def parallel_figure(d: Parallel) -> go.Figure:
             dim["tickvals"], dim["ticktext"] = d.ticks[p]
         dims.append(dim)
     color = d.values[d.metric] * METRIC_SCALE.get(d.metric, 1.0)
-    fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": color, "colorscale": "Viridis",
-                                                        "showscale": True,
-                                                        "colorbar": {"title": {"text": metric_label(d.metric)}}}))
-    return styled(fig, f"{metric_label(d.metric)} over {len(d.params)} parameters",
+    data = [{"type": "parcoords", "dimensions": dims,
+             "line": {"color": color, "colorscale": "Viridis", "showscale": True,
+                      "colorbar": {"title": {"text": metric_label(d.metric)}}}}]
+    return figure(data, {}, f"{metric_label(d.metric)} over {len(d.params)} parameters",
                   f"one line per configuration (mean over seeds); {d.n_configs} configurations")
 
 
@@ -240,8 +243,9 @@ class Importance(NamedTuple):
     method: str
     params: list[str]  # most important first
     values: list[float]  # normalised to sum to 1
-    n_configs: int
+    n_configs: int  # configurations the evaluator saw
     note: str
+    n_total: int  # finished configurations in the study (more than n_configs when a sample was taken)
 
 
 def _distributions(conf: pd.DataFrame, params: Sequence[str], log_hints: dict[str, bool]) -> dict[str, Any]:
@@ -274,10 +278,11 @@ def log_hints_from_space(space_text: str | None) -> dict[str, bool]:
 
 
 def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mode: str | None = None,
-                    method: str = "auto", space_text: str | None = None) -> Importance:
+                    method: str = "auto", space_text: str | None = None, max_configs: int = 500) -> Importance:
     """Importance of each parameter for ``metric`` from Optuna's evaluators, on one Optuna trial per
     configuration (its mean over seeds). ``method``: ``ped-anova``, ``fanova`` or ``auto`` (PED-ANOVA from
-    50 configurations on, where its top-10% quantile holds at least 5 of them; fANOVA below)."""
+    50 configurations on, where its top-10% quantile holds at least 5 of them; fANOVA below). Above
+    ``max_configs`` configurations a random sample of that many (seed 0) is ranked, and the figure says so."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 
@@ -292,6 +297,7 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     conf = conf.dropna(subset=params)
     if len(conf) < 3:
         raise NotApplicable(f"parameter importance needs at least 3 finished configurations (has {len(conf)})")
+    n_total = len(conf)
     mode = mode or METRICS.get(metric, "max")
     if method == "auto":
         method = "ped-anova" if len(conf) >= 50 else "fanova"
@@ -299,11 +305,13 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     direction = "maximize" if mode == "max" else "minimize"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction=direction)
-    frozen = []
-    for _, r in conf.iterrows():
-        values = {p: (float(r[p]) if not isinstance(dists[p], optuna.distributions.CategoricalDistribution)
-                      else str(r[p])) for p in params}
-        frozen.append(optuna.trial.create_trial(value=float(r[metric]), params=values, distributions=dists))
+    if len(conf) > max_configs:  # Optuna copies every trial into its storage: keep the cost bounded
+        conf = conf.sample(n=max_configs, random_state=0)
+    cols = {p: (conf[p].astype(str).tolist() if isinstance(dists[p], optuna.distributions.CategoricalDistribution)
+                else conf[p].astype(float).tolist()) for p in params}
+    values = conf[metric].astype(float).tolist()
+    frozen = [optuna.trial.create_trial(value=v, params={p: cols[p][i] for p in params}, distributions=dists)
+              for i, v in enumerate(values)]
     study.add_trials(frozen)
     if method == "ped-anova":
         evaluator = PedAnovaImportanceEvaluator()
@@ -319,16 +327,17 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     note = "; ".join(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
                                    if "achieve low `target`" not in str(w.message)))
     names = list(imp)
-    return Importance(metric, method, names, [float(imp[n]) for n in names], len(conf), note)
+    return Importance(metric, method, names, [float(imp[n]) for n in names], len(conf), note,
+                      n_total)
 
 
 def importance_figure(d: Importance) -> go.Figure:
     label = {"ped-anova": "PED-ANOVA (Optuna)", "fanova": "fANOVA (Optuna)"}[d.method]
-    fig = go.Figure(go.Bar(x=d.values[::-1], y=d.params[::-1], orientation="h", marker={"color": PALETTE[0]},
-                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="importance (normalised)")
-    fig.update_yaxes(title_text="parameter")
-    sub = f"{label} on {d.n_configs} configurations (mean over seeds) for {metric_label(d.metric)}"
+    data = [{"type": "bar", "x": d.values[::-1], "y": d.params[::-1], "orientation": "h",
+             "marker": {"color": PALETTE[0]}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}]
+    on = f"a random {d.n_configs} of {d.n_total}" if d.n_total > d.n_configs else str(d.n_configs)
+    sub = f"{label} on {on} configurations (mean over seeds) for {metric_label(d.metric)}"
     if d.note:
         sub += f"; note: {d.note[:120]}"
-    return styled(fig, "parameter importance", sub, height=max(260, 90 + 40 * len(d.params)))
+    return figure(data, {"xaxis": axis("importance (normalised)"), "yaxis": axis("parameter")},
+                  "parameter importance", sub, height=max(260, 90 + 40 * len(d.params)))

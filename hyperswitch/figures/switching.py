@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hyperswitch.figures._common import PALETTE, WEBGL_POINTS, styled
+from hyperswitch.figures._common import PALETTE, WEBGL_POINTS, axis, figure
+from hyperswitch.figures._stats import axis_for
 from hyperswitch.figures.data import NotApplicable
 from hyperswitch.results.schema import FINISHED_STATUSES
 
@@ -38,18 +39,48 @@ def switch_points(trials: pd.DataFrame, events: pd.DataFrame, step_epochs: pd.Da
     out["switched"] = np.isfinite(step)
     out["switch_epoch"] = np.nan
     if step_epochs is not None and len(step_epochs) and out["switched"].any():
-        se = step_epochs[["trial_id", "step", "epoch"]]
-        se = se.assign(trial_id=se["trial_id"].astype(str))
-        m = out[out["switched"]][["trial_id", "switch_step"]].merge(
-            se, left_on=["trial_id", "switch_step"], right_on=["trial_id", "step"], how="left")
-        m = m.drop_duplicates("trial_id").set_index("trial_id")["epoch"]
-        out["switch_epoch"] = m.reindex(out["trial_id"]).to_numpy(dtype=float, na_value=np.nan)
+        # Vectorised on the categorical codes: no per-row strings on millions of step rows.
+        tid = step_epochs["trial_id"]
+        tid = tid if isinstance(tid.dtype, pd.CategoricalDtype) else tid.astype("category")
+        codes = tid.cat.codes.to_numpy(np.int64)
+        want = out.set_index("trial_id")["switch_step"].reindex(tid.cat.categories.astype(str))
+        want = want.to_numpy(dtype=float, na_value=np.nan)
+        srow = step_epochs["step"].to_numpy(dtype=float, na_value=np.nan)
+        hit = np.flatnonzero((codes >= 0) & (srow == want[np.maximum(codes, 0)]))
+        epochs = pd.Series(step_epochs["epoch"].to_numpy(dtype=float, na_value=np.nan)[hit],
+                           index=tid.cat.categories.astype(str)[codes[hit]])
+        epochs = epochs[~epochs.index.duplicated()]
+        out["switch_epoch"] = epochs.reindex(out["trial_id"]).to_numpy(dtype=float, na_value=np.nan)
     return out
 
 
 class SwitchTable(NamedTuple):
     by: list[str]
     rows: pd.DataFrame  # *by, runs, switched, step_mean, step_std, step_min, step_max, epoch_mean, epoch_std
+    binned: list[str]  # by columns with more than MAX_LEVELS values, grouped in bins
+
+
+MAX_LEVELS = 12
+
+
+def grouping(trials: pd.DataFrame, by: Sequence[str], max_levels: int = MAX_LEVELS) -> tuple[pd.DataFrame, list[str]]:
+    """``trial_id`` and the ``by`` columns, numeric columns with more than ``max_levels`` values replaced by
+    their bin (``a–b``), so that a study of thousands of sampled configurations still gives readable groups."""
+    out = pd.DataFrame({"trial_id": trials["trial_id"].astype(str).to_numpy()}, index=trials.index)
+    binned = []
+    for b in by:
+        col = trials[b]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) and \
+                col.nunique(dropna=True) > max_levels:
+            ax = axis_for(col, max_levels)
+            labels = np.array([*ax.labels, "missing"], dtype=object)
+            out[b] = labels[np.where(ax.codes >= 0, ax.codes, len(ax.labels))]
+            out[f"_order_{b}"] = ax.codes
+            binned.append(b)
+        else:
+            out[b] = col.to_numpy()
+            out[f"_order_{b}"] = col.to_numpy()
+    return out, binned
 
 
 def switch_table(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str]) -> SwitchTable:
@@ -64,10 +95,12 @@ def switch_table(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str]) 
         raise NotApplicable("no trial has finished yet")
     if not points["switched"].any():
         raise NotApplicable("no finished run switched optimizer (this study has no switch events)")
-    t = trials.assign(trial_id=trials["trial_id"].astype(str))[["trial_id", *by]]
+    t, binned = grouping(trials, by)
     m = points.merge(t, on="trial_id", how="left")
     keys = by or [lambda _: "all runs"]
-    g = m.groupby(keys, dropna=False, sort=True)
+    if by:  # sort bins by position, values by value
+        m = m.sort_values([f"_order_{b}" for b in by], kind="stable")
+    g = m.groupby(keys, dropna=False, sort=False)
     rows = pd.DataFrame({
         "runs": g.size(),
         "switched": g["switched"].sum().astype(int),
@@ -80,7 +113,7 @@ def switch_table(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str]) 
     }).reset_index()
     if not by:
         rows = rows.rename(columns={"index": "group"})
-    return SwitchTable(by, rows)
+    return SwitchTable(by, rows, binned)
 
 
 def group_label(frame: pd.DataFrame, by: Sequence[str], sep: str = ", ") -> pd.Series:
@@ -105,30 +138,32 @@ def switch_figure(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str],
                   max_groups: int = 40) -> go.Figure:
     """The distribution of the switch step (or epoch) per group: a box per group with its runs."""
     col = f"switch_{unit}"
-    t = trials.assign(trial_id=trials["trial_id"].astype(str))[["trial_id", *by]]
+    t, binned = grouping(trials, by)
     m = points[points["switched"]].merge(t, on="trial_id", how="left")
     m = m[np.isfinite(m[col].to_numpy(dtype=float, na_value=np.nan))]
     if not len(m):
         raise NotApplicable(f"no run has a switch {unit} to show")
     m["group"] = group_label(m, by, "<br>")
-    groups = sorted(m["group"].unique().tolist())
+    order = [f"_order_{b}" for b in by]
+    groups = (m.sort_values(order, kind="stable") if order else m)["group"].drop_duplicates().tolist()
     note = ""
     if len(groups) > max_groups:
         counts = m["group"].value_counts()
-        groups = sorted(counts.index[:max_groups].tolist())
+        keep = set(counts.index[:max_groups])
+        groups = [g for g in groups if g in keep]
         note = f"; the {max_groups} groups with the most runs of {counts.size}"
     many = len(m) > WEBGL_POINTS
-    fig = go.Figure()
+    data = []
     for i, name in enumerate(groups):
         y = m.loc[m["group"] == name, col].to_numpy(float)
-        fig.add_trace(go.Box(y=y, name=name, boxpoints=False if many else "all", jitter=0.4, pointpos=0,
-                             showlegend=False,
-                             marker={"color": PALETTE[i % len(PALETTE)], "size": 5}, boxmean="sd"))
-    fig.update_xaxes(title_text=" / ".join(by) if by else "", type="category")
-    fig.update_yaxes(title_text=f"switch {unit}")
+        data.append({"type": "box", "y": y, "name": name, "boxpoints": False if many else "all", "jitter": 0.4,
+                     "pointpos": 0, "showlegend": False, "boxmean": "sd",
+                     "marker": {"color": PALETTE[i % len(PALETTE)], "size": 5}})
     sub = (f"box: quartiles; dashed: mean \u00b1 1 s.d.; {len(m)} runs that switched of {len(points)} finished"
            f"{note}")
-    return styled(fig, f"switch {unit} per {' / '.join(by) if by else 'study'}", sub, height=480)
+    xtitle = " / ".join(f"{b} (binned)" if b in binned else b for b in by)
+    layout = {"xaxis": axis(xtitle, type="category"), "yaxis": axis(f"switch {unit}")}
+    return figure(data, layout, f"switch {unit} per {' / '.join(by) if by else 'study'}", sub, height=480)
 
 
 # --- IOMT ---------------------------------------------------------------------------------------------------
@@ -181,14 +216,16 @@ def iomt_timeline_figure(d: IomtTimeline) -> go.Figure:
     text = [f"cycle {c} (step {s})<br>{n}<br>score {sc:.3f}<br>chosen: {sel}" if np.isfinite(sc) else
             f"cycle {c} (step {s})<br>{n}<br>score: not scored (run ended)<br>chosen: {sel}"
             for c, s, n, sc, sel in zip(d.cycle, d.step, d.candidate, d.score, d.select, strict=True)]
-    fig = go.Figure(go.Scatter(
-        x=d.step, y=d.candidate, mode="markers+lines", line={"color": "#bbb", "width": 1, "shape": "hv"},
-        marker={"size": 12, "symbol": "square", "color": np.nan_to_num(d.score, nan=0.0),
-                "colorscale": "RdYlGn", "cmin": -1, "cmax": 1, "showscale": True,
-                "colorbar": {"title": {"text": "cycle score"}}, "line": {"width": 1, "color": "#333"}},
-        text=text, hovertemplate="%{text}<extra></extra>", name="cycle"))
-    fig.update_xaxes(title_text="step (start of cycle)")
-    fig.update_yaxes(title_text="candidate", type="category", categoryorder="array", categoryarray=names)
-    return styled(fig, f"IOMT timeline of run {d.trial_id}",
-                  f"{len(d.cycle)} cycles; colour: the cycle's score s \u2208 [-1, 1] (last cycle unscored: grey 0)",
-                  height=max(320, 120 + 28 * len(names)))
+    finite = d.score[np.isfinite(d.score)]
+    lim = float(max(np.abs(finite).max(), 1e-3)) if len(finite) else 1.0
+    data = [{"type": "scatter", "x": d.step, "y": d.candidate, "mode": "markers+lines", "name": "cycle",
+             "line": {"color": "#bbb", "width": 1, "shape": "hv"}, "text": text,
+             "hovertemplate": "%{text}<extra></extra>",
+             "marker": {"size": 12, "symbol": "square", "color": np.nan_to_num(d.score, nan=0.0),
+                        "colorscale": "RdYlGn", "cmin": -lim, "cmax": lim, "showscale": True,
+                        "colorbar": {"title": {"text": "cycle score"}}, "line": {"width": 1, "color": "#333"}}}]
+    layout = {"xaxis": axis("step (start of cycle)"),
+              "yaxis": axis("candidate", type="category", categoryorder="array", categoryarray=names)}
+    return figure(data, layout, f"IOMT timeline of run {d.trial_id}",
+                  f"{len(d.cycle)} cycles; colour: the cycle's score s (scale \u00b1{lim:.2g}; the last cycle, "
+                  "unscored, at 0)", height=max(320, 120 + 28 * len(names)))
