@@ -1,4 +1,4 @@
-"""The ``hyperswitch`` command: sweep, studies, train, dashboard, export.
+"""The ``hyperswitch`` command: sweep, studies, train, dashboard, report, export.
 
 Bad input (a search space, a policy file, an option) prints one line naming the file, key, rule and value
 to stderr and exits with status 2.
@@ -22,6 +22,8 @@ examples:
   hyperswitch sweep search_spaces/quickstart.yaml --resume
   hyperswitch studies
   hyperswitch train policies/quickstart_switch.yaml --steps 300 --seed 0
+  hyperswitch dashboard --storage runs
+  hyperswitch report quickstart --out report/
 """
 
 
@@ -82,11 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gpu", action="store_true", help="train on a GPU (one per worker; NCCL between workers)")
     t.add_argument("--address", help="Ray cluster for --workers > 1 (default: start a local Ray)")
 
-    d = sub.add_parser("dashboard", help="serve the parameter-study dashboard (not yet available)",
-                       description="Serve the Dash dashboard of the studies under the storage folder.")
-    d.add_argument("--storage", default="runs")
-    d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=8050)
+    d = sub.add_parser("dashboard", help="serve the parameter-study dashboard (Dash) on 127.0.0.1:8050",
+                       description="Serve the Dash dashboard of the studies under the storage folder: studies, "
+                       "parameter study, learning curves, switching, memory and time, ablations, learning-rate rules. "
+                       "Running sweeps are shown as they progress.")
+    d.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; another address warns: the dashboard has no login)")
+    d.add_argument("--port", type=_port, default=8050, help="port (default 8050)")
+    d.add_argument("--verbose", action="store_true", help="log every HTTP request")
+
+    r = sub.add_parser("report", help="write a study's figures as standalone HTML (and PNG where possible)",
+                       description="Write the dashboard's figures of one study as standalone HTML files with an "
+                       "index.html (PNG too when a static renderer such as kaleido is installed).")
+    r.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
+    r.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    r.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    r.add_argument("--self-contained", action="store_true",
+                   help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
 
     e = sub.add_parser("export", help="export a study's best policy as a policy file (not yet available)",
                        description="Write the best configuration of a study as a policy YAML.")
@@ -187,6 +202,89 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535 (got {text!r})")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import logging
+    import socket
+
+    storage = Path(args.storage)
+    if not _is_loopback(args.host):
+        print(f"hyperswitch: warning: --host {args.host} is not a loopback address: anyone who can reach this machine "
+              f"on port {args.port} can read every study under {storage.resolve()} (the dashboard has no login)",
+              file=sys.stderr, flush=True)
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ConfigError("--port", f"cannot listen on {args.host}:{args.port} ({exc.strerror})",
+                              args.port) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    from dashboards.app import create_app
+
+    app = create_app(storage)
+    if not storage.is_dir():
+        print(f"hyperswitch dashboard: {storage.resolve()} does not exist yet; studies appear as sweeps write them",
+              flush=True)
+    print(f"hyperswitch dashboard: studies under {storage.resolve()} at http://{args.host}:{args.port}/ "
+          "(Ctrl-C to stop)", flush=True)
+    try:
+        app.run(host=args.host, port=args.port, debug=False)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hyperswitch.figures.data import StudyReadError, list_study_paths
+    from hyperswitch.figures.report import png_renderer, write_report
+
+    path = Path(args.study)
+    if not (path / "study.json").is_file():
+        names = {p.name: p for p in list_study_paths(args.storage)}
+        if args.study not in names:
+            raise ConfigError("STUDY", f"no study of this name under {Path(args.storage).resolve()} "
+                              f"(studies: {', '.join(sorted(names)) or 'none'})", args.study)
+        path = names[args.study]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", "must be a folder (a file of that name exists)", str(out))
+    try:
+        entries = write_report(path, out, self_contained=args.self_contained)
+    except StudyReadError as exc:
+        print(f"hyperswitch: error: {exc}", file=sys.stderr)
+        return 1
+    done = [e for e in entries if e.html]
+    print(f"wrote {len(done)} figures as HTML{' and PNG' if any(e.png for e in entries) else ''} to "
+          f"{out.resolve()}; open {out.resolve() / 'index.html'}")
+    for e in entries:
+        if not e.html:
+            print(f"  not applicable: {e.title}: {e.reason}")
+    if not png_renderer():
+        print("  PNG: not written (no static renderer such as kaleido is installed)")
+    return 0
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     print(f"hyperswitch {args.command}: not yet available in this version", file=sys.stderr)
     return 2
@@ -195,7 +293,8 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_not_yet,
+    handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_dashboard,
+                "report": cmd_report,
                 "export": cmd_not_yet}
     try:
         return handlers[args.command](args)

@@ -22,3 +22,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   python -c "import hyperswitch, torch, ray, optuna, pyarrow, dash" || { echo "setup: install failed" >&2; exit 1; }
   touch "$stamp"
 fi
+# Headless Chromium for the dashboard's browser tests (Playwright drives Debian's build; never `playwright
+# install`). Checked on every run; installed once.
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "setup: installing Debian chromium and chromium-driver (dashboard browser tests; ~1 minute)"
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: warning: /usr/bin/chromium is missing and cannot be installed here (needs apt-get as root);" \
+      "the dashboard's browser tests will fail" >&2
+  fi
+fi

@@ -1,0 +1,201 @@
+"""``hyperswitch report STUDY --out DIR``: the dashboard's figures as standalone HTML files (and PNG where a
+static renderer, kaleido, is installed) with an ``index.html`` that lists them and says which views do not apply.
+
+Every figure comes from the same pure functions as the dashboard, drawn with the dashboard's default controls
+(the study's metric, its varied parameters, policy grouping, standard deviation bands).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import plotly.graph_objects as go
+
+from hyperswitch.figures import ablations as fa
+from hyperswitch.figures import curves as fc
+from hyperswitch.figures import lr_rules as fl
+from hyperswitch.figures import memory as fm
+from hyperswitch.figures import parameter as fp
+from hyperswitch.figures import switching as fs
+from hyperswitch.figures.data import NotApplicable, StudyInfo, StudyReadError, study_info, study_table
+
+log = logging.getLogger("hyperswitch.report")
+
+
+class Entry(NamedTuple):
+    slug: str  # file name stem
+    section: str
+    title: str
+    html: Path | None
+    png: Path | None
+    reason: str | None  # why there is no figure (the view does not apply, or the study could not be read)
+
+
+def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
+    """(slug, section, title, build) for every default view of the study."""
+    t, metric, mode = info.trials, info.metric, info.mode
+    params = info.varied_parameters
+    root = info.path
+
+    def events() -> object:
+        return study_table(root, "events", ["step", "kind"])
+
+    for p in params:
+        yield (f"parameter_{p}", "Parameter study", f"{metric} vs {p}",
+               lambda p=p: fp.sensitivity_figure(fp.sensitivity_data(t, p, metric, "std")))
+    if len(params) >= 2:
+        yield ("parameter_heatmap", "Parameter study", f"{metric}: {params[1]} x {params[0]}",
+               lambda: fp.heatmap_figure(fp.heatmap_data(t, params[0], params[1], metric, mode)))
+    if len(params) >= 3:
+        yield ("parameter_parallel", "Parameter study", "parallel coordinates",
+               lambda: fp.parallel_figure(fp.parallel_data(t, params, metric)))
+    sampled = [p for p in info.meta.get("sampled_names", params) if p in params]
+    yield ("parameter_importance", "Parameter study", "parameter importance",
+           lambda: fp.importance_figure(fp.importance_data(t, sampled, metric, mode, "auto",
+                                                           info.meta.get("space_text"))))
+    group = params[0] if params else fc.POLICY
+    for y in ("loss", "val_accuracy"):
+        def curves(y: str = y) -> go.Figure:
+            steps = study_table(root, "steps", ["step", y])
+            sw = _first_switch(events())
+            return fc.curves_figure(fc.curves_data(steps, fc.run_groups(t, group), sw, x="step", y=y,
+                                                   group_by=group))
+        yield (f"curves_{y}", "Learning curves", f"{y} vs step by {group}", curves)
+
+    def switch_fig() -> go.Figure:
+        points = fs.switch_points(t, events(), study_table(root, "steps", ["step", "epoch"]))
+        if not points["switched"].any():
+            raise NotApplicable("no finished run of this study switched optimizer")
+        return fs.switch_figure(points, t, ["workload", *params[:2]])
+    yield ("switching_points", "Switching", "switch step per configuration", switch_fig)
+
+    def iomt() -> go.Figure:
+        ev = study_table(root, "events", ["step", "kind", "detail"])
+        runs = fs.iomt_runs(ev)
+        if not runs:
+            raise NotApplicable("this study has no IOMT cycles (no iomt policy)")
+        return fs.iomt_timeline_figure(fs.iomt_timeline_data(ev, runs[0]))
+    yield ("switching_iomt", "Switching", "IOMT timeline (first run)", iomt)
+
+    labels = fc.run_groups(t, fc.POLICY)
+    labels.index = t.index
+    yield ("memory_peak", "Memory and time", "peak memory per policy",
+           lambda: fm.group_bars_figure(fm.group_bars_data(t, labels, "peak_memory_bytes", by="policy"),
+                                        "peak memory per policy"))
+
+    def phase() -> go.Figure:
+        fin = info.finished()
+        lab = fc.run_groups(fin, fc.POLICY)
+        return fm.phase_memory_figure(fm.phase_memory_data(study_table(root, "steps", ["optimizer", "memory_bytes"]),
+                                                           lab))
+    yield ("memory_phase", "Memory and time", "peak memory per policy and phase", phase)
+    yield ("memory_time_to_target", "Memory and time", "time to target per policy",
+           lambda: fm.group_bars_figure(fm.group_bars_data(t, labels, "time_to_target_s", by="policy"),
+                                        "time to target accuracy per policy"))
+    yield ("memory_pareto", "Memory and time", "accuracy vs wall time",
+           lambda: fm.pareto_figure(fm.pareto_data(t, "val_accuracy", "wall_time_s")))
+    factors = fa.ablation_factors(t, info.parameters)
+    if not factors:
+        yield ("ablations", "Ablations", "on/off comparisons", lambda: (_ for _ in ()).throw(NotApplicable(
+            "no parameter of this study takes 2 to 8 values and all trials use one policy")))
+    for f, label in factors:
+        yield (f"ablation_{f}", "Ablations", label,
+               lambda f=f: fm.group_bars_figure(fa.ablation_data(t, f, metric), f"{metric} per value of {f}"))
+
+    def lr_traj() -> go.Figure:
+        steps = study_table(root, "steps", ["step", "lr"])
+        if not fl.lr_varies(steps):
+            raise NotApplicable("the learning rate is constant within every run: no learning-rate rule to show")
+        return fc.curves_figure(fc.curves_data(steps, fc.run_groups(t, group), None, y="lr", group_by=group),
+                                log_y=True)
+    yield ("lr_trajectories", "Learning-rate rules", "learning-rate trajectories", lr_traj)
+    damping, lr, batch = fl.guess_columns(params)
+
+    def ratio() -> go.Figure:
+        if not damping or not lr:
+            raise NotApplicable("this study does not vary a damping and a learning rate")
+        return fl.ratio_heatmaps_figure(fl.ratio_heatmaps_data(t, damping, lr, batch or fl.NONE, metric, mode),
+                                        metric)
+    yield ("lr_damping_ratio", "Learning-rate rules", "damping-to-learning-rate heatmaps", ratio)
+
+
+def _first_switch(events: object) -> object:
+    ev = events[events["kind"].astype(str) == "switch"]  # type: ignore[index]
+    return ev.groupby(ev["trial_id"].astype(str))["step"].min()
+
+
+def png_renderer() -> str | None:
+    """The name of an installed static image renderer, or None (PNG files are then skipped)."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return None
+    return "kaleido"
+
+
+def write_report(study: str | Path, out: str | Path, self_contained: bool = False,
+                 png: bool | None = None) -> list[Entry]:
+    """Write one HTML file per figure and ``index.html`` into ``out``; PNG too when ``png`` (default: when a
+    renderer is installed). ``self_contained`` embeds plotly.js in every file (~4.6 MB each); otherwise the
+    files share one ``plotly.min.js`` written next to them (works offline, keep the folder together)."""
+    info = study_info(study)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    renderer = png_renderer()
+    want_png = bool(renderer) if png is None else png
+    entries: list[Entry] = []
+    for slug, section, title, build in _views(info):
+        try:
+            fig = build()
+        except NotApplicable as exc:
+            entries.append(Entry(slug, section, title, None, None, str(exc)))
+            continue
+        except StudyReadError as exc:
+            log.error("report %s: %s", slug, exc)
+            entries.append(Entry(slug, section, title, None, None, f"cannot read the study: {exc}"))
+            continue
+        path = out / f"{slug}.html"
+        fig.write_html(str(path), include_plotlyjs=True if self_contained else "directory", full_html=True,
+                       config={"displaylogo": False})
+        png_path = None
+        if want_png and renderer:
+            try:
+                png_path = out / f"{slug}.png"
+                fig.write_image(str(png_path), width=1100, height=int(fig.layout.height or 460), scale=2)
+            except Exception as exc:  # noqa: BLE001  (a renderer that cannot start must not lose the HTML)
+                log.warning("PNG of %s not written: %s", slug, exc)
+                png_path = None
+        entries.append(Entry(slug, section, title, path, png_path, None))
+    (out / "index.html").write_text(index_html(info, entries, renderer))
+    return entries
+
+
+def index_html(info: StudyInfo, entries: list[Entry], renderer: str | None) -> str:
+    e = html.escape
+    fin, total = len(info.finished()), info.n_total()
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(info.name)}: hyperswitch report</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#222} li{margin:4px 0}"
+             " .na{color:#777} h2{margin-top:22px}</style></head><body>",
+             f"<h1>{e(info.name)}</h1>",
+             f"<p>status {e(info.status)}; {fin}/{total if total else '?'} trials finished; metric "
+             f"{e(info.metric)} ({e(info.mode)}); parameters {e(', '.join(info.parameters))}</p>"]
+    if not renderer:
+        parts.append("<p class='na'>PNG files: not written (no static renderer such as kaleido is installed).</p>")
+    section = None
+    for en in entries:
+        if en.section != section:
+            if section is not None:
+                parts.append("</ul>")
+            section = en.section
+            parts.append(f"<h2>{e(section)}</h2><ul>")
+        if en.html is not None:
+            png = f" (<a href='{e(en.png.name)}'>PNG</a>)" if en.png else ""
+            parts.append(f"<li><a href='{e(en.html.name)}'>{e(en.title)}</a>{png}</li>")
+        else:
+            parts.append(f"<li class='na'>{e(en.title)}: {e(en.reason or '')}</li>")
+    parts.append("</ul></body></html>\n")
+    return "\n".join(parts)
