@@ -60,7 +60,12 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--skip-concurrency", action="store_true")
     ap.add_argument("--skip-multi", action="store_true", help="skip (c), the 2-worker trials")
+    ap.add_argument("--ray-train-defaults", action="store_true",
+                    help="run (c) with Ray Train's own settings instead of hyperswitch's (train.driver.TRAIN_ENV)")
     args = ap.parse_args()
+    if args.ray_train_defaults:  # set before Ray starts: its processes inherit them and TRAIN_ENV keeps them
+        os.environ.update({"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1",
+                           "RAY_TRAIN_METRICS_ENABLED": "1"})
 
     import ray
     import torch

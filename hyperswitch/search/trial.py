@@ -118,8 +118,14 @@ class TrialJob:
         if rank == 0:
             store.write_trial_parts(trial_row(space, self.config, values, result.status, summary), result.steps,
                                     result.events)
-        return {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
-                "status": result.status}
+        final = {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
+                 "status": result.status}
+        if world_size > 1:
+            # On Ray Train the final result goes to Tune the way the others did (TuneReportCallback): a
+            # tune.report from the trial function itself can race the last forwarded report, and Ray's
+            # session then deadlocks (both wait to put into its one-slot result queue).
+            report(final, None)
+        return final
 
 
 def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
@@ -158,5 +164,6 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         job.record(ERROR, None, error=msg)
         traceback.print_exc()
         return {"status": ERROR, "error": msg}
-    tune.report(final)
+    if res["workers"] == 1:
+        tune.report(final)
     return final
