@@ -67,8 +67,10 @@ def _check_reachable(address: str) -> None:
                           f"({exc.__class__.__name__})", address) from None
 
 
-def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None = None) -> None:
-    """Connect to ``address`` or start an embedded local Ray kept on loopback."""
+def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None = None,
+             modules: list[str] | None = None) -> None:
+    """Connect to ``address`` or start an embedded local Ray kept on loopback. ``modules``: folders/files of
+    the user's own code (workloads by import path) that a cluster's workers must import too."""
     import ray
 
     quiet_tune(verbose)
@@ -85,7 +87,7 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
         _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
-                     runtime_env={"py_modules": [package],
+                     runtime_env={"py_modules": [package, *(modules or [])],
                                   "env_vars": {"RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}})
         except Exception as exc:  # noqa: BLE001  (connection, authentication: a user error, one line)
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -297,7 +299,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
     out(f"starting {'a connection to ' + address if address else 'an embedded local Ray'} ...")
-    init_ray(address, verbose=verbose)
+    init_ray(address, verbose=verbose, modules=_user_modules(space) if address else None)
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")
@@ -334,6 +336,16 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         out(f"interrupted: {finished}/{total} trials finished and saved; continue with "
             f"`hyperswitch sweep {space.source} --resume" + (f" --name {name}`" if name else "`"))
     return _finish(store, space, out)
+
+
+def _user_modules(space: SearchSpace) -> list[str]:
+    """The user's own workload code (``name: package.module:function``), shipped to a cluster's workers."""
+    from hyperswitch.workloads.user import module_root
+
+    names = {space.workload.get("name")}
+    for p in space.parameters.values():  # a workload name may also be a parameter's value or choice
+        names.update(c for c in (*p.choices, p.value) if isinstance(c, str))
+    return sorted({module_root(n) for n in names if isinstance(n, str) and ":" in n and not n.startswith("$")})
 
 
 def _concurrency(space: SearchSpace, out: Printer) -> int:

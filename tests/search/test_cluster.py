@@ -100,3 +100,15 @@ def test_unreachable_address_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("hyperswitch: error: --address: cannot connect to the Ray cluster")
+
+
+def test_user_workload_code_is_shipped_to_a_cluster(monkeypatch):
+    """A workload given by import path travels to the cluster's workers with the job (runtime_env py_modules)."""
+    from hyperswitch.search.runner import _user_modules
+    from hyperswitch.search.space import space_from_text
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    text = SPACE.replace("{name: digits_mlp}", '{name: "examples.user_workload:two_moons"}')
+    assert _user_modules(space_from_text(text, "user.yaml")) == [str(ROOT / "examples")]
+    assert _user_modules(space_from_text(SPACE, "remote.yaml")) == []
