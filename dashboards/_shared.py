@@ -108,8 +108,8 @@ def guarded(outputs: Sequence[str], where: str) -> Callable[[Callable[..., Any]]
 
 
 def _fallback(kind: str, text: str, level: str) -> Any:
-    if kind == FIGURE:
-        return message_figure(text)
+    if kind == FIGURE:  # an error is stated in full in the page's message box
+        return message_figure(text if level == "info" else "This view cannot be drawn: see the message above.")
     if kind == MESSAGE:
         return message_box(text, level)
     if kind in (DATA, OPTIONS):
@@ -167,7 +167,8 @@ def header(title: str, info: StudyInfo, extra: str = "") -> Any:
              f"metric {info.metric} ({info.mode})"]
     if extra:
         parts.append(extra)
-    return html.Div([html.H2(f"{title}: {info.name}"), html.Div(" \u00b7 ".join(parts), className="hs-sub")])
+    name = info.path.name if info.name == info.path.name else f"{info.path.name} (study {info.name})"
+    return html.Div([html.H2(f"{title}: {name}"), html.Div(" \u00b7 ".join(parts), className="hs-sub")])
 
 
 PARAM_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s", "switch_step", "peak_memory_bytes",
@@ -189,7 +190,7 @@ def study_page_top(prefix: str, title: str, info: StudyInfo, extra: str = "") ->
     from hyperswitch.figures.data import prefetch
 
     prefetch(info.path)
-    return [header(title, info, extra), study_store(prefix, info.name), refresh_interval(prefix, info),
+    return [header(title, info, extra), study_store(prefix, info.path.name), refresh_interval(prefix, info),
             export_panel.panel(prefix)]
 
 

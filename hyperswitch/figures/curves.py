@@ -170,7 +170,8 @@ def curves_figure(d: Curves, log_y: bool = False) -> go.Figure:
             data.append({"type": "scatter", "x": g.x, "y": g.lower * s, "mode": "lines", "line": {"width": 0},
                          "fill": "tonexty", "fillcolor": rgba(color, 0.18), "showlegend": False, "hoverinfo": "skip",
                          "legendgroup": g.name, "name": f"{g.name} {SPREAD_SHORT[d.spread]}"})
-        data.append({"type": "scatter", "x": g.x, "y": g.mean * s, "mode": "lines",
+        mode = "lines+markers" if len(g.x) <= 30 else "lines"  # a short curve (one epoch) stays visible
+        data.append({"type": "scatter", "x": g.x, "y": g.mean * s, "mode": mode, "marker": {"size": 5},
                      "line": {"color": color, "width": 2}, "name": g.name, "legendgroup": g.name, "customdata": g.n,
                      "hovertemplate": f"{g.name}<br>{metric_label(d.x)} %{{x:.4g}}<br>{metric_label(d.y)} "
                      "%{y:.4g}<br>runs %{customdata}<extra></extra>"})

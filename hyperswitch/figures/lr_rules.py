@@ -14,7 +14,14 @@ import plotly.graph_objects as go
 from hyperswitch.figures._common import METRIC_SCALE, axis, figure, metric_label
 from hyperswitch.figures._stats import fmt, keyed_reduce
 from hyperswitch.figures.data import NotApplicable
-from hyperswitch.figures.parameter import Heatmap, config_means, heatmap_data, heatmap_trace, metric_rows
+from hyperswitch.figures.parameter import (
+    Heatmap,
+    best_cell_shape,
+    config_means,
+    heatmap_data,
+    heatmap_trace,
+    metric_rows,
+)
 from hyperswitch.results.schema import METRICS
 
 NONE = "none"
@@ -91,10 +98,12 @@ def ratio_heatmaps_figure(d: RatioHeatmaps, metric: str) -> go.Figure:
     zmax = max(float(np.nanmax(m.z)) for m in d.maps) * s
     data: list[dict] = []
     layout: dict = {"coloraxis": {"colorscale": "Viridis", "cmin": zmin, "cmax": zmax,
-                                  "colorbar": {"title": {"text": metric_label(metric)}}}, "annotations": []}
+                                  "colorbar": {"title": {"text": metric_label(metric)}}}, "annotations": [],
+                    "shapes": []}
     for k, (m, f, r) in enumerate(zip(d.maps, d.facets, d.best_ratio, strict=True), start=1):
         xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
         data.extend(heatmap_trace(m, s, coloraxis="coloraxis", xaxis=xa, yaxis=ya))
+        layout["shapes"].extend(best_cell_shape(m, xa, ya))
         x0 = (k - 1) * (width + gap)
         layout["xaxis" if k == 1 else f"xaxis{k}"] = axis(d.x_param + (" (binned)" if m.binned[0] else ""),
                                                           type="category", domain=[x0, x0 + width], anchor=ya)
@@ -106,5 +115,5 @@ def ratio_heatmaps_figure(d: RatioHeatmaps, metric: str) -> go.Figure:
                                       "yref": "paper", "showarrow": False, "yanchor": "bottom",
                                       "font": {"size": 13}})
     title = f"{metric_label(metric)}: {d.y_param} \u00d7 {d.x_param}" + (f" per {d.facet}" if d.facet != NONE else "")
-    return figure(data, layout, title, "mean over seeds per cell; \u2605 best cell; panel titles: the lr/damping "
+    return figure(data, layout, title, "mean over seeds per cell; framed: best cell; panel titles: the lr/damping "
                   "ratio of the best configuration", height=500)

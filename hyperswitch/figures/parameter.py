@@ -157,29 +157,33 @@ def heatmap_data(trials: pd.DataFrame, x_param: str, y_param: str, metric: str, 
 
 
 def heatmap_trace(d: Heatmap, scale: float = 1.0, **extra: Any) -> list[dict]:
-    """The heatmap (mean per cell, runs per cell on hover) and a star on the best cell."""
-    data = [{"type": "heatmap", "z": d.z * scale, "x": d.x_labels, "y": d.y_labels, "customdata": d.count,
+    """The heatmap: the mean per cell, the number of runs (seeds) per cell on hover."""
+    return [{"type": "heatmap", "z": d.z * scale, "x": d.x_labels, "y": d.y_labels, "customdata": d.count,
              "texttemplate": "%{z:.3g}", "hoverongaps": False,
              "hovertemplate": (f"{d.x_param} = %{{x}}<br>{d.y_param} = %{{y}}<br>mean = %{{z:.4g}}"
                                "<br>seeds (runs) = %{customdata}<extra></extra>"), **extra}]
-    if d.best is not None:
-        r, c = d.best
-        data.append({"type": "scatter", "x": [d.x_labels[c]], "y": [d.y_labels[r]], "mode": "markers",
-                     "name": "best cell", "hoverinfo": "skip", "showlegend": False,
-                     "xaxis": extra.get("xaxis", "x"), "yaxis": extra.get("yaxis", "y"),
-                     "marker": {"symbol": "star", "size": 16, "color": "white",
-                                "line": {"color": "black", "width": 1}}})
-    return data
+
+
+def best_cell_shape(d: Heatmap, xref: str = "x", yref: str = "y") -> list[dict]:
+    """A frame around the best cell (category axes: cell i spans i - 0.5 .. i + 0.5)."""
+    if d.best is None:
+        return []
+    r, c = d.best
+    return [{"type": "rect", "xref": xref, "yref": yref, "x0": c - 0.5, "x1": c + 0.5, "y0": r - 0.5,
+             "y1": r + 0.5, "line": {"color": "white", "width": 4}},
+            {"type": "rect", "xref": xref, "yref": yref, "x0": c - 0.5, "x1": c + 0.5, "y0": r - 0.5,
+             "y1": r + 0.5, "line": {"color": "black", "width": 1.5, "dash": "dot"}}]
 
 
 def heatmap_figure(d: Heatmap, title: str | None = None) -> go.Figure:
     s = METRIC_SCALE.get(d.metric, 1.0)
     data = heatmap_trace(d, s, colorscale="Viridis", colorbar={"title": {"text": metric_label(d.metric)}})
     cells = int(np.isfinite(d.z).sum())
-    sub = (f"mean over seeds per cell ({cells} cells with runs; seeds per cell on hover; \u2605 best); "
+    sub = (f"mean over seeds per cell ({cells} cells with runs; seeds per cell on hover; framed: best); "
            f"{d.n_runs} finished runs{excluded_note(d.metric, d.n_excluded)}")
     layout = {"xaxis": axis(d.x_param + (" (binned)" if d.binned[0] else ""), type="category"),
-              "yaxis": axis(d.y_param + (" (binned)" if d.binned[1] else ""), type="category")}
+              "yaxis": axis(d.y_param + (" (binned)" if d.binned[1] else ""), type="category"),
+              "shapes": best_cell_shape(d)}
     return figure(data, layout, title or f"{metric_label(d.metric)}: {d.y_param} \u00d7 {d.x_param}", sub)
 
 

@@ -12,7 +12,7 @@ from hyperswitch.figures.data import StudyReadError, list_study_paths, study_inf
 
 
 class StudyRow(NamedTuple):
-    name: str
+    name: str  # the study's folder name (what the dashboard's URLs and the CLI use)
     path: Path
     status: str
     done: int  # finished trials
@@ -49,7 +49,7 @@ def study_row(path: Path) -> StudyRow:
     search = f"{summary.get('algorithm', '?')}, {summary.get('samples', '?')} configurations"
     if isinstance(seeds, list):
         search += f" \u00d7 {len(seeds)} seeds"
-    return StudyRow(info.name, info.path, info.status, len(fin), running, info.n_total(), info.metric, info.mode,
+    return StudyRow(info.path.name, info.path, info.status, len(fin), running, info.n_total(), info.metric, info.mode,
                     best, best_trial, search, list(meta.get("sampled_names", meta.get("parameter_names", []))),
                     str(summary.get("workload", "")), str(summary.get("policy_type", "")),
                     str(meta.get("updated", "")), None)
