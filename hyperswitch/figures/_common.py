@@ -30,7 +30,7 @@ STEP_LABELS = {
 }
 
 # Above this many points a scatter is drawn with WebGL (scattergl).
-WEBGL_POINTS = 2000
+WEBGL_POINTS = 1000
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]

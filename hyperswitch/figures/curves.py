@@ -16,6 +16,7 @@ from hyperswitch.figures.data import NotApplicable, policy_family, policy_labels
 X_COLUMNS = ("step", "epoch", "elapsed_s")
 Y_COLUMNS = ("loss", "val_loss", "val_accuracy", "lr", "memory_bytes")
 POLICY, FAMILY, NONE = "policy", "policy family", "none"
+MAX_RUN_MARKERS = 1000  # above this many switch markers, runs that switched at the same x share one marker
 
 
 class CurveGroup(NamedTuple):
@@ -175,18 +176,30 @@ def curves_figure(d: Curves, log_y: bool = False) -> go.Figure:
                      "line": {"color": color, "width": 2}, "name": g.name, "legendgroup": g.name, "customdata": g.n,
                      "hovertemplate": f"{g.name}<br>{metric_label(d.x)} %{{x:.4g}}<br>{metric_label(d.y)} "
                      "%{y:.4g}<br>runs %{customdata}<extra></extra>"})
-    kind = "scattergl" if n_marks > WEBGL_POINTS else "scatter"
     names = [g.name for g in d.groups]
+    pooled = n_marks > MAX_RUN_MARKERS  # thousands of crosses hide each other: one sized marker per switch point
+    kind = "scattergl" if n_marks > WEBGL_POINTS and not pooled else "scatter"
     for m in d.marks:
         i = names.index(m.group)
+        color = PALETTE[i % len(PALETTE)]
+        if pooled:
+            xs, counts = np.unique(m.x, return_counts=True)
+            ys = np.interp(xs, m.x[np.argsort(m.x)], m.y[np.argsort(m.x)])
+            data.append({"type": "scatter", "x": xs, "y": ys * s, "mode": "markers", "name": f"switch ({m.group})",
+                         "legendgroup": m.group, "customdata": counts,
+                         "marker": {"symbol": "x", "color": color, "size": 5 + 10 * np.sqrt(counts / counts.max())},
+                         "hovertemplate": "%{customdata} runs switched at %{x:.4g}<extra></extra>"})
+            continue
         data.append({"type": kind, "x": m.x, "y": m.y * s, "mode": "markers", "name": f"switch ({m.group})",
                      "legendgroup": m.group, "text": m.runs,
-                     "marker": {"symbol": "x", "size": 8 if kind == "scatter" else 6,
-                                "color": PALETTE[i % len(PALETTE)]},
+                     "marker": {"symbol": "x", "size": 8 if kind == "scatter" else 6, "color": color},
                      "hovertemplate": "%{text} switched at %{x:.4g}<extra></extra>"})
     xlabel = metric_label(d.x) + (f" ({d.time_bins} bins)" if d.time_bins else "")
     sub = f"line: mean; band: {SPREAD_LONG[d.spread]} over the runs of each group; {d.n_runs} runs; "
-    sub += "\u00d7 = where a run switched optimizer" if n_marks else "no run switched optimizer"
+    if pooled:
+        sub += f"\u00d7 = where runs switched optimizer (size: how many of the {n_marks})"
+    else:
+        sub += "\u00d7 = where a run switched optimizer" if n_marks else "no run switched optimizer"
     by = f" by {d.group_by}" if d.group_by and d.group_by != NONE else ""
     layout = {"xaxis": axis(xlabel), "yaxis": axis(metric_label(d.y), type="log" if log_y else "linear")}
     return figure(data, layout, f"{metric_label(d.y)} vs {metric_label(d.x)}{by}", sub, height=500)

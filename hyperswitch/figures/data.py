@@ -429,7 +429,14 @@ def warm_up() -> None:
     import optuna.importance  # noqa: F401
     import scipy.stats  # noqa: F401
 
+    from hyperswitch.figures.parameter import importance_data
+
     second_order_names()
+    tiny = pd.DataFrame({"trial_id": [f"t{i}" for i in range(60)], "config_id": [f"c{i:02d}" for i in range(60)],
+                         "status": "completed", "a": np.arange(60.0), "b": np.arange(60.0) % 7,
+                         "val_accuracy": np.arange(60.0) % 11})
+    for method in ("ped-anova", "fanova"):  # their first call imports and compiles more than the import does
+        importance_data(tiny, ["a", "b"], "val_accuracy", "max", method)
 
 
 def numeric(series: pd.Series) -> bool:

@@ -79,13 +79,27 @@ def test_groups_by_policy_and_family():
                                                          "switch (second \u2192 first order)"]
 
 
-def test_many_switch_markers_are_drawn_with_webgl():
-    n = 2500
-    steps = steps_frame({f"r{i}": [(1, 1, 1.0), (2, 1, 0.5)] for i in range(n)})
+def test_many_switch_markers_share_one_marker_per_switch_point():
+    n = 1500  # runs switched at step 2 (1000) or 3 (500)
+    steps = steps_frame({f"r{i}": [(1, 1, 1.0), (2, 1, 0.5), (3, 1, 0.25)] for i in range(n)})
     groups = pd.Series("all", index=[f"r{i}" for i in range(n)])
-    d = fc.curves_data(steps, groups, pd.Series(2.0, index=groups.index))
-    fig = valid(fc.curves_figure(d))
-    assert fig.data[-1].type == "scattergl" and sum(len(m.x) for m in d.marks) == n
+    sw = pd.Series([2.0 if i % 3 else 3.0 for i in range(n)], index=groups.index)
+    d = fc.curves_data(steps, groups, sw)
+    assert sum(len(m.x) for m in d.marks) == n  # every run's switch is in the data
+    fig = fc.curves_figure(d)
+    valid(fig)
+    marks = fig.data[-1]  # (arrays as drawn; the validated copy encodes them)
+    assert marks.type == "scatter" and list(marks.x) == [2.0, 3.0] and list(marks.customdata) == [1000, 500]
+    assert "size: how many of the 1500" in fig.layout.title.subtitle.text
+
+
+def test_many_configurations_are_drawn_with_webgl():
+    from hyperswitch.figures import memory as fm
+
+    rng = np.random.default_rng(0)
+    d = fm.Pareto("wall_time_s", "val_accuracy", "max", rng.uniform(size=1500), rng.uniform(size=1500),
+                  [f"c{i}" for i in range(1500)], np.array([0]))
+    assert valid(fm.pareto_figure(d)).data[0].type == "scattergl"
 
 
 def test_no_steps_or_no_values_say_so(three_runs):
