@@ -149,6 +149,7 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
                     row["error"] = error
                 store.write_trial_parts(row, None, None)
             progress.finished(tid, row["status"], objective(row, space.metric))
+            _drop_checkpoints(store.root, tid)  # a finished trial never resumes
             if time.monotonic() - self.last_compact > 10:
                 store.compact()
                 self.last_compact = time.monotonic()
@@ -168,6 +169,16 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
             self._settle(trial, msg)
 
     return StudyCallback()
+
+
+def _drop_checkpoints(study_dir: Path, trial_id: str) -> None:
+    import shutil
+
+    from hyperswitch.search.trial import checkpoint_roots
+
+    for root in checkpoint_roots(study_dir, trial_id):
+        for d in root.glob("checkpoint_*"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _carried(study: Study, space: SearchSpace, running: Any = None) -> tuple[list[Carried], int, int]:
@@ -317,7 +328,6 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
                                     reuse_actors=single, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
                                   callbacks=[_study_callback(store, space, progress)],
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                   failure_config=tune.FailureConfig(max_failures=r["max_failures"],
                                                                     fail_fast=False)),
     )
