@@ -15,7 +15,14 @@ from urllib.parse import parse_qs, quote
 from dash import dcc, html
 
 from hyperswitch.figures._common import message_figure
-from hyperswitch.figures.data import NotApplicable, StudyInfo, StudyReadError, list_study_paths, study_info
+from hyperswitch.figures.data import (
+    NotApplicable,
+    StudyInfo,
+    StudyReadError,
+    activity,
+    list_study_paths,
+    study_info,
+)
 
 log = logging.getLogger("hyperswitch.dashboard")
 
@@ -91,6 +98,7 @@ def guarded(outputs: Sequence[str], where: str) -> Callable[[Callable[..., Any]]
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
+            activity(True)
             try:
                 out = fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001  (the guard's purpose)
@@ -99,6 +107,8 @@ def guarded(outputs: Sequence[str], where: str) -> Callable[[Callable[..., Any]]
                 # A view that does not apply says so once: in its figure when it has one.
                 quiet = kind == "info" and FIGURE in outputs
                 out = tuple(None if (quiet and o == MESSAGE) else _fallback(o, text, kind) for o in outputs)
+            finally:
+                activity(False)
             log.debug("%s took %.3f s", where, time.perf_counter() - t0)
             return out if len(outputs) > 1 else (out[0] if isinstance(out, tuple) else out)
 

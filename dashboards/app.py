@@ -19,6 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards._shared import Context, Page, query_study, run_guarded, study_href
 from dashboards.pages import PAGES
+from hyperswitch.figures.data import activity
 
 log = logging.getLogger("hyperswitch.dashboard")
 
@@ -100,11 +101,27 @@ def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, wa
                                   clearable=False), className="hs-studypick"),
         ], className="hs-top"),
         html.Main(id="app-page", className="hs-main"),
+        # A hidden graph added 1.5 s after the first page shows: the browser fetches and compiles plotly.js
+        # (4.8 MB) while the user reads the studies table, rather than when they open a study.
+        dcc.Interval(id="app-preload-timer", interval=1500, max_intervals=1),
+        html.Div(id="app-preload", style={"display": "none"}),
     ])
+
+    @app.callback(Output("app-preload", "children"), Input("app-preload-timer", "n_intervals"),
+                  prevent_initial_call=True)
+    def preload_plotly(_n: int) -> Any:
+        return dcc.Graph(id="app-plotly-preload", figure={"data": [], "layout": {}})
 
     @app.callback(Output("app-page", "children"), Output("app-nav", "children"), Output("app-study", "options"),
                   Output("app-study", "value"), Input("app-url", "pathname"), Input("app-url", "search"))
     def route(pathname: str | None, search: str | None) -> tuple[Any, Any, Any, Any]:
+        activity(True)
+        try:
+            return _route(pathname, search)
+        finally:
+            activity(False)
+
+    def _route(pathname: str | None, search: str | None) -> tuple[Any, Any, Any, Any]:
         names = run_guarded(ctx.study_names, "study list") or []
         names = names if isinstance(names, list) else []
         study = query_study(search)

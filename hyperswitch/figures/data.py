@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -337,9 +338,31 @@ STEP_COLUMNS_BY_USE = (["step", "loss", "epoch"], ["val_accuracy", "val_loss", "
                        ["optimizer", "memory_bytes"])
 
 
+_ACTIVITY = {"busy": 0, "last": 0.0}
+_ACTIVITY_LOCK = threading.Lock()
+
+
+def activity(busy: bool) -> None:
+    """Views call this when they start (True) and end (False): prefetching waits for idle moments."""
+    with _ACTIVITY_LOCK:
+        _ACTIVITY["busy"] += 1 if busy else -1
+        _ACTIVITY["last"] = time.monotonic()
+
+
+def _wait_idle(quiet_s: float = 0.5, give_up_s: float = 120.0) -> None:
+    deadline = time.monotonic() + give_up_s
+    while time.monotonic() < deadline:
+        with _ACTIVITY_LOCK:
+            idle = _ACTIVITY["busy"] <= 0 and time.monotonic() - _ACTIVITY["last"] > quiet_s
+        if idle:
+            return
+        time.sleep(0.1)
+
+
 def prefetch(root: str | Path) -> None:
-    """Read a study's step and event columns in a background thread (pyarrow decodes without the GIL), a few
-    columns at a time, so that the study's next views find them cached. Once per study file version."""
+    """Read a study's step and event columns in a background thread while no view is being computed, a few
+    columns at a time, so that the study's next views find them cached (two CPU cores are easily shared badly:
+    the page that is open comes first). Once per study file version."""
     root = Path(root).resolve()
     key = (str(root), study_version(root, "steps"), study_version(root, "events"))
     with _INFLIGHT_LOCK:
@@ -349,8 +372,10 @@ def prefetch(root: str | Path) -> None:
 
     def run() -> None:
         try:
+            _wait_idle()
             study_table(root, "events", ["step", "kind"])
             for cols in STEP_COLUMNS_BY_USE:
+                _wait_idle()
                 study_table(root, "steps", cols)
         except Exception as exc:  # noqa: BLE001  (a view will read again and report it)
             log.debug("prefetch of %s failed: %s", root, exc)
