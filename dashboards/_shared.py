@@ -252,3 +252,17 @@ def switch_steps(events: Any) -> Any:
         return pd.Series(dtype=float)
     ev = events[events["kind"].astype(str) == "switch"]
     return ev.groupby(ev["trial_id"].astype(str))["step"].min()
+
+
+def default_group(info: StudyInfo, fallback: str) -> str:
+    """What to group runs by at first: the policy when the study compares several, else its ablation factor
+    (``variant``, ``select``, ...), else its first varied parameter."""
+    from hyperswitch.figures.ablations import CORRECTOR, POLICY, ablation_factors
+
+    factors = [f for f, _ in ablation_factors(info.trials, info.varied_parameters) if f != CORRECTOR]
+    if POLICY in factors:
+        return POLICY
+    known = [f for f in factors if f in ("variant", "ablation", "select", "optimizer", "base")]
+    if known:
+        return known[0]
+    return info.varied_parameters[0] if info.varied_parameters else fallback

@@ -17,6 +17,7 @@ from dashboards._shared import (
     combined_table,
     combined_trials,
     control,
+    default_group,
     dropdown,
     graph,
     guarded,
@@ -38,14 +39,14 @@ GROUP_LABELS = {fc.NONE: "none (all runs)", fc.POLICY: "policy", fc.FAMILY: "pol
 def layout(ctx: Context, study: str) -> Any:
     info = ctx.info(study)
     groups = [fc.NONE, fc.POLICY, fc.FAMILY, "study", *info.varied_parameters]
-    default_group = info.varied_parameters[0] if info.varied_parameters else fc.POLICY
+    default = default_group(info, fc.POLICY)
     others = [n for n in ctx.study_names() if n != study]
     return html.Div([
         *study_page_top(P, "Learning curves", info),
         html.Div([
             control("y", radio(f"{P}-y", Y_CHOICES, "loss", STEP_LABELS)),
             control("x", radio(f"{P}-x", X_CHOICES, "step", STEP_LABELS)),
-            control("group by", dropdown(f"{P}-group", groups, default_group, GROUP_LABELS), "220px"),
+            control("group by", dropdown(f"{P}-group", groups, default, GROUP_LABELS), "220px"),
             control("band", radio(f"{P}-spread", list(SPREAD_LABELS), "std", SPREAD_LABELS)),
             control("scale", dcc.Checklist(id=f"{P}-logy", options=[{"label": "log y", "value": "log"}], value=[],
                                            inline=True)),

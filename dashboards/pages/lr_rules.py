@@ -14,6 +14,7 @@ from dashboards._shared import (
     Context,
     Page,
     control,
+    default_group,
     dropdown,
     graph,
     guarded,
@@ -40,7 +41,7 @@ def layout(ctx: Context, study: str) -> Any:
         *study_page_top(P, "Learning-rate rules", info),
         html.H3("Learning-rate trajectories (GeN and other rules that change the learning rate)"),
         html.Div([
-            control("group by", dropdown(f"{P}-group", groups, params[0] if params else fc.NONE, GROUP_LABELS)),
+            control("group by", dropdown(f"{P}-group", groups, default_group(info, fc.NONE), GROUP_LABELS)),
             control("x", radio(f"{P}-x", list(X_LABELS), "step", X_LABELS)),
         ], className="hs-controls"),
         html.Div(id=f"{P}-traj-message"),

@@ -16,6 +16,7 @@ from dashboards._shared import (
     combined_table,
     combined_trials,
     control,
+    default_group,
     dropdown,
     graph,
     guarded,
@@ -41,7 +42,8 @@ def layout(ctx: Context, study: str) -> Any:
     return html.Div([
         *study_page_top(P, "Memory and time", info),
         html.Div([
-            control("group by", dropdown(f"{P}-group", groups, fc.POLICY, GROUP_LABELS), "220px"),
+            control("group by", dropdown(f"{P}-group", groups, default_group(info, fc.POLICY), GROUP_LABELS),
+                    "220px"),
             control("error bars", radio(f"{P}-spread", list(SPREAD_LABELS), "std", SPREAD_LABELS)),
             control("compare with studies", dropdown(f"{P}-compare", others, [], multi=True, clearable=True),
                     "260px"),

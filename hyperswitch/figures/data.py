@@ -75,7 +75,7 @@ class StudyInfo:
     @property
     def varied_parameters(self) -> list[str]:
         """Parameters that take more than one value among the trials (the ones worth plotting against)."""
-        return [n for n in self.parameters if self.trials[n].nunique(dropna=True) > 1]
+        return [n for n in self.parameters if nunique(self.trials[n]) > 1]
 
     def finished(self) -> pd.DataFrame:
         t = self.trials
@@ -462,6 +462,14 @@ def warm_up() -> None:
                          "val_accuracy": np.arange(60.0) % 11})
     for method in ("ped-anova", "fanova"):  # their first call imports and compiles more than the import does
         importance_data(tiny, ["a", "b"], "val_accuracy", "max", method)
+
+
+def nunique(series: pd.Series, dropna: bool = True) -> int:
+    """Distinct values, also for columns of dicts or lists (struct parameters), compared by their text."""
+    try:
+        return int(series.nunique(dropna=dropna))
+    except TypeError:
+        return int(series.map(lambda v: None if v is None else repr(v)).nunique(dropna=dropna))
 
 
 def numeric(series: pd.Series) -> bool:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from hyperswitch.figures._common import METRIC_SCALE, PALETTE, axis, error_array, figure, metric_label, rgba
 from hyperswitch.figures._stats import SPREAD_SHORT, SPREADS, axis_for, band, check_spread, grouped_stats
-from hyperswitch.figures.data import NotApplicable
+from hyperswitch.figures.data import NotApplicable, nunique
 from hyperswitch.results.schema import FINISHED_STATUSES, METRICS
 
 
@@ -295,7 +295,7 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
         raise NotApplicable("this study has no varied parameter to rank")
     rows, _ = metric_rows(trials, metric)
     conf = config_means(rows, params, metric)
-    params = [p for p in params if conf[p].nunique(dropna=True) > 1]
+    params = [p for p in params if nunique(conf[p]) > 1]
     if not params:
         raise NotApplicable("every finished configuration has the same parameter values")
     conf = conf.dropna(subset=params)

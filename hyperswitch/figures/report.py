@@ -102,9 +102,11 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     if not factors:
         yield ("ablations", "Ablations", "on/off comparisons", lambda: (_ for _ in ()).throw(NotApplicable(
             "no parameter of this study takes 2 to 8 values and all trials use one policy")))
+    names = [f for f, _ in factors]
     for f, label in factors:
-        yield (f"ablation_{f}", "Ablations", label,
-               lambda f=f: fm.group_bars_figure(fa.ablation_data(t, f, metric), f"{metric} per value of {f}"))
+        split = fa.default_split(names, f)
+        yield (f"ablation_{f}", "Ablations", label + (f", per {split}" if split != fa.NONE else ""),
+               lambda f=f, split=split: fa.ablation_figure(fa.ablation_split_data(t, f, split, metric), f, split))
 
     def lr_traj() -> go.Figure:
         steps = study_table(root, "steps", ["step", "lr"])

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from hyperswitch.figures._common import PALETTE, WEBGL_POINTS, axis, figure
 from hyperswitch.figures._stats import axis_for
-from hyperswitch.figures.data import NotApplicable
+from hyperswitch.figures.data import NotApplicable, nunique
 from hyperswitch.results.schema import FINISHED_STATUSES
 
 SWITCH_KINDS = ("switch",)
@@ -71,7 +71,7 @@ def grouping(trials: pd.DataFrame, by: Sequence[str], max_levels: int = MAX_LEVE
     for b in by:
         col = trials[b]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) and \
-                col.nunique(dropna=True) > max_levels:
+                nunique(col) > max_levels:
             ax = axis_for(col, max_levels)
             labels = np.array([*ax.labels, "missing"], dtype=object)
             out[b] = labels[np.where(ax.codes >= 0, ax.codes, len(ax.labels))]
@@ -118,7 +118,7 @@ def switch_table(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str]) 
 
 def group_label(frame: pd.DataFrame, by: Sequence[str], sep: str = ", ") -> pd.Series:
     """``a=1, b=x`` per row from the ``by`` columns that vary (a column with one value names no group)."""
-    varied = [b for b in by if frame[b].nunique(dropna=False) > 1] or list(by[:1])
+    varied = [b for b in by if nunique(frame[b], dropna=False) > 1] or list(by[:1])
     if not varied:
         return pd.Series("all runs", index=frame.index)
     parts = [frame[b].map(lambda v, b=b: f"{b}={_short(v)}") for b in varied]

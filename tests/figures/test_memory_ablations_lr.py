@@ -110,3 +110,19 @@ def test_damping_lr_heatmaps_mark_the_best_ratio_per_batch_size():
                                                         "batch_size = 64: best lr/damping = 0.1"]
     with pytest.raises(NotApplicable, match="damping"):
         fl.ratio_heatmaps_data(t, "rho", "lr", "batch_size", "val_accuracy")
+
+
+def test_ablation_side_by_side_per_task_is_not_pooled():
+    acc = {("mlp", "mixer"): [0.9, 0.92], ("mlp", "no_corrector"): [0.85, 0.87],
+           ("cnn", "mixer"): [0.7, 0.74], ("cnn", "no_corrector"): [0.72, 0.72]}
+    t = trials_frame([{"trial_id": f"{task}-{v}-{i}", "config_id": f"{task}-{v}", "seed": i, "task": task,
+                       "variant": v, "val_accuracy": a, "switch_rule": {"at": i}}
+                      for (task, v), values in acc.items() for i, a in enumerate(values)])
+    factors = [f for f, _ in fa.ablation_factors(t, ["task", "variant", "switch_rule"])]
+    assert factors[0] == "variant" and fa.default_split(factors, "variant") == "task"  # dict column tolerated
+    parts = dict(fa.ablation_split_data(t, "variant", "task", "val_accuracy"))
+    assert list(parts) == ["task = cnn", "task = mlp"]
+    assert parts["task = cnn"].mean == pytest.approx([0.72, 0.72]) and parts["task = mlp"].mean == pytest.approx(
+        [0.91, 0.86])
+    fig = valid(fa.ablation_figure(list(parts.items()), "variant", "task"))
+    assert [tr.name for tr in fig.data] == ["task = cnn", "task = mlp"] and fig.layout.barmode == "group"
