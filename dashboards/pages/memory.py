@@ -91,7 +91,7 @@ def register(app: Any, ctx: Context) -> None:
         labels = _labels(fin, group, len(names) > 1)
         labels.index = fin["trial_id"].astype(str)
         steps = combined_table(ctx, names, "steps", ["optimizer", "memory_bytes"])
-        return fm.phase_memory_figure(fm.phase_memory_data(steps, labels))
+        return fm.phase_memory_figure(fm.phase_memory_data(steps, labels, by=GROUP_LABELS.get(group, group)))
 
     @app.callback(Output(f"{P}-target", "figure"), *inputs)
     @guarded([FIGURE], "time to target")

@@ -60,16 +60,17 @@ def group_bars_figure(d: GroupBars, title: str | None = None) -> go.Figure:
 # --- memory per phase -----------------------------------------------------------------------------------------
 
 class PhaseMemory(NamedTuple):
-    groups: list[str]  # policy groups
+    groups: list[str]  # run groups (policies by default)
     phases: list[str]  # optimizer names as recorded in steps.optimizer (fusion included)
     mean: np.ndarray  # (groups, phases): mean over runs of the run's peak memory in that phase; NaN: no such phase
     std: np.ndarray
     n: np.ndarray
+    by: str = "policy"  # what the runs are grouped by (the x axis)
 
 
-def phase_memory_data(steps: pd.DataFrame, labels: pd.Series) -> PhaseMemory:
-    """Per policy group and per phase (the optimizer that stepped): the mean over runs of each run's peak
-    ``memory_bytes`` during that phase. ``labels``: trial_id -> group."""
+def phase_memory_data(steps: pd.DataFrame, labels: pd.Series, by: str = "policy") -> PhaseMemory:
+    """Per group of runs and per phase (the optimizer that stepped): the mean over runs of each run's peak
+    ``memory_bytes`` during that phase. ``labels``: trial_id -> group; ``by``: what the groups are (axis title)."""
     if not len(steps):
         raise NotApplicable("this study has no recorded steps yet")
     mem = steps["memory_bytes"].to_numpy(dtype=float, na_value=np.nan)
@@ -95,7 +96,7 @@ def phase_memory_data(steps: pd.DataFrame, labels: pd.Series) -> PhaseMemory:
     stats = grouped_stats(codes, per_run["mem"].to_numpy(float), len(groups) * len(phases))
     shape = (len(groups), len(phases))
     return PhaseMemory([str(g) for g in groups], phases, stats.mean.reshape(shape), stats.std.reshape(shape),
-                       stats.count.reshape(shape))
+                       stats.count.reshape(shape), by)
 
 
 def phase_memory_figure(d: PhaseMemory) -> go.Figure:
@@ -105,9 +106,9 @@ def phase_memory_figure(d: PhaseMemory) -> go.Figure:
              "marker": {"color": PALETTE[j % len(PALETTE)]},
              "hovertemplate": f"{phase}<br>%{{x}}<br>peak %{{y:.4g}} MiB<br>runs %{{customdata}}<extra></extra>"}
             for j, phase in enumerate(d.phases)]
-    layout = {"barmode": "group", "xaxis": axis("policy", type="category"),
+    layout = {"barmode": "group", "xaxis": axis(d.by, type="category"),
               "yaxis": axis("peak memory in phase (MiB)")}
-    return figure(data, layout, "peak memory per policy and phase",
+    return figure(data, layout, f"peak memory per {d.by} and phase",
                   "bar: mean over runs of the run's peak memory while that optimizer stepped; error bar: \u00b1 1 "
                   "standard deviation")
 

@@ -99,12 +99,21 @@ def test_every_page_in_chromium(local_ray, space_file, tmp_path):
         assert "no iomt policy" in page.inner_text("#switching-iomt-message").lower()
         shot(page, tmp_path, "switching")
 
-        # Memory and time: four figures; the Pareto front's time axis follows its control.
+        # Memory and time: four figures, grouped at first by the study's first varied parameter (it has one
+        # policy); grouping by policy redraws the three grouped figures; the Pareto front's time axis follows
+        # its control.
         page.goto(base + "/memory?study=dash")
-        wait_figure(page, "memory-peak", "f.title.includes('peak memory per policy')")
-        f = wait_figure(page, "memory-phase", "f.title.includes('phase')")
-        assert sorted(f["names"]) == ["adam", "sgdm"]
-        wait_figure(page, "memory-target", "f.title.includes('time to target')")
+        f = wait_figure(page, "memory-peak", "f.title === 'peak memory per lr'")
+        assert f["types"] == ["bar"] and f["x"] == "lr"
+        f = wait_figure(page, "memory-phase", "f.title === 'peak memory per lr and phase'")
+        assert sorted(f["names"]) == ["adam", "sgdm"] and f["x"] == "lr"
+        wait_figure(page, "memory-target", "f.title === 'time to target accuracy per lr'")
+        pick(page, "memory-group", "policy")
+        f = wait_figure(page, "memory-peak", "f.title === 'peak memory per policy'")
+        assert f["x"] == "policy" and "runs per bar: 8" in f["subtitle"]  # one switch policy, all 8 runs
+        f = wait_figure(page, "memory-phase", "f.title === 'peak memory per policy and phase'")
+        assert sorted(f["names"]) == ["adam", "sgdm"] and f["x"] == "policy"
+        wait_figure(page, "memory-target", "f.title === 'time to target accuracy per policy'")
         f = wait_figure(page, "memory-pareto", "f.x === 'wall time (s)'")
         page.click("#memory-pareto-x >> text=time to target accuracy (s)")
         wait_figure(page, "memory-pareto", "f.x === 'time to target accuracy (s)'")

@@ -49,7 +49,13 @@ def test_phase_memory_is_the_mean_of_each_runs_peak_per_phase():
     assert d.groups == ["mixer"] and d.phases == ["kfac", "sgdm"]
     assert d.mean[0] == pytest.approx([25, 6]) and d.std[0] == pytest.approx([math.sqrt(50), math.sqrt(2)])
     assert d.n[0].tolist() == [2, 2]
-    assert len(valid(fm.phase_memory_figure(d)).data) == 2
+    fig = valid(fm.phase_memory_figure(d))
+    assert len(fig.data) == 2 and fig.layout.title.text == "peak memory per policy and phase"
+    # Grouped by another factor: the groups, the axis and the title say so.
+    by_lr = fm.phase_memory_data(steps, pd.Series({"a": "0.1", "b": "0.2"}), by="lr")
+    assert by_lr.groups == ["0.1", "0.2"] and by_lr.mean[:, 0] == pytest.approx([30, 20])
+    fig = valid(fm.phase_memory_figure(by_lr))
+    assert fig.layout.title.text == "peak memory per lr and phase" and fig.layout.xaxis.title.text == "lr"
 
 
 def test_pareto_front_by_hand():
