@@ -41,9 +41,10 @@ class Page:
 
 @dataclass
 class Context:
-    """The storage folder the app serves and its study lookup."""
+    """The storage folder the app serves and its study lookup; ``policies``: where the export panel writes."""
 
     storage: Path
+    policies: Path = Path("policies")
 
     def study_names(self) -> list[str]:
         return [p.name for p in list_study_paths(self.storage)]

@@ -78,14 +78,15 @@ def _nav(pages: list[Page], current: str, study: str | None) -> list[Any]:
             for p in pages]
 
 
-def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, warm: bool = True) -> dash.Dash:
+def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, warm: bool = True,
+               policies: str | Path = "policies") -> dash.Dash:
     """The dashboard of the studies under ``storage`` (read at every request: new studies appear). ``warm``
     imports the figures' heavy dependencies now rather than at the first page."""
     if warm:
         from hyperswitch.figures.data import warm_up
 
         warm_up()
-    ctx = Context(Path(storage).resolve())
+    ctx = Context(Path(storage).resolve(), Path(policies).resolve())
     pages = list(pages or PAGES)
     by_path = {p.path: p for p in pages}
     app = dash.Dash(__name__, title="hyperswitch", update_title=None, use_pages=False,

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "batch size)")
     t.add_argument("--gpu", action="store_true", help="train on a GPU (one per worker; NCCL between workers)")
     t.add_argument("--address", help="Ray cluster for --workers > 1 (default: start a local Ray)")
+    t.add_argument("--json", action="store_true", help="print the final metrics and switch events as JSON")
+    t.add_argument("--threads", type=_positive,
+                   help="torch CPU threads per worker (default: an exported policy's threads_per_worker, the "
+                   "sweep's, so that its trial is repeated bit for bit; else torch's default)")
 
     d = sub.add_parser("dashboard", help="serve the parameter-study dashboard (Dash) on 127.0.0.1:8050",
                        description="Serve the Dash dashboard of the studies under the storage folder: studies, "
@@ -92,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; another address warns: the dashboard has no login)")
     d.add_argument("--port", type=_port, default=8050, help="port (default 8050)")
+    d.add_argument("--policies", default="policies",
+                   help="folder the study pages' export button writes policy files into (default: ./policies)")
     d.add_argument("--verbose", action="store_true", help="log every HTTP request")
 
     r = sub.add_parser("report", help="write a study's figures as standalone HTML (and PNG where possible)",
@@ -103,14 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
 
-    e = sub.add_parser("export", help="export a study's best policy as a policy file (not yet available)",
-                       description="Write the best configuration of a study as a policy YAML.")
-    e.add_argument("study", metavar="STUDY")
-    e.add_argument("--storage", default="runs")
-    e.add_argument("--metric")
-    e.add_argument("--mode", choices=("max", "min"))
-    e.add_argument("-o", "--output", metavar="FILE")
-    e.add_argument("--force", action="store_true")
+    e = sub.add_parser("export", help="write a study's best policy (or the N best) as policy files",
+                       description="Choose a study's best configuration and write it as a policy YAML (under "
+                       "policies/ by default) that hyperswitch train and hyperswitch.load_policy read, with its "
+                       "provenance: study, configuration and trial ids, the metric's mean, spread and seeds, "
+                       "workload, versions and date. An unfinished study exports from its finished trials.")
+    e.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
+    e.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    e.add_argument("--metric", help="results metric to choose by (default: the study's own metric)")
+    e.add_argument("--mode", choices=("max", "min"),
+                   help="direction of the metric (default: the metric's own; a contradicting mode is an error)")
+    e.add_argument("--select", choices=("mean", "best", "pareto"), default="mean",
+                   help="mean: best mean over a configuration's seeds (default; one lucky seed cannot win); "
+                   "best: the single best trial; pareto: the best mean within --max-time-ratio x the fastest "
+                   "configuration's mean wall time")
+    e.add_argument("--max-time-ratio", type=float, metavar="R",
+                   help="with --select pareto: the time budget as a multiple of the fastest configuration's mean "
+                   "wall time (>= 1)")
+    e.add_argument("--top", type=int, default=1, metavar="N", help="write the N best configurations, one file each")
+    e.add_argument("-o", "--output", metavar="FILE",
+                   help="file to write (default policies/<study>_<config>.yaml); a folder (ending in /) with --top")
+    e.add_argument("--force", action="store_true", help="overwrite existing files")
     return p
 
 
@@ -188,9 +207,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = validate_train(train, "train")
     from hyperswitch.train.driver import run_job
 
+    threads = args.threads or policy.provenance.get("threads_per_worker")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError("provenance.threads_per_worker", "must be an integer >= 1", threads, file=args.policy)
+    made_with = policy.provenance.get("workers")
+    if made_with is not None and made_with != args.workers:
+        print(f"note: this policy's trials ran on {made_with} worker(s); with --workers {args.workers} the run is "
+              "the same up to float round-off, not bit for bit", file=sys.stderr)
     out = run_job(workload, policy.spec, train, args.seed, workers=args.workers, gpu=args.gpu,
-                  address=args.address)
+                  address=args.address, threads=threads)
     s = out["summary"]
+    if args.json:
+        import json
+
+        print(json.dumps({"policy": str(args.policy), "name": policy.name, "workload": workload["name"],
+                          "seed": args.seed, "workers": args.workers, "gpu": args.gpu, "status": out["status"],
+                          "summary": s, "events": out["events"]}, indent=2, default=str))
+        return 0
     where = f"{args.workers} worker{'s' if args.workers > 1 else ''}, {'GPU' if args.gpu else 'CPU'}"
     print(f"policy {policy.name} ({policy.type}: {', '.join(policy.optimizer_names())}) on {workload['name']}, "
           f"seed {args.seed}, {where}: {out['status']}")
@@ -242,7 +275,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from dashboards.app import create_app
 
-    app = create_app(storage)
+    app = create_app(storage, policies=args.policies)
     if not storage.is_dir():
         print(f"hyperswitch dashboard: {storage.resolve()} does not exist yet; studies appear as sweeps write them",
               flush=True)
@@ -285,9 +318,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    print(f"hyperswitch {args.command}: not yet available in this version", file=sys.stderr)
-    return 2
+def cmd_export(args: argparse.Namespace) -> int:
+    from hyperswitch.export import export_study
+
+    results = export_study(args.study, storage=args.storage, metric=args.metric, mode=args.mode, select=args.select,
+                           top=args.top, output=args.output, force=args.force, max_time_ratio=args.max_time_ratio)
+    for note in results[0].notes if results else []:
+        print(f"note: {note}")
+    for r in results:
+        c, p = r.choice, r.path
+        spread = f" ± {c.std:.4g}" if c.std is not None else ""
+        prov = yaml_provenance(r.text)
+        print(f"wrote {p}: configuration {c.config_id} (rank {c.rank}), {prov['metric']} {c.mean:.4g}{spread} over "
+              f"{c.n} seed(s) {list(c.seeds)}; trials {', '.join(c.trial_ids)}")
+        if prov.get("parameters"):
+            print("  " + ", ".join(f"{k}={v}" for k, v in prov["parameters"].items()))
+        seed = c.seeds[0] if c.seeds else 0
+        print(f"  repeat seed {seed}: hyperswitch train {p} --seed {seed}")
+    return 0
+
+
+def yaml_provenance(text: str) -> dict:
+    import yaml
+
+    return dict(yaml.safe_load(text).get("provenance") or {})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_dashboard,
                 "report": cmd_report,
-                "export": cmd_not_yet}
+                "export": cmd_export}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -392,12 +392,16 @@ def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
         out(f"best trial: {best['trial_id']} {space.metric}={best[space.metric]:.4f}  ({params})")
     t = study.finished()
     if len(t) and space.metric in t and len(space.seeds) > 1:
-        means = t.groupby("config_id")[space.metric].agg(["mean", "std", "count"])
-        means = means.sort_values("mean", ascending=space.mode == "min")
-        cid = means.index[0]
-        row = means.iloc[0]
-        out(f"best configuration (mean over seeds): {cid} {space.metric}={row['mean']:.4f} "
-            f"± {0.0 if math.isnan(row['std']) else row['std']:.4f} (n={int(row['count'])})")
+        from hyperswitch.errors import ConfigError
+        from hyperswitch.export.select import select_configurations
+
+        try:  # the rule `hyperswitch export` applies: best mean over complete seeds, no failed seed
+            choice = select_configurations(t, space.metric, space.mode).choices[0]
+        except ConfigError:
+            choice = None
+        if choice is not None:
+            out(f"best configuration (mean over seeds): {choice.config_id} {space.metric}={choice.mean:.4f} "
+                f"± {choice.std or 0.0:.4f} (n={choice.n}); export it: hyperswitch export {store.name}")
     counts = t["status"].value_counts().to_dict() if len(t) else {}
     if counts:
         out("trial status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -58,7 +58,7 @@ def load_policy(path: str | Path) -> Policy:
     provenance). Errors name the file, key, rule and value."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read policy file: {exc.strerror}", str(path), file=str(path)) from exc
     try:

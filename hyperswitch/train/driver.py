@@ -125,7 +125,7 @@ def _worker_main(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker: float, gpus_per_worker: float,
                       storage: str | Path, name: str, max_failures: int, in_tune: bool,
-                      resume: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      resume: Mapping[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Run ``job`` on ``workers`` Ray Train workers; return rank 0's final metrics.
 
     ``storage``/``name``: where Train keeps the run's checkpoints (an absolute path, shared by all nodes on a
@@ -144,7 +144,7 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
         from ray.tune.integration.ray_train import TuneReportCallback
 
         callbacks.append(TuneReportCallback())
-    cfg = {"job": job, "use_gpu": use_gpu, "threads": max(1, math.floor(cpus_per_worker)), "resume": resume}
+    cfg = {"job": job, "use_gpu": use_gpu, "threads": threads or max(1, math.floor(cpus_per_worker)), "resume": resume}
     trainer = TorchTrainer(
         _worker_main, train_loop_config=cfg,
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
@@ -180,12 +180,15 @@ class CliJob:
 
 def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any], seed: int, *,
             workers: int = 1, gpu: bool = False, address: str | None = None,
-            storage: str | Path | None = None) -> dict[str, Any]:
+            storage: str | Path | None = None, threads: int | None = None) -> dict[str, Any]:
     """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
+    ``threads``: torch threads per worker (default: torch's own in this process, the CPU share on Ray).
 
     Returns ``{"status", "summary", "events", "steps"}`` (rank 0's records)."""
     job = CliJob(workload, policy_spec, train, seed)
     if workers == 1:
+        if threads:
+            torch.set_num_threads(threads)
         return job.run(rank=0, world_size=1, device=torch.device("cuda" if gpu else "cpu"), resume=None,
                        report=lambda metrics, state: None)
     import ray
@@ -198,4 +201,4 @@ def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: 
     with tempfile.TemporaryDirectory(prefix="hyperswitch-train-") as tmp:
         return run_data_parallel(job, workers=workers, use_gpu=gpu, cpus_per_worker=per_worker,
                                  gpus_per_worker=1 if gpu else 0, storage=storage or tmp,
-                                 name=f"train-{os.getpid()}", max_failures=2, in_tune=False)
+                                 name=f"train-{os.getpid()}", max_failures=2, in_tune=False, threads=threads)

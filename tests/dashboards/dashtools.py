@@ -26,13 +26,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(storage: Path, log_path: Path, timeout_s: float = 90):
-    """``hyperswitch dashboard --storage STORAGE --port P`` as a real subprocess; yields (base URL, log path)."""
+def dashboard_server(storage: Path, log_path: Path, timeout_s: float = 90, extra: tuple[str, ...] = ()):
+    """``hyperswitch dashboard --storage STORAGE --port P [EXTRA...]`` as a real subprocess; yields the base URL."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "hyperswitch.cli", "dashboard", "--storage", str(storage),
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                                 "--port", str(port), *extra], stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,274 @@
+"""Writing the chosen configurations of a study as policy files with their provenance.
+
+A policy file written here is the study's own search-space template with the configuration's values filled in
+(``SearchSpace.resolve`` + ``instantiate``, exactly as the trials built it), plus the space's ``train`` settings,
+so ``hyperswitch train FILE --seed S`` repeats the trial of seed ``S``. The ``provenance`` mapping says where it
+came from (study, folder, configuration, trials, the metric's mean, spread and seeds, how it was chosen, the
+versions and the date); ``hyperswitch.load_policy`` keeps it as ``Policy.provenance``.
+
+Nothing is half-written: every target is checked before the first file is written (an existing file without
+``force`` is an error and no file is touched), each document is validated by loading it back with
+``load_policy`` from a temporary file, and each file is moved into place atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperswitch.errors import ConfigError
+from hyperswitch.export.select import Choice, Selection, check_metric, select_configurations
+
+DEFAULT_FOLDER = "policies"
+
+
+@dataclass
+class ExportResult:
+    """One written policy file: where, its text, the configuration it holds."""
+
+    path: Path
+    text: str
+    choice: Choice
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs") -> Path:
+    """A study folder (one with ``study.json``) given as a path, or a study name under ``storage``."""
+    path = Path(study)
+    if (path / "study.json").is_file():
+        return path
+    from hyperswitch.results.reader import list_studies
+
+    names = {p.name: p for p in list_studies(storage)}
+    if str(study) not in names:
+        raise ConfigError("STUDY", f"no study of this name under {Path(storage).resolve()} "
+                          f"(studies: {', '.join(sorted(names)) or 'none'})", str(study))
+    return names[str(study)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars, tuples and nested mappings as plain YAML-safe Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    def num(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    if num(a) and num(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return a == b or str(a) == str(b)
+
+
+def sampled_values(space: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampled parameter values of a trials.parquet row, as the search space's own values (a categorical
+    choice as the choice itself: Parquet may have widened an int choice to a float)."""
+    out: dict[str, Any] = {}
+    for name in space.sampled_names:
+        p = space.parameters[name]
+        if name not in row:
+            raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter", None)
+        v = _plain(row[name])
+        if p.kind == "categorical":
+            match = [c for c in p.choices if _same(c, v)]
+            if not match:
+                raise ConfigError(f"trials.parquet.{name}", f"is not one of the space's choices {list(p.choices)}", v)
+            out[name] = match[0]
+        elif p.kind == "int":
+            out[name] = int(v)
+        else:
+            out[name] = float(v)
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "policy"
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
+
+
+def _targets(study_name: str, choices: list[Choice], output: str | os.PathLike[str] | None) -> list[Path]:
+    names = [f"{_slug(study_name)}_{_slug(c.config_id)}.yaml" for c in choices]
+    if output is None:
+        return [Path(DEFAULT_FOLDER) / n for n in names]
+    out = Path(output)
+    if out.is_dir() or str(output).endswith(("/", os.sep)):
+        return [out / n for n in names]
+    if len(choices) > 1:
+        raise ConfigError("-o", f"with --top {len(choices)} give a folder (ending in /) for the files, not one file",
+                          str(output))
+    if out.suffix not in (".yaml", ".yml"):
+        raise ConfigError("-o", "a policy file name must end in .yaml or .yml", str(output))
+    return [out]
+
+
+def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, metric: str, mode: str, select: str,
+              max_time_ratio: float | None, n_finished: int, n_total: int | None) -> dict[str, Any]:
+    import hyperswitch
+    from hyperswitch.switching import Policy
+    from hyperswitch.workloads import validate_workload
+
+    trials = study.trials
+    row = trials[trials["trial_id"] == (choice.trial_id or choice.trial_ids[0])].iloc[0].to_dict()
+    sampled = sampled_values(space, row)
+    values = space.resolve(sampled)
+    workload, policy = space.instantiate(values)
+    Policy.from_spec(policy)  # the trials built this; a study whose code changed since says so here
+    validate_workload(workload)
+    res = space.resources
+    spread = f" ± {choice.std:.4g} (s.d.)" if choice.std is not None else ""
+    how = {"mean": f"best mean {metric} over its seeds", "best": f"best single trial by {metric}",
+           "pareto": f"best mean {metric} within {max_time_ratio or 0:g} x the fastest configuration's mean wall "
+                     "time"}
+    shown = ", ".join(f"{k}={_plain(v)}" for k, v in sampled.items()) or "no searched parameters"
+    description = (f"Exported from study {study.name}: configuration {choice.config_id} ({shown}), {how[select]} "
+                   f"(rank {choice.rank}); {metric} {choice.mean:.4g}{spread} over {choice.n} seed(s).")
+    provenance: dict[str, Any] = {
+        "study": study.name,
+        "study_folder": str(Path(study.path).resolve()),
+        "space_file": study.meta.get("space_file"),
+        "config_id": choice.config_id,
+        "trial_ids": list(choice.trial_ids),
+        "seeds": list(choice.seeds),
+        "metric": metric,
+        "mode": mode,
+        "values": [float(v) for v in choice.values],
+        "mean": float(choice.mean),
+        "std": choice.std,
+        "n_seeds": choice.n,
+        "select": select,
+        "rank": choice.rank,
+    }
+    if select == "best":
+        provenance.update(trial_id=choice.trial_id, seed=int(row["seed"]), value=choice.value)
+    if select == "pareto":
+        provenance.update(max_time_ratio=max_time_ratio, time_ratio=choice.time_ratio)
+    provenance.update({
+        "wall_time_s_mean": choice.wall_time_mean,
+        "parameters": {k: _plain(values[k]) for k in space.parameter_names if k in values},
+        "workload": workload.get("name"),
+        "workers": int(res["workers"]),
+        "threads_per_worker": max(1, int(res["cpus_per_worker"])),
+        "study_status": "complete" if n_total is not None and n_finished >= n_total else
+                        f"unfinished: {n_finished} of {n_total if n_total is not None else '?'} trials finished",
+        "notes": list(selection.notes),
+        "hyperswitch_version": hyperswitch.__version__,
+        "versions": dict(study.meta.get("versions") or {}),
+        "exported_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+    })
+    return {
+        "name": f"{study.name}_{choice.config_id}",
+        "description": description,
+        "policy": _plain(policy),
+        "workload": _plain(workload),
+        "train": _plain(dict(space.train)),
+        "provenance": _plain(provenance),
+    }
+
+
+def _text(doc: Mapping[str, Any], choice: Choice) -> str:
+    seed = choice.seeds[0] if choice.seeds else 0
+    head = (f"# Exported by `hyperswitch export` from study {doc['provenance']['study']} on "
+            f"{doc['provenance']['exported_at']}.\n"
+            f"# Repeat the trial of seed {seed}: hyperswitch train THIS_FILE --seed {seed}\n"
+            "# Apply to your own model: hyperswitch.load_policy(THIS_FILE).build(model, loss_fn).step(x, y)\n")
+    return head + yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+
+
+def _validated(text: str, target: Path) -> None:
+    """Load the text back through load_policy (from a temporary file) or raise; touches nothing else."""
+    from hyperswitch.switching import load_policy
+
+    fd, tmp = tempfile.mkstemp(prefix=f"hyperswitch-export-{target.stem}-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            load_policy(tmp)
+        except ConfigError as exc:
+            raise ConfigError(exc.key, f"the exported policy does not validate: {exc.rule}", exc.value,
+                              file=str(target)) from None
+    finally:
+        os.unlink(tmp)
+
+
+def _write_atomic(text: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs", *, metric: str | None = None,
+                 mode: str | None = None, select: str = "mean", top: int = 1,
+                 output: str | os.PathLike[str] | None = None, force: bool = False,
+                 max_time_ratio: float | None = None) -> list[ExportResult]:
+    """Choose the study's best configuration(s) and write them as policy files.
+
+    ``study``: a name under ``storage`` or a study folder. ``metric``/``mode``: default the study's own; a mode
+    that contradicts the metric's direction is an error. ``select``: ``mean`` (default), ``best`` or ``pareto``
+    (with ``max_time_ratio``); see :mod:`hyperswitch.export.select`. ``top``: how many configurations, one file
+    each. ``output``: a file (``top`` 1) or a folder; default ``policies/<study>_<config_id>.yaml``.
+    Raises ``ConfigError`` (and writes nothing) on bad input, a study with no finished trial, or an existing
+    file without ``force``."""
+    from hyperswitch.results.reader import open_study
+    from hyperswitch.search.space import space_from_text
+
+    path = resolve_study(study, storage)
+    s = open_study(path)
+    metric = metric or s.metric
+    mode = check_metric(metric, mode)
+    selection = select_configurations(s.trials, metric, mode, select=select, top=top, max_time_ratio=max_time_ratio)
+    meta = s.meta
+    if not meta.get("space_text"):
+        raise ConfigError("study.json.space_text", "is missing: cannot rebuild the policy template", None,
+                          file=str(path / "study.json"))
+    space = space_from_text(meta["space_text"], str(meta.get("space_file") or path / "study.json"))
+    n_finished = len(s.finished())
+    n_total = meta.get("n_trials_total")
+    notes = list(selection.notes)
+    unfinished = meta.get("status") != "completed" or (n_total is not None and n_finished < int(n_total))
+    if unfinished:
+        notes.insert(0, f"study {s.name} is unfinished ({n_finished} of {n_total if n_total is not None else '?'} "
+                        "trials finished): exported from its finished trials")
+    targets = _targets(s.name, selection.choices, output)
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        raise ConfigError("-o" if output is not None else "output", "exists; use --force to overwrite it",
+                          str(existing[0]))
+    docs = [_document(s, space, c, selection, metric=metric, mode=mode, select=select, max_time_ratio=max_time_ratio,
+                      n_finished=n_finished, n_total=int(n_total) if n_total is not None else None)
+            for c in selection.choices]
+    texts = [_text(d, c) for d, c in zip(docs, selection.choices, strict=True)]
+    for text, target in zip(texts, targets, strict=True):
+        _validated(text, target)
+    results = []
+    for text, target, choice in zip(texts, targets, selection.choices, strict=True):
+        _write_atomic(text, target)
+        results.append(ExportResult(path=target, text=text, choice=choice, notes=notes))
+    return results
