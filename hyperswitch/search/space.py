@@ -563,6 +563,29 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     return space
 
 
+ACCURACY_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s")
+
+
+def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | None) -> None:
+    """A regression workload has no accuracy: neither an accuracy metric nor a target accuracy applies."""
+    from hyperswitch.workloads import get_workload
+
+    name = workload.get("name")
+    try:
+        task = get_workload(name).task
+    except ConfigError:  # an unknown name: the probe reports it against its parameter
+        return
+    if task != "regression":
+        return
+    where = f" (parameters.{param} = {name!r})" if param else ""
+    if space.metric in ACCURACY_METRICS:
+        raise ConfigError("metric", f"workload {name} is a regression task with no accuracy{where}; use val_loss or "
+                          "train_loss", space.metric)
+    if space.train.get("target_accuracy") is not None:
+        raise ConfigError("train.target_accuracy", f"workload {name} is a regression task with no accuracy{where}",
+                          space.train["target_accuracy"])
+
+
 def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, used: Mapping[str, str]) -> None:
     """Instantiate the templates at the ends of every range and every choice, and validate them fully.
 
@@ -601,6 +624,11 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, use
                               values[param]) from None
 
     check(base, None)
+    _check_task(space, space.instantiate(space.resolve(base))[0], None)
+    task_param = filled_by.get("workload.name")
+    if task_param is not None:  # the workload is a parameter: each choice's task must fit the metric
+        for v in space.parameters[task_param].probe_values():
+            _check_task(space, space.instantiate(space.resolve({**base, task_param: v}))[0], task_param)
     for n, p in space.parameters.items():
         for v in p.probe_values()[1:]:
             check({**base, n: v}, n)

@@ -34,14 +34,16 @@ def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str
             values = space.resolve(config["params"])
         except Exception:  # noqa: BLE001  (a row must still be written)
             values = dict(config.get("params", {}))
+    workload, policy = space.workload, space.policy
     try:
-        _, policy = space.instantiate(values)
+        workload, policy = space.instantiate(values)
         optimizers = ",".join(get_policy_type(policy["type"]).optimizer_names(policy))
     except Exception:  # noqa: BLE001
         optimizers = None
     row: dict[str, Any] = {
         "trial_id": config["trial_id"], "config_id": config["config_id"], "seed": int(config["seed"]),
-        "status": status, "workload": space.workload.get("name"), "policy_type": space.policy.get("type"),
+        # the instantiated names: a workload or policy type given by a parameter ($task) shows its value
+        "status": status, "workload": workload.get("name"), "policy_type": policy.get("type"),
         "optimizers": optimizers,
     }
     row.update({n: values.get(n) for n in space.parameter_names})

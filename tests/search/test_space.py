@@ -318,6 +318,11 @@ def test_workload_name_may_be_a_categorical(space_file):
     assert space.n_configurations() == 2
     workload, _ = space.instantiate(space.resolve({"task": "digits_cnn"}))
     assert workload == {"name": "digits_cnn", "batch_size": 32}
+    from hyperswitch.search.trial import trial_row
+
+    row = trial_row(space, {"trial_id": "c0001-s0", "config_id": "c0001", "seed": 0, "params": {"task": "digits_cnn"}},
+                    None, "completed")
+    assert row["workload"] == "digits_cnn" and row["task"] == "digits_cnn"  # the value, not the template's $task
 
 
 @pytest.mark.parametrize(("edit", "rule", "value"), [
@@ -360,3 +365,30 @@ def test_a_set_may_refer_to_another_parameters_set(space_file):
         "schedule": "piecewise", "values": [1, 100], "boundaries": [22]}}
     _, policy = space.instantiate(space.resolve({"late": 10, "optimizer": "kfac", "early": "none"}))
     assert policy["optimizer"]["inverse_interval"] == 10
+
+
+REGRESSION = """\
+name: r
+workload: {name: $task}
+policy: {type: single, optimizer: {name: sgd, lr: 0.01}}
+train: {steps: 20, eval_every: 10}
+parameters:
+  task: {type: categorical, choices: [digits_mlp, least_squares]}
+search: grid
+metric: val_loss
+"""
+
+
+@pytest.mark.parametrize(("edit", "rule", "value"), [
+    (lambda t: t.replace("metric: val_loss", "metric: val_accuracy"),
+     "metric: workload least_squares is a regression task with no accuracy (parameters.task = 'least_squares')",
+     "'val_accuracy'"),
+    (lambda t: t.replace("metric: val_loss", "metric: time_to_target_s"), "regression task", "'time_to_target_s'"),
+    (lambda t: t.replace("eval_every: 10}", "eval_every: 10, target_accuracy: 0.9}"),
+     "train.target_accuracy: workload least_squares is a regression task", "0.9"),
+])
+def test_a_regression_workload_rejects_accuracy_metrics(edit, rule, value, space_file, tmp_path, capsys):
+    assert load_space(space_file(REGRESSION)).n_configurations() == 2  # val_loss: fine for both
+    code, err, _ = run_cli(tmp_path, space_file(edit(REGRESSION)), capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert rule in err and f"(got {value})" in err, err
