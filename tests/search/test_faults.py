@@ -39,6 +39,17 @@ def processes(title: str) -> list[int]:
     return found
 
 
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (a program started with ``start_new_session``), only those."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getsid(int(pid)) == sid:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def assert_each_step_once(study, steps: int) -> None:
     s = study.steps.groupby("trial_id").step.agg(["count", "min", "max", "nunique"])
     assert len(s) == len(study.trials)
@@ -107,3 +118,43 @@ def test_node_removed_mid_sweep_trials_retried_elsewhere(tmp_path):
     assert set(study.trials.status) == {"completed"}
     assert_each_step_once(study, 600)
     assert study.trials.restarts.max() >= 1  # the trial(s) on the lost node continued from a checkpoint
+
+
+DRIVER_SPACE = DP_SPACE.replace("name: dp_fault", "name: dp_driver").replace("steps: 1500", "steps: 1200") \
+    .replace("choices: [0.05]", "choices: [0.05, 0.1]")
+
+
+def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path, ray_tmp):
+    """SIGKILL of the whole sweep program (driver, its Ray, the Train workers) while a 2-worker trial runs; on
+    --resume the trial continues from its Ray Train checkpoint, each step once, and the sweep completes."""
+    path = space_file(DRIVER_SPACE)
+    storage = tmp_path / "runs"
+    study_dir = storage / "dp_driver"
+    env = {**os.environ, "TMPDIR": str(ray_tmp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "hyperswitch", "sweep", str(path), "--storage", str(storage)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    t0 = time.time()
+    while not list((study_dir / "train").glob("c0000-s0/checkpoint_*")):
+        if proc.poll() is not None:
+            pytest.fail(f"sweep ended early: {proc.stdout.read()}")
+        if time.time() - t0 > 240:
+            kill_session(proc.pid)
+            pytest.fail("no checkpoint of the first trial within 240 s")
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few more steps past the checkpoint: they must not be recorded twice
+    kill_session(proc.pid)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    kill_session(proc.pid)  # Ray's workers have process groups of their own, but stay in the program's session
+    cut = open_study(study_dir, include_running=True).trials
+    assert list(cut.status) == ["running"] and len(open_study(study_dir).trials) == 0
+
+    out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    final = open_study(study_dir)
+    assert final.meta["status"] == "completed" and len(final.trials) == 2 and final.trials.trial_id.is_unique
+    assert set(final.trials.status) == {"completed"} and set(final.trials.workers) == {2}
+    assert_each_step_once(final, 1200)
+    restarts = dict(zip(final.trials.trial_id, final.trials.restarts, strict=True))
+    assert restarts == {"c0000-s0": 1, "c0001-s0": 0}, restarts
