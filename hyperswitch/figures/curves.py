@@ -10,7 +10,15 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, axis, figure, metric_label, rgba
-from hyperswitch.figures._stats import SPREAD_LONG, SPREAD_SHORT, axis_for, band, check_spread, grouped_stats
+from hyperswitch.figures._stats import (
+    SPREAD_LONG,
+    SPREAD_SHORT,
+    axis_for,
+    band,
+    check_spread,
+    grouped_mean,
+    grouped_stats,
+)
 from hyperswitch.figures.data import NotApplicable, policy_family, policy_labels
 
 X_COLUMNS = ("step", "epoch", "elapsed_s")
@@ -82,50 +90,51 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
     if not isinstance(tid.dtype, pd.CategoricalDtype):
         tid = tid.astype("category")
     cats = tid.cat.categories
-    run_code = tid.cat.codes.to_numpy().astype(np.intp, copy=False)
+    codes_all = tid.cat.codes.to_numpy()  # -1: a missing trial id
     labels = groups.reindex(pd.Index(cats).astype(str))
     names = sorted(pd.unique(labels.dropna()).tolist(), key=str)
     if not names:
         raise NotApplicable("no run of this study has recorded steps yet")
     group_of_run = pd.Categorical(labels, categories=names).codes.astype(np.intp)
-    g_row = group_of_run[run_code]  # -1: a run in no group (or a missing trial id)
-    yv = steps[y].to_numpy(dtype=float, na_value=np.nan)
-    ok = (g_row >= 0) & np.isfinite(yv)
+    # Index -1 (a missing trial id) reads the appended -1: in no group.
+    group_lookup = np.append(group_of_run, -1)
+    float_x = x == "elapsed_s" or not pd.api.types.is_integer_dtype(steps[x])
+    xv_all = steps[x].to_numpy(dtype=float, na_value=np.nan) if float_x else steps[x].to_numpy()
+    # Rows that can be placed (in a group, with an x), and of those the rows with a value of y.
+    placed = group_lookup[codes_all] >= 0
+    if float_x:
+        placed &= np.isfinite(xv_all)
+    ok = placed & np.isfinite(steps[y].to_numpy(dtype=float, na_value=np.nan))
     if not ok.any():
         raise NotApplicable(f"no run has a value of {metric_label(y)} yet")
+    # From here on only those rows (validation metrics are on one row in many: far fewer).
+    sel = slice(None) if ok.all() else np.flatnonzero(ok)
+    run_code = codes_all[sel].astype(np.intp, copy=False)
+    yv = steps[y].to_numpy(dtype=float, na_value=np.nan)[sel]
+    xv = xv_all[sel]
 
     bins = None
-    xcol = steps[x]
-    if x == "elapsed_s" or not pd.api.types.is_integer_dtype(xcol):
-        xv = xcol.to_numpy(dtype=float, na_value=np.nan)
-        ok &= np.isfinite(xv)
-    else:
-        xv = xcol.to_numpy()
     if x == "elapsed_s":
         bins = time_bins
-        hi = float(xv[ok].max())
+        hi = float(xv.max())
         width = hi / bins if hi > 0 else 1.0
-        xidx = np.minimum((np.where(ok, xv, 0.0) / width).astype(np.intp), bins - 1)
+        xidx = np.minimum((xv / width).astype(np.intp), bins - 1)
         xpos = (np.arange(bins) + 0.5) * width
         n_x = bins
     else:
-        xs = xv[ok]
-        x0 = int(xs.min())
-        xidx = (xv - x0).astype(np.intp, copy=False) if xv.dtype.kind in "iu" else \
-            np.where(ok, xv - x0, 0).astype(np.intp)
-        n_x = int(xs.max()) - x0 + 1
+        x0 = int(xv.min())
+        xidx = (xv - x0).astype(np.intp, copy=False)
+        n_x = int(xv.max()) - x0 + 1
         xpos = np.arange(n_x) + x0
 
     n_runs = len(cats)
     # Level 1: one value per (run, x) (a run has one row per step; several per epoch or time bin).
     if x == "step":
-        gkey = np.where(ok, g_row * n_x + xidx, -1)
-        stats = grouped_stats(gkey, yv, len(names) * n_x)
+        stats = grouped_stats(group_lookup[run_code] * n_x + xidx, yv, len(names) * n_x)
     else:
-        key = np.where(ok, run_code * n_x + xidx, -1)
-        lvl1 = grouped_stats(key, yv, n_runs * n_x)
-        filled = np.flatnonzero(lvl1.count > 0)
-        cell_run, cell_x, cell_y = filled // n_x, filled % n_x, lvl1.mean[filled]
+        count1, mean1 = grouped_mean(run_code * n_x + xidx, yv, n_runs * n_x)
+        filled = np.flatnonzero(count1 > 0)
+        cell_run, cell_x, cell_y = filled // n_x, filled % n_x, mean1[filled]
         # Level 2: over the runs of each group.
         stats = grouped_stats(group_of_run[cell_run] * n_x + cell_x, cell_y, len(names) * n_x)
     lo, hi_ = band(stats, spread)
@@ -135,7 +144,7 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
         has = stats.count[sl] > 0
         out.append(CurveGroup(str(name), xpos[has].astype(float), stats.mean[sl][has], lo[sl][has], hi_[sl][has],
                               stats.count[sl][has]))
-    has_rows = np.bincount(run_code[ok], minlength=n_runs) > 0
+    has_rows = np.bincount(run_code, minlength=n_runs) > 0
 
     marks: list[SwitchMarks] = []
     if switch_steps is not None and len(switch_steps):
@@ -143,11 +152,12 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
         if x == "step":  # the switch step is the x: no need to look at the rows
             runs_sw = np.flatnonzero(np.isfinite(sw) & (group_of_run >= 0) & has_rows)
             mark_x = sw[runs_sw]
-        else:  # the x (epoch, time) of the row at the switch step
+        else:  # the x (epoch, time) of the run's row at the switch step, whether or not it has a value of y
             step_v = steps["step"].to_numpy()
-            rows = np.flatnonzero(ok & (step_v == sw[run_code]))
-            runs_sw, first = np.unique(run_code[rows], return_index=True)
-            mark_x = xv[rows[first]].astype(float)
+            rows = np.flatnonzero(placed & (step_v == np.append(sw, np.nan)[codes_all]))
+            runs_sw, first = np.unique(codes_all[rows], return_index=True)
+            keep = has_rows[runs_sw]
+            runs_sw, mark_x = runs_sw[keep], xv_all[rows[first[keep]]].astype(float)
         cat_names = np.asarray(pd.Index(cats).astype(str), dtype=object)
         for g, name in enumerate(names):
             mine = group_of_run[runs_sw] == g

@@ -409,48 +409,52 @@ def second_order_names() -> frozenset[str]:
     return _second_order
 
 
+def _per_policy(trials: pd.DataFrame, label: Any) -> pd.Series:
+    """``label(policy_type, names)`` per trial, computed once per distinct (policy_type, optimizers) pair (a
+    study has a handful of policies and may have 10,000 trials)."""
+    if not len(trials):
+        return pd.Series([], dtype=object, index=trials.index)
+    ptype = trials["policy_type"].astype(object).fillna("?").astype(str) if "policy_type" in trials else \
+        pd.Series("?", index=trials.index)
+    opts = trials["optimizers"].astype(object).fillna("").astype(str) if "optimizers" in trials else \
+        pd.Series("", index=trials.index)
+    codes, pairs = pd.MultiIndex.from_arrays([ptype.to_numpy(), opts.to_numpy()]).factorize()
+    labels = np.array([label(p, [n for n in o.split(",") if n]) for p, o in pairs], dtype=object)
+    return pd.Series(labels[codes], index=trials.index)
+
+
+def _policy_label(p: str, names: list[str]) -> str:
+    if p in ("switch", "mixer") and len(names) == 2:
+        return f"{p}: {names[0]} \u2192 {names[1]}"
+    if names:
+        return f"{p}: {', '.join(names)}"
+    return p
+
+
 def policy_labels(trials: pd.DataFrame) -> pd.Series:
     """A readable label per trial: ``switch: adam -> sgdm``, ``mixer: kfac -> sgdm``, ``single: sgdm``."""
-    if not len(trials):
-        return pd.Series([], dtype=str, index=trials.index)
-    ptype = trials["policy_type"].fillna("?").astype(str) if "policy_type" in trials else pd.Series(
-        "?", index=trials.index)
-    opts = trials["optimizers"].fillna("").astype(str) if "optimizers" in trials else pd.Series(
-        "", index=trials.index)
-    labels = []
-    for p, o in zip(ptype, opts, strict=True):
-        names = [n for n in o.split(",") if n]
-        if p in ("switch", "mixer") and len(names) == 2:
-            labels.append(f"{p}: {names[0]} \u2192 {names[1]}")
-        elif names:
-            labels.append(f"{p}: {', '.join(names)}")
-        else:
-            labels.append(p)
-    return pd.Series(labels, index=trials.index)
+    return _per_policy(trials, _policy_label)
 
 
 def policy_family(trials: pd.DataFrame) -> pd.Series:
     """first-order / second-order / switching (phase 1 -> phase 2) / mixer / iomt, per trial."""
     second = second_order_names()
-    out = []
-    ptype = trials["policy_type"].fillna("?").astype(str) if "policy_type" in trials else ["?"] * len(trials)
-    opts = trials["optimizers"].fillna("").astype(str) if "optimizers" in trials else [""] * len(trials)
-    for p, o in zip(ptype, opts, strict=True):
-        names = [n for n in o.split(",") if n]
+
+    def family(p: str, names: list[str]) -> str:
         if p in ("mixer", "iomt"):
-            out.append(p)
-        elif p == "switch":
-            out.append("switch (second \u2192 first order)" if names and names[0] in second else "switch")
-        elif names:
-            out.append("second-order" if all(n in second for n in names) else "first-order")
-        else:
-            out.append(p)
-    return pd.Series(out, index=trials.index)
+            return p
+        if p == "switch":
+            return "switch (second \u2192 first order)" if names and names[0] in second else "switch"
+        if names:
+            return "second-order" if all(n in second for n in names) else "first-order"
+        return p
+
+    return _per_policy(trials, family)
 
 
 def warm_up() -> None:
     """Import what the figures import lazily (Optuna's importance evaluators, SciPy's t distribution, the
-    optimizer registry) so that a server's first page does not pay for it."""
+    optimizer registry, plotly.py's validators) so that a server's first page does not pay for it."""
     import optuna.importance  # noqa: F401
     import scipy.stats  # noqa: F401
 
@@ -462,6 +466,10 @@ def warm_up() -> None:
                          "val_accuracy": np.arange(60.0) % 11})
     for method in ("ped-anova", "fanova"):  # their first call imports and compiles more than the import does
         importance_data(tiny, ["a", "b"], "val_accuracy", "max", method)
+    # plotly.py reads its validator table (a large JSON) when the first figure is built: not in a view.
+    from hyperswitch.figures._common import figure
+
+    figure([{"type": t} for t in ("scatter", "scattergl", "bar", "box", "heatmap", "parcoords")], {}, "warm-up")
 
 
 def nunique(series: pd.Series, dropna: bool = True) -> int:

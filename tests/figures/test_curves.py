@@ -58,6 +58,19 @@ def test_epoch_curves_average_each_run_within_an_epoch_first(three_runs):
     assert m.x.tolist() == [2.0] and m.y == pytest.approx([1.75])  # a switched at step 3, in epoch 2
 
 
+def test_switch_marker_in_epochs_needs_no_value_at_the_switch_step(three_runs):
+    # A validation metric is recorded on some steps only: a's switch step (3) has none, its epoch (2) has one.
+    trials, steps, switch = three_runs
+    steps = steps.assign(val_accuracy=[np.nan, 0.5, np.nan, 0.7, np.nan, 0.4, np.nan, 0.6, np.nan, 0.3, np.nan,
+                                       np.nan])
+    d = fc.curves_data(steps, fc.run_groups(trials, "lr"), switch, x="epoch", y="val_accuracy")
+    m = {m.group: m for m in d.marks}
+    assert m["lr = 0.1"].x.tolist() == [2.0] and m["lr = 0.1"].y == pytest.approx([0.65])  # (0.7 + 0.6) / 2
+    # c switched at step 2, a row with a value (0.3), in epoch 1
+    assert m["lr = 0.01"].x.tolist() == [1.0] and m["lr = 0.01"].runs == ["c"]
+    assert d.n_runs == 3
+
+
 def test_wall_time_curves_use_equal_time_bins(three_runs):
     trials, steps, _ = three_runs
     d = fc.curves_data(steps, fc.run_groups(trials, fc.NONE), None, x="elapsed_s", y="loss", time_bins=4)
@@ -77,6 +90,18 @@ def test_groups_by_policy_and_family():
                                                          "switch: kfac \u2192 sgdm"]
     assert fc.run_groups(trials, fc.FAMILY).tolist() == ["mixer", "second-order", "first-order",
                                                          "switch (second \u2192 first order)"]
+
+
+def test_policy_labels_per_trial_with_repeated_and_missing_policies():
+    # Labels are computed once per distinct (policy type, optimizers) pair: each trial still gets its own.
+    trials = trials_frame([{"trial_id": t, "policy_type": p, "optimizers": o} for t, p, o in [
+        ("a", "switch", "adam,sgdm"), ("b", "single", "sgdm"), ("c", "switch", "adam,sgdm"), ("d", None, None),
+        ("e", "single", "sgdm"), ("f", "iomt", "adam,sgdm,kfac")]])
+    assert fc.run_groups(trials, fc.POLICY).to_dict() == {
+        "a": "switch: adam \u2192 sgdm", "b": "single: sgdm", "c": "switch: adam \u2192 sgdm", "d": "?",
+        "e": "single: sgdm", "f": "iomt: adam, sgdm, kfac"}
+    assert fc.run_groups(trials, fc.FAMILY).tolist() == ["switch", "first-order", "switch", "?", "first-order",
+                                                         "iomt"]
 
 
 def test_many_switch_markers_share_one_marker_per_switch_point():
