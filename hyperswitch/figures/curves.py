@@ -79,7 +79,7 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
     ``steps``: rows with ``trial_id``, ``step``, ``x`` and ``y``; ``groups``: trial_id -> group label (runs not
     in it are left out); ``switch_steps``: trial_id -> step of the switch (NaN: never switched). With
     ``x="epoch"`` a run's value in an epoch is the mean of its rows in that epoch; with ``x="elapsed_s"`` its
-    rows are averaged in ``time_bins`` equal bins of wall time.
+    rows are averaged in ``time_bins`` equal bins of wall time (and a switch is marked at its bin's centre).
     """
     check_spread(spread)
     if x not in X_COLUMNS:
@@ -158,6 +158,8 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
             runs_sw, first = np.unique(codes_all[rows], return_index=True)
             keep = has_rows[runs_sw]
             runs_sw, mark_x = runs_sw[keep], xv_all[rows[first[keep]]].astype(float)
+            if x == "elapsed_s":  # at the centre of its time bin, as the curve (and pooled per bin when many)
+                mark_x = xpos[np.minimum((mark_x / width).astype(np.intp), bins - 1)]
         cat_names = np.asarray(pd.Index(cats).astype(str), dtype=object)
         for g, name in enumerate(names):
             mine = group_of_run[runs_sw] == g

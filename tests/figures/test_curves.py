@@ -79,6 +79,12 @@ def test_wall_time_curves_use_equal_time_bins(three_runs):
     assert g.x == pytest.approx((np.arange(4) + 0.5) * width)
     assert g.mean == pytest.approx([7 / 3, 2.0, 5 / 3, 1.5])
     assert d.time_bins == 4 and not d.marks
+    # a switched at step 3 (0.25 s, in bin 2 of 4), c at step 2 (0.15 s, bin 1): marked at their bins' centres
+    d = fc.curves_data(steps, fc.run_groups(trials, fc.NONE), pd.Series({"a": 3.0, "c": 2.0}), x="elapsed_s",
+                       y="loss", time_bins=4)
+    (m,) = d.marks
+    assert dict(zip(m.runs, m.x, strict=True)) == pytest.approx({"a": 2.5 * width, "c": 1.5 * width})
+    assert dict(zip(m.runs, m.y, strict=True)) == pytest.approx({"a": 5 / 3, "c": 2.0})
 
 
 def test_groups_by_policy_and_family():
