@@ -37,7 +37,13 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 
 def metric_label(name: str) -> str:
+    """The label of a per-trial metric (``val_accuracy``: the final validation accuracy)."""
     return METRIC_LABELS.get(name, STEP_LABELS.get(name, name))
+
+
+def step_label(name: str) -> str:
+    """The label of a per-step column (``val_accuracy``: the validation accuracy at that step)."""
+    return STEP_LABELS.get(name, METRIC_LABELS.get(name, name))
 
 
 def rgba(color: str, alpha: float) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, axis, figure, metric_label, rgba
+from hyperswitch.figures._common import METRIC_SCALE, PALETTE, WEBGL_POINTS, axis, figure, rgba, step_label
 from hyperswitch.figures._stats import (
     SPREAD_LONG,
     SPREAD_SHORT,
@@ -106,7 +106,7 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
         placed &= np.isfinite(xv_all)
     ok = placed & np.isfinite(steps[y].to_numpy(dtype=float, na_value=np.nan))
     if not ok.any():
-        raise NotApplicable(f"no run has a value of {metric_label(y)} yet")
+        raise NotApplicable(f"no run has a value of {step_label(y)} yet")
     # From here on only those rows (validation metrics are on one row in many: far fewer).
     sel = slice(None) if ok.all() else np.flatnonzero(ok)
     run_code = codes_all[sel].astype(np.intp, copy=False)
@@ -186,7 +186,7 @@ def curves_figure(d: Curves, log_y: bool = False) -> go.Figure:
         mode = "lines+markers" if len(g.x) <= 30 else "lines"  # a short curve (one epoch) stays visible
         data.append({"type": "scatter", "x": g.x, "y": g.mean * s, "mode": mode, "marker": {"size": 5},
                      "line": {"color": color, "width": 2}, "name": g.name, "legendgroup": g.name, "customdata": g.n,
-                     "hovertemplate": f"{g.name}<br>{metric_label(d.x)} %{{x:.4g}}<br>{metric_label(d.y)} "
+                     "hovertemplate": f"{g.name}<br>{step_label(d.x)} %{{x:.4g}}<br>{step_label(d.y)} "
                      "%{y:.4g}<br>runs %{customdata}<extra></extra>"})
     names = [g.name for g in d.groups]
     pooled = n_marks > MAX_RUN_MARKERS  # thousands of crosses hide each other: one sized marker per switch point
@@ -206,12 +206,12 @@ def curves_figure(d: Curves, log_y: bool = False) -> go.Figure:
                      "legendgroup": m.group, "text": m.runs,
                      "marker": {"symbol": "x", "size": 8 if kind == "scatter" else 6, "color": color},
                      "hovertemplate": "%{text} switched at %{x:.4g}<extra></extra>"})
-    xlabel = metric_label(d.x) + (f" ({d.time_bins} bins)" if d.time_bins else "")
+    xlabel = step_label(d.x) + (f" ({d.time_bins} bins)" if d.time_bins else "")
     sub = f"line: mean; band: {SPREAD_LONG[d.spread]} over the runs of each group; {d.n_runs} runs; "
     if pooled:
         sub += f"\u00d7 = where runs switched optimizer (size: how many of the {n_marks})"
     else:
         sub += "\u00d7 = where a run switched optimizer" if n_marks else "no run switched optimizer"
     by = f" by {d.group_by}" if d.group_by and d.group_by != NONE else ""
-    layout = {"xaxis": axis(xlabel), "yaxis": axis(metric_label(d.y), type="log" if log_y else "linear")}
-    return figure(data, layout, f"{metric_label(d.y)} vs {metric_label(d.x)}{by}", sub, height=500)
+    layout = {"xaxis": axis(xlabel), "yaxis": axis(step_label(d.y), type="log" if log_y else "linear")}
+    return figure(data, layout, f"{step_label(d.y)} vs {step_label(d.x)}{by}", sub, height=500)

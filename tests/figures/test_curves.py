@@ -69,6 +69,10 @@ def test_switch_marker_in_epochs_needs_no_value_at_the_switch_step(three_runs):
     # c switched at step 2, a row with a value (0.3), in epoch 1
     assert m["lr = 0.01"].x.tolist() == [1.0] and m["lr = 0.01"].runs == ["c"]
     assert d.n_runs == 3
+    # a per-step curve of the validation accuracy, not the trial's final one
+    fig = valid(fc.curves_figure(d))
+    assert fig.layout.title.text == "validation accuracy vs epoch" and fig.layout.yaxis.title.text == \
+        "validation accuracy"
 
 
 def test_wall_time_curves_use_equal_time_bins(three_runs):
