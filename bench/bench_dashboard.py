@@ -5,8 +5,15 @@ show its figures from a cold server and how long a control change takes to redra
     python bench/bench_dashboard.py                     # 10,000 x 200 in a temporary folder
     python bench/bench_dashboard.py --trials 2000 --steps 100 --keep /tmp/big   # smaller, keep the study
 
-Reported: the time from ``page.goto`` (or the click) to the figure showing the expected title, in the
-browser; and the server's own time for each callback request (Flask, per request). Without /usr/bin/chromium
+Reported for each step of a user's walk through the pages (the studies page in a fresh browser, the study
+opened from its link on a cold server, the navigation links, control changes, and a direct link with
+everything cold): the time in the page, on its own clock, from the user's input (the pointer press; for a
+page load, the start of the navigation) to the animation frame that shows the expected figure, and how much
+of it came after the last callback answer arrived (the browser drawing); the same time as seen by this script
+(it adds Playwright's own round trips); the server's slowest callback request (wall time, and the CPU time of
+its thread); the CPU time of the whole server process during the step (all threads: Parquet reads on Arrow's
+pool, the background prefetch; also Playwright's client, which is small); and the load average sampled during
+the run. Other jobs on the machine inflate the wall times; the CPU times much less. Without /usr/bin/chromium
 it reports the server-side times of calling the page layouts and callbacks in-process instead.
 """
 
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import socket
@@ -118,6 +126,7 @@ def generate(root: Path, trials: int, steps: int, seeds: int = 5, seed: int = 0)
     last = loss.reshape(n, steps)[:, -1]
     acc = val_acc.reshape(n, steps)
     best = np.nanmax(acc, axis=1)
+    final = acc[:, np.flatnonzero(evals[:steps])[-1]]  # the last evaluation (steps need not end on one)
     reach = np.argmax(acc >= 0.9, axis=1)
     ttt = np.where((acc >= 0.9).any(axis=1), elapsed.reshape(n, steps)[np.arange(n), reach], np.nan)
     peak = mem.reshape(n, steps).max(axis=1)
@@ -125,7 +134,7 @@ def generate(root: Path, trials: int, steps: int, seeds: int = 5, seed: int = 0)
         "trial_id": trial_id, "config_id": config_id, "seed": seed_col, "status": ["completed"] * n,
         "workload": ["digits_mlp"] * n, "policy_type": ["mixer"] * n, "optimizers": ["kfac,sgdm"] * n,
         "theta": theta, "K": K, "T1": T1, "mu": mu,
-        "train_loss": last, "val_loss": last + 0.05, "val_accuracy": acc[:, -1], "best_val_accuracy": best,
+        "train_loss": last, "val_loss": last + 0.05, "val_accuracy": final, "best_val_accuracy": best,
         "steps_done": [steps] * n, "epochs_done": [int(epoch[steps - 1])] * n,
         "switch_step": [None if v else int(s) for s, v in zip(sw, never, strict=True)],
         "time_to_target_s": [None if np.isnan(v) else float(v) for v in ttt], "peak_memory_bytes": peak,
@@ -153,31 +162,64 @@ def generate(root: Path, trials: int, steps: int, seeds: int = 5, seed: int = 0)
 # --- measuring -------------------------------------------------------------------------------------------------
 
 class Timer:
-    """Server-side time of every Dash callback request (``/_dash-update-component``)."""
+    """Server-side time of every Dash callback request (``/_dash-update-component``), and how many are in
+    flight (a step of the benchmark starts when none is: a late callback of the previous step is not counted)."""
 
     def __init__(self, server) -> None:  # noqa: ANN001
-        self.times: list[tuple[str, float]] = []
-        self.spans: list[tuple[str, float, float]] = []
-        self._t0: dict[int, float] = {}
+        # (output, wall s, CPU s of the request's thread: what it costs without other jobs on the machine)
+        self.times: list[tuple[str, float, float]] = []
+        self._t0: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
 
         @server.before_request
         def _start() -> None:
-            self._t0[threading.get_ident()] = time.perf_counter()
+            with self._lock:
+                self._t0[threading.get_ident()] = (time.perf_counter(), time.thread_time())
 
-        @server.after_request
-        def _stop(resp):  # noqa: ANN001, ANN202
+        @server.teardown_request
+        def _stop(_exc) -> None:  # noqa: ANN001
             from flask import request
 
-            t0 = self._t0.pop(threading.get_ident(), None)
-            if t0 is not None and request.path.endswith("_dash-update-component"):
+            with self._lock:
+                start = self._t0.pop(threading.get_ident(), None)
+            if start is not None and request.path.endswith("_dash-update-component"):
+                t0, c0 = start
                 body = request.get_json(silent=True) or {}
-                self.times.append((str(body.get("output", "?"))[:70], time.perf_counter() - t0))
-                self.spans.append((str(body.get("output", "?"))[:50], t0, time.perf_counter()))
-            return resp
+                with self._lock:
+                    self.times.append((str(body.get("output", "?"))[:70], time.perf_counter() - t0,
+                                       time.thread_time() - c0))
 
-    def take(self) -> list[tuple[str, float]]:
-        out, self.times = self.times, []
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._t0)
+
+    def take(self) -> list[tuple[str, float, float]]:
+        with self._lock:
+            out, self.times = self.times, []
         return out
+
+
+class LoadSampler:
+    """The 1-minute load average every ``every_s`` seconds in a background thread (this benchmark's own server
+    and browser add to it: compare with the load before the run)."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(every_s)
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def free_port() -> int:
@@ -192,6 +234,7 @@ def serve(storage: Path):  # noqa: ANN201
     from dashboards.app import create_app
 
     app = create_app(storage)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     timer = Timer(app.server)
     port = free_port()
     srv = make_server("127.0.0.1", port, app.server, threaded=True)
@@ -199,21 +242,39 @@ def serve(storage: Path):  # noqa: ANN201
     return srv, port, timer
 
 
-def wait_title(page, graph_id: str, contains: str, timeout_s: float = 60) -> None:  # noqa: ANN001
-    """Wait until the graph's title or subtitle (its SVG text) contains ``contains``."""
-    page.wait_for_function(
+# In the page: the time of the last pointer press (a click starts with it), on the page's own clock.
+INPUT_CLOCK = ("window.__hsInput = null; document.addEventListener('pointerdown', "
+               "() => { window.__hsInput = performance.now(); }, true);")
+
+
+def wait_title(page, graph_id: str, contains: str, timeout_s: float = 60) -> float:  # noqa: ANN001
+    """Wait until the graph's title or subtitle (its SVG text) contains ``contains``; the page's clock
+    (``performance.now()``, ms since the page's navigation started) at the first animation frame it did."""
+    handle = page.wait_for_function(
         "([id, want]) => { const g = document.querySelector('#' + id + ' .infolayer');"
-        " return g && g.textContent.includes(want); }", arg=[graph_id, contains], timeout=timeout_s * 1000)
+        " return g && g.textContent.includes(want) ? performance.now() : false; }", arg=[graph_id, contains],
+        timeout=timeout_s * 1000, polling="raf")
+    return float(handle.json_value())
 
 
-def pick(page, dropdown_id: str, label: str) -> None:  # noqa: ANN001
-    """Choose ``label`` in a Dash 4 dropdown (its options open in a popover with role "option")."""
+def open_dropdown(page, dropdown_id: str) -> None:  # noqa: ANN001
+    """Open a Dash 4 dropdown (its options show in a popover with role "option")."""
     page.click(f"#{dropdown_id}")
+    page.get_by_role("option").first.wait_for()
+
+
+def choose(page, label: str) -> None:  # noqa: ANN001
+    """Click ``label`` in the open dropdown, then close it."""
     page.get_by_role("option", name=label, exact=True).click()
     page.keyboard.press("Escape")
 
 
 def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
+    """One pass through the dashboard as a user moves. Per step: ``in_page_s``, from the user's input (the
+    pointer press; for a page load, the start of the navigation) to the animation frame in which the last
+    awaited figure showed, on the page's own clock; ``browser_s``, the same seen from this script (adds the
+    automation's round trips: Playwright's checks before a click, the polling); the server's slowest callback
+    (wall, thread CPU) and the server process's CPU during the step."""
     from playwright.sync_api import sync_playwright
 
     from hyperswitch.figures import clear_cache
@@ -223,74 +284,141 @@ def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     rows: list[dict] = []
 
-    def record(what: str, t: float, kind: str) -> None:
+    cpu0 = [time.process_time()]
+
+    def mark() -> float:
+        """Start an interaction: the script's clock; the server process's CPU clock restarts."""
+        cpu0[0] = time.process_time()
+        return time.perf_counter()
+
+    def record(what: str, t: float, kind: str, in_page: float) -> None:
+        process_cpu = time.process_time() - cpu0[0]
         server = timer.take()
-        slowest = max((s for _, s in server), default=0.0)
-        rows.append({"what": what, "kind": kind, "browser_s": t, "server_max_s": slowest, "requests": len(server)})
-        print(f"  {kind:<8} {what:<58} browser {t:6.2f} s   slowest callback {slowest:5.2f} s "
+        slowest = max((s for _, s, _ in server), default=0.0)
+        cpu = max((c for _, _, c in server), default=0.0)
+        rows.append({"what": what, "kind": kind, "in_page_s": in_page, "browser_s": t, "server_max_s": slowest,
+                     "server_cpu_s": cpu, "process_cpu_s": process_cpu, "requests": len(server)})
+        print(f"  {kind:<7} {what:<48} in page {in_page:5.2f} s (script {t:5.2f} s) | slowest callback "
+              f"{slowest:5.2f} s wall, {cpu:5.2f} s thread CPU | server process CPU {process_cpu:5.2f} s "
               f"({len(server)} requests)", flush=True)
 
     try:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = b.new_page(viewport={"width": 1400, "height": 1000})  # a fresh profile: nothing cached
+            context = b.new_context(viewport={"width": 1400, "height": 1000})  # a fresh profile: nothing cached
+            context.add_init_script(INPUT_CLOCK)
+            page = context.new_page()
 
-            def wait_all(wanted: tuple[tuple[str, str], ...]) -> None:
-                for graph_id, title in wanted:
-                    wait_title(page, graph_id, title)
+            def wait_all(wanted: tuple[tuple[str, str], ...]) -> float:
+                """The page's clock at the first frame in which every (graph, title) shows."""
+                handle = page.wait_for_function(
+                    "pairs => pairs.every(([id, want]) => { const g = document.querySelector('#' + id + "
+                    "' .infolayer'); return g && g.textContent.includes(want); }) ? performance.now() : false",
+                    arg=[list(w) for w in wanted], timeout=60_000, polling="raf")
+                return float(handle.json_value())
+
+            def since_input(shown_ms: float) -> float:
+                return (shown_ms - page.evaluate("window.__hsInput")) / 1000
+
+            def breakdown(shown: float) -> None:
+                """The browser's part: from the last callback answer received (before the figure showed) to
+                the figure drawn."""
+                answered = page.evaluate("shown => Math.max(0, ...performance.getEntriesByType('resource')"
+                                         ".filter(e => e.name.includes('_dash-update-component') && "
+                                         "e.responseEnd <= shown).map(e => e.responseEnd))", shown)
+                if answered:
+                    rows[-1]["answered_s"] = (answered - page.evaluate("window.__hsInput")) / 1000
+                    rows[-1]["drawn_after_answer_s"] = (shown - answered) / 1000
+                    print(f"          last answer received {rows[-1]['answered_s']:.2f} s after the input, figure "
+                          f"drawn {rows[-1]['drawn_after_answer_s']:.2f} s later", flush=True)
 
             def shoot(name: str) -> None:
                 if shots:
                     page.screenshot(path=str(shots / f"bench_{name}.png"))
 
+            def settle() -> None:
+                """No request in flight for 300 ms: what the previous step started is done."""
+                quiet = 0
+                for _ in range(600):
+                    page.wait_for_timeout(50)
+                    quiet = quiet + 1 if timer.in_flight() == 0 else 0
+                    if quiet >= 6:
+                        break
+                timer.take()
+                page.evaluate("performance.clearResourceTimings()")
+
             def goto(path: str, *wanted: tuple[str, str]) -> None:
                 """Load ``path`` in the browser (a full page load) and wait until every (graph, title) shows."""
-                t0 = time.perf_counter()
+                t0 = mark()
                 page.goto(base + path)
-                wait_all(wanted)
-                record(f"load {path.split('?')[0]} (fresh browser, cold server)", time.perf_counter() - t0, "page")
+                shown = wait_all(wanted)
+                record(f"load {path.split('?')[0]} (fresh browser, cold server)", time.perf_counter() - t0, "page",
+                       shown / 1000)
+                # Where a cold load's time goes, on the page's clock: the HTML, plotly.js fetched (it is then
+                # compiled), the first and last callback answers, the figure drawn.
+                marks = page.evaluate("""() => {
+                    const r = performance.getEntriesByType('resource');
+                    const end = (f) => r.filter(f).map(e => e.responseEnd);
+                    const nav = performance.getEntriesByType('navigation')[0];
+                    return {html: nav ? nav.responseEnd : null,
+                            plotly: Math.max(...end(e => e.name.includes('plotly')), 0),
+                            scripts: Math.max(...end(e => e.initiatorType === 'script'), 0),
+                            callbacks: end(e => e.name.includes('_dash-update-component'))};
+                }""")
+                cbs = marks["callbacks"] or [0.0]
+                rows[-1]["breakdown_ms"] = {**marks, "shown": shown}
+                print(f"          the page's clock: HTML {marks['html'] or 0:.0f} ms, scripts fetched by "
+                      f"{marks['scripts']:.0f} ms (plotly.js {marks['plotly']:.0f} ms), callback answers "
+                      f"{min(cbs):.0f}-{max(cbs):.0f} ms, figure shown {shown:.0f} ms", flush=True)
                 shoot(path.split("?")[0].strip("/") or "studies")
 
             def nav(prefix: str, *wanted: tuple[str, str]) -> None:
                 """Click the page's link in the navigation bar (no reload, as a user moves between pages)."""
-                page.wait_for_timeout(300)
-                timer.take()
-                t0 = time.perf_counter()
+                settle()
+                t0 = mark()
                 page.click(f"#app-nav-{prefix}")
-                wait_all(wanted)
-                record(f"open {prefix} (navigation link)", time.perf_counter() - t0, "page")
+                shown = wait_all(wanted)
+                record(f"open {prefix} (navigation link)", time.perf_counter() - t0, "page", since_input(shown))
+                breakdown(shown)
                 shoot(prefix)
 
-            def change(what: str, action, graph_id: str, title: str) -> None:  # noqa: ANN001
-                page.wait_for_timeout(300)
-                timer.take()
-                t0 = time.perf_counter()
+            def change(what: str, action, graph_id: str, title: str, prepare=None) -> None:  # noqa: ANN001
+                """``prepare`` (untimed: opening a dropdown), then ``action`` (timed from its pointer press)."""
+                if prepare:
+                    prepare()
+                settle()
+                t0 = mark()
                 action()
-                wait_title(page, graph_id, title)
-                record(what, time.perf_counter() - t0, "control")
+                shown = wait_title(page, graph_id, title)
+                record(what, time.perf_counter() - t0, "control", since_input(shown))
+                breakdown(shown)
+
+            def pick(dropdown_id: str, label: str) -> dict:
+                return {"prepare": lambda: open_dropdown(page, dropdown_id), "action": lambda: choose(page, label)}
 
             q = f"?study={study}"
             # The dashboard's first page in a fresh browser (no cached scripts), then the study's first page on a
             # fresh server (nothing of the study read yet), opened from its link.
-            t0 = time.perf_counter()
+            t0 = mark()
             page.goto(base + "/")
             page.wait_for_selector("#studies-rows")
-            record("load / (studies, fresh browser)", time.perf_counter() - t0, "page")
+            record("load / (studies, fresh browser)", time.perf_counter() - t0, "page",
+                   page.evaluate("performance.now()") / 1000)
             shoot("studies")
             page.wait_for_timeout(3000)  # a user reads the table (the page loads plotly.js meanwhile)
-            timer.take()
-            t0 = time.perf_counter()
+            settle()
+            t0 = mark()
             page.click(f"#studies-rows >> text={study}")
-            wait_all((("parameters-graph", "vs theta"), ("parameters-importance", "importance")))
-            record("open the study (cold server): parameters", time.perf_counter() - t0, "page")
+            shown = wait_all((("parameters-graph", "vs theta"), ("parameters-importance", "importance")))
+            record("open the study (cold server): parameters", time.perf_counter() - t0, "page", since_input(shown))
             shoot("parameters")
             change("parameters: spread std -> 95% CI", lambda: page.click("#parameters-spread >> text=95%"),
                    "parameters-graph", "95% confidence")
-            change("parameters: 1 -> 2 parameters (heatmap)", lambda: pick(page, "parameters-params", "K"),
-                   "parameters-graph", "K \u00d7 theta")
-            change("parameters: metric -> best validation accuracy",
-                   lambda: pick(page, "parameters-metric", "best validation accuracy"),
-                   "parameters-graph", "best validation accuracy")
+            change("parameters: 1 -> 2 parameters (heatmap)", graph_id="parameters-graph", title="K \u00d7 theta",
+                   **pick("parameters-params", "K"))
+            shoot("parameters_heatmap")
+            change("parameters: metric -> best validation accuracy", graph_id="parameters-graph",
+                   title="best validation accuracy", **pick("parameters-metric", "best validation accuracy"))
             nav("curves", ("curves-graph", "training loss vs step"))
             change("curves: x step -> epoch", lambda: page.click("#curves-x >> text=epoch"), "curves-graph",
                    "vs epoch")
@@ -298,8 +426,8 @@ def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
                    "curves-graph", "validation accuracy vs epoch")
             change("curves: x -> wall time", lambda: page.click("#curves-x >> text=wall time"), "curves-graph",
                    "vs wall time")
-            change("curves: group by theta -> policy", lambda: pick(page, "curves-group", "policy"),
-                   "curves-graph", "by policy")
+            change("curves: group by theta -> policy", graph_id="curves-graph", title="by policy",
+                   **pick("curves-group", "policy"))
             nav("switching", ("switching-graph", "switch step"))
             change("switching: unit step -> epoch", lambda: page.click("#switching-unit >> text=epoch"),
                    "switching-graph", "switch epoch")
@@ -315,10 +443,12 @@ def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
             change("lr rules: x -> epoch", lambda: page.click("#lrrules-x >> text=epoch"), "lrrules-traj",
                    "learning rate vs epoch")
             # A direct link to a study page, everything cold: fresh browser, fresh server cache.
-            page.close()
+            context.close()
             clear_cache()
-            page = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            timer.take()
+            context = b.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(INPUT_CLOCK)
+            page = context.new_page()
+            settle()
             goto("/curves" + q, ("curves-graph", "training loss vs step"))
             b.close()
     finally:
@@ -363,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse a study already generated under --keep")
     ap.add_argument("--shots", metavar="DIR", help="save a screenshot of each page here")
     ap.add_argument("--repeat", type=int, default=1, help="repeat the browser run (fresh server each time)")
+    ap.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
     args = ap.parse_args(argv)
+    if args.steps < 20:
+        ap.error(f"--steps must be at least 20 (the generated runs evaluate every 20 steps), but got {args.steps}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     storage = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hsbench"))
     try:
@@ -378,21 +511,49 @@ def main(argv: list[str] | None = None) -> int:
             shots.mkdir(parents=True, exist_ok=True)
         if Path(CHROMIUM).exists():
             runs = []
-            for r in range(args.repeat):
-                print(f"browser run {r + 1}/{args.repeat} (fresh server, cold cache):", flush=True)
-                runs.append(browser_bench(storage, "bench_big", shots))
-            def col(match: str) -> list[float]:
-                return [x["browser_s"] for run in runs for x in run if match in x["what"]]
+            before = os.getloadavg()
+            print(f"load average before the run: {before[0]:.2f} (1 min), {before[1]:.2f} (5 min) on "
+                  f"{os.cpu_count()} cores", flush=True)
+            with LoadSampler() as load:
+                for r in range(args.repeat):
+                    print(f"browser run {r + 1}/{args.repeat} (fresh server, cold cache):", flush=True)
+                    runs.append(browser_bench(storage, "bench_big", shots))
+            rows = [x for run in runs for x in run]
 
-            opens = [x["browser_s"] for run in runs for x in run if x["kind"] == "page" and "navigation" in x["what"]]
-            controls = [x["browser_s"] for run in runs for x in run if x["kind"] == "control"]
-            server = [x["server_max_s"] for run in runs for x in run if x["kind"] == "control"]
-            fmt = lambda v: ", ".join(f"{t:.2f}" for t in v)  # noqa: E731
-            print(f"summary over {len(runs)} run(s): studies page {fmt(col('studies, fresh'))} s; the study's first "
-                  f"page (cold server) {fmt(col('open the study'))} s (target < 2 s); direct link, all cold "
-                  f"{fmt(col('fresh browser, cold server'))} s; other pages median {statistics.median(opens):.2f} s, "
-                  f"max {max(opens):.2f} s; control changes median {statistics.median(controls):.2f} s, max "
-                  f"{max(controls):.2f} s (target < 0.5 s), server part median {statistics.median(server):.2f} s")
+            def col(match: str, key: str = "in_page_s") -> str:
+                return ", ".join(f"{x[key]:.2f}" for x in rows if match in x["what"])
+
+            def med_max(sel: list[dict], key: str) -> str:
+                v = [x[key] for x in sel]
+                return f"median {statistics.median(v):.2f} s, max {max(v):.2f} s"
+
+            def line(sel: list[dict]) -> str:
+                return (f"in page {med_max(sel, 'in_page_s')} (script {med_max(sel, 'browser_s')}); slowest "
+                        f"callback wall {med_max(sel, 'server_max_s')}, thread CPU {med_max(sel, 'server_cpu_s')}; "
+                        f"server process CPU {med_max(sel, 'process_cpu_s')}")
+
+            opens = [x for x in rows if x["kind"] == "page" and "navigation" in x["what"]]
+            controls = [x for x in rows if x["kind"] == "control"]
+            print(f"summary over {len(runs)} run(s) (in page: from the pointer press, or the navigation start, to "
+                  "the frame showing the figure):")
+            print(f"  studies page {col('studies, fresh')} s; the study's first page (cold server) "
+                  f"{col('open the study')} s in page (target < 2 s; script {col('open the study', 'browser_s')} s), "
+                  f"slowest callback {col('open the study', 'server_max_s')} s wall, "
+                  f"{col('open the study', 'server_cpu_s')} s thread CPU, server process CPU "
+                  f"{col('open the study', 'process_cpu_s')} s; direct link, all cold "
+                  f"{col('fresh browser, cold server')} s")
+            print(f"  other pages (navigation link): {line(opens)}")
+            print(f"  control changes (target < 0.5 s): {line(controls)}")
+            over = sorted({x["what"] for x in controls if x["in_page_s"] >= 0.5})
+            print(f"  control changes at or over 0.5 s in page: {', '.join(over) if over else 'none'}")
+            after = os.getloadavg()
+            print(f"  load average (1 min) sampled every 2 s during the run: mean {statistics.mean(load.samples):.2f}, "
+                  f"min {min(load.samples):.2f}, max {max(load.samples):.2f} on {os.cpu_count()} cores (before: "
+                  f"{before[0]:.2f}; 5-min average after: {after[1]:.2f}; includes this benchmark's server and "
+                  "browser)")
+            if args.json:
+                Path(args.json).write_text(json.dumps({"runs": runs, "load_before": before, "load_samples":
+                                                       load.samples, "cpus": os.cpu_count()}, indent=1))
         else:
             print(f"{CHROMIUM} not found: in-process timings only")
             inprocess_bench(storage, "bench_big")
