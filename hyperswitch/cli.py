@@ -308,13 +308,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"hyperswitch: error: {exc}", file=sys.stderr)
         return 1
     done = [e for e in entries if e.html]
-    print(f"wrote {len(done)} figures as HTML{' and PNG' if any(e.png for e in entries) else ''} to "
+    pngs = [e for e in entries if e.png]
+    print(f"wrote {len(done)} figures as HTML{f' ({len(pngs)} also as PNG)' if pngs else ''} to "
           f"{out.resolve()}; open {out.resolve() / 'index.html'}")
     for e in entries:
         if not e.html:
             print(f"  not applicable: {e.title}: {e.reason}")
     if not png_renderer():
         print("  PNG: not written (no static renderer such as kaleido is installed)")
+    elif len(pngs) < len(done):
+        print(f"  PNG: {len(done) - len(pngs)} of {len(done)} not written (the renderer failed; see the log above)")
     return 0
 
 

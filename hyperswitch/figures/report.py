@@ -150,6 +150,7 @@ def write_report(study: str | Path, out: str | Path, self_contained: bool = Fals
     renderer = png_renderer()
     want_png = bool(renderer) if png is None else png
     entries: list[Entry] = []
+    drawn: list[tuple[int, go.Figure]] = []  # (entry index, figure) of the figures written as HTML
     for slug, section, title, build in _views(info):
         try:
             fig = build()
@@ -163,17 +164,38 @@ def write_report(study: str | Path, out: str | Path, self_contained: bool = Fals
         path = out / f"{slug}.html"
         fig.write_html(str(path), include_plotlyjs=True if self_contained else "directory", full_html=True,
                        config={"displaylogo": False})
-        png_path = None
-        if want_png and renderer:
-            try:
-                png_path = out / f"{slug}.png"
-                fig.write_image(str(png_path), width=1100, height=int(fig.layout.height or 460), scale=2)
-            except Exception as exc:  # noqa: BLE001  (a renderer that cannot start must not lose the HTML)
-                log.warning("PNG of %s not written: %s", slug, exc)
-                png_path = None
-        entries.append(Entry(slug, section, title, path, png_path, None))
+        drawn.append((len(entries), fig))
+        entries.append(Entry(slug, section, title, path, None, None))
+    if want_png and renderer and drawn:
+        for i, png_path in write_pngs([fig for _, fig in drawn], [out / f"{entries[i].slug}.png" for i, _ in drawn],
+                                      [i for i, _ in drawn]):
+            entries[i] = entries[i]._replace(png=png_path)
     (out / "index.html").write_text(index_html(info, entries, renderer))
     return entries
+
+
+def write_pngs(figs: list[go.Figure], paths: list[Path], keys: list[int]) -> Iterator[tuple[int, Path]]:
+    """Write each figure as PNG; yield (key, path) for those written. One renderer session for all of them
+    (kaleido starts a browser per call otherwise); a figure the batch did not write is tried once more alone,
+    and one that still fails is logged and skipped (its HTML stays)."""
+    import plotly.io as pio
+
+    for path in paths:  # a file left by an earlier report is not a PNG of this one
+        path.unlink(missing_ok=True)
+    sizes = {"width": 1100, "scale": 2}
+    heights = [int(f.layout.height or 460) for f in figs]
+    try:
+        pio.write_images(figs, paths, height=heights, **sizes)
+    except Exception as exc:  # noqa: BLE001  (a renderer that cannot start must not lose the HTML)
+        log.warning("PNG batch not written (%s); trying each figure alone", " ".join(str(exc).split())[:200])
+    for fig, path, key, height in zip(figs, paths, keys, heights, strict=True):
+        if not (path.is_file() and path.stat().st_size):
+            try:
+                fig.write_image(str(path), height=height, **sizes)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("PNG of %s not written: %s", path.stem, " ".join(str(exc).split())[:200])
+                continue
+        yield key, path
 
 
 def index_html(info: StudyInfo, entries: list[Entry], renderer: str | None) -> str:

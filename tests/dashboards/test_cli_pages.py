@@ -103,3 +103,18 @@ def test_report_writes_html_per_figure_and_an_index(tmp_path, capsys):
     assert "Plotly.newPlot" in (out / "parameter_heatmap.html").read_text()
     assert main(["report", "nope", "--storage", str(tmp_path / "runs"), "--out", str(out)]) == 2
     assert "STUDY: no study of this name" in capsys.readouterr().err
+
+
+def test_report_writes_a_png_per_figure_where_kaleido_is_installed(tmp_path, capsys):
+    pytest.importorskip("kaleido")  # optional: the report says so and writes HTML only without it
+    write_study(tmp_path / "runs", running=False)
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "curves_loss.png").write_bytes(b"left by an earlier report")
+    assert main(["report", "part", "--storage", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    htmls = sorted(p.stem for p in out.glob("*.html") if p.name != "index.html")
+    assert f"({len(htmls)} also as PNG)" in said
+    for stem in htmls:
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+    assert "curves_loss.png" in (out / "index.html").read_text()
