@@ -21,6 +21,7 @@ from dashboards._shared import (
     metric_choices,
     radio,
     study_page_top,
+    switch_steps,
 )
 from hyperswitch.figures import curves as fc
 from hyperswitch.figures import lr_rules as fl
@@ -70,7 +71,8 @@ def register(app: Any, ctx: Context) -> None:
         if not fl.lr_varies(steps):
             raise NotApplicable("the learning rate is constant within every run of this study: no learning-rate "
                                 "rule (GeN) or schedule to show")
-        d = fc.curves_data(steps, fc.run_groups(info.trials, group), None, x=x, y="lr", group_by=group)
+        switched = switch_steps(study_table(path, "events", ["step", "kind"]))  # a switch often changes the lr
+        d = fc.curves_data(steps, fc.run_groups(info.trials, group), switched, x=x, y="lr", group_by=group)
         return fc.curves_figure(d, log_y=True), None
 
     @app.callback(Output(f"{P}-ratio", "figure"), Output(f"{P}-ratio-message", "children"),

@@ -112,8 +112,8 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
         steps = study_table(root, "steps", ["step", "lr"])
         if not fl.lr_varies(steps):
             raise NotApplicable("the learning rate is constant within every run: no learning-rate rule to show")
-        return fc.curves_figure(fc.curves_data(steps, fc.run_groups(t, group), None, y="lr", group_by=group),
-                                log_y=True)
+        return fc.curves_figure(fc.curves_data(steps, fc.run_groups(t, group), _first_switch(events()), y="lr",
+                                               group_by=group), log_y=True)
     yield ("lr_trajectories", "Learning-rate rules", "learning-rate trajectories", lr_traj)
     damping, lr, batch = fl.guess_columns(params)
 

@@ -127,10 +127,11 @@ def test_every_page_in_chromium(local_ray, space_file, tmp_path):
         wait_figure(page, "ablations-graph", "f.x === 'switch_at'")
         shot(page, tmp_path, "ablations")
 
-        # Learning-rate rules: the switch changes the learning rate (adam 0.001 -> sgdm lr); no damping here.
+        # Learning-rate rules: the switch changes the learning rate (adam 0.001 -> sgdm lr), marked on each group's
+        # trajectory (2 groups: band + mean, then switch markers); no damping here.
         page.goto(base + "/lrrules?study=dash")
         f = wait_figure(page, "lrrules-traj", "f.title.includes('learning rate vs step')")
-        assert f["n"] == 2 * 3
+        assert f["n"] == 2 * 3 + 2 and f["names"].count("switch (lr = 0.2)") == 1
         page.click("#lrrules-x >> text=epoch")
         wait_figure(page, "lrrules-traj", "f.x === 'epoch'")
         f = wait_figure(page, "lrrules-ratio", "f.annotations.length === 1")
