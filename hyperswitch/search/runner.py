@@ -18,7 +18,7 @@ from hyperswitch.errors import ConfigError
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
 from hyperswitch.results.store import StudyStore
-from hyperswitch.search.seeds import OBJECTIVE, Carried, FixedSearcher, SeedRepeater, add_evaluated
+from hyperswitch.search.seeds import OBJECTIVE, Carried, FixedSearcher, GridSearcher, SeedRepeater, add_evaluated
 from hyperswitch.search.space import SearchSpace
 
 Printer = Callable[[str], None]
@@ -221,12 +221,12 @@ def _searcher(space: SearchSpace, n_known: int = 0) -> Any:
         return FixedSearcher(space.mode)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = space.search_seed if n_known == 0 else space.search_seed * 1_000_003 + n_known
+    if space.algorithm == "grid":  # the same seeded order in every session; points already run are skipped
+        return GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit)
     if space.algorithm == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
-    elif space.algorithm == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     return OptunaSearch(space=space.optuna_space(), metric=OBJECTIVE, mode=space.mode, sampler=sampler)
 
 
@@ -297,6 +297,8 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     for c in carried:
         if not c.missing_seeds:
             add_evaluated(inner, c.params, sum(c.values) / len(c.values) if c.values else None)
+        elif isinstance(inner, GridSearcher):  # its missing seeds run under its own id: not a new point
+            inner.skip(c.params)
     repeater = SeedRepeater(inner, space.seeds, space.mode, first_index=next_index,
                             carried=[c for c in carried if c.missing_seeds])
     scheduler = None

@@ -8,7 +8,9 @@ evaluated points, and configurations with missing seeds run just those seeds.
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,3 +130,47 @@ class FixedSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; numbers compared as floats (Parquet may have widened an int choice to a float)."""
+    def num(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    a = a.item() if hasattr(a, "item") else a
+    b = b.item() if hasattr(b, "item") else b
+    if num(a) and num(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+class GridSearcher(Searcher):
+    """Grid search: every point of the grid once, in an order shuffled by ``seed``; with ``limit`` (``--samples``)
+    only the first ``limit`` points of that order. Points the study already holds are skipped (``skip``), so a
+    resumed sweep runs exactly the points that are missing, whatever the earlier session got through."""
+
+    def __init__(self, grid: Mapping[str, Sequence[Any]], mode: str, seed: int, limit: int | None = None) -> None:
+        super().__init__(metric=OBJECTIVE, mode=mode)
+        names = list(grid)
+        points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        random.Random(seed).shuffle(points)
+        self.points = points[:limit] if limit else points
+
+    def skip(self, params: Mapping[str, Any]) -> bool:
+        """Drop the grid point equal to ``params``; False if it is not (or no longer) among the points to run."""
+        for i, p in enumerate(self.points):
+            if all(k in params and _same(v, params[k]) for k, v in p.items()):
+                del self.points[i]
+                return True
+        return False
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if not self.points:
+            return Searcher.FINISHED
+        return dict(self.points.pop(0))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, **kwargs: Any) -> None:
+        self.skip(parameters)

@@ -116,6 +116,21 @@ def test_resume_runs_only_what_is_missing(local_ray, space_file, tmp_path):
     assert "nothing left to run" in lines
 
 
+def test_resumed_grid_runs_exactly_the_missing_points(local_ray, space_file, tmp_path):
+    # A grid of 3 x 2 = 6 points, 1 seed; the first session runs 2 of them (as a crash would leave it).
+    path = space_file(SPACE.format(steps=10, samples=2, seeds=1, algorithm="grid")
+                      .replace("{type: float, low: 0.01, high: 0.2, log: true}", "{type: categorical, choices: "
+                               "[0.01, 0.05, 0.2]}").replace("high: 15, step: 5", "high: 10, step: 5"))
+    space = load_space(path)
+    storage = tmp_path / "runs"
+    first = run_sweep(space, storage=storage, samples=2, out=lambda s: None).trials
+    assert len(first) == 2
+    final = run_sweep(space, storage=storage, resume=True, out=lambda s: None).trials
+    points = sorted(zip(final.lr.astype(float), final.switch_at.astype(int), strict=True))
+    assert points == sorted((lr, k) for lr in (0.01, 0.05, 0.2) for k in (5, 10))  # every point once
+    assert final.trial_id.is_unique and len(final) == 6
+
+
 def test_diverging_trial_is_recorded_and_sweep_goes_on(local_ray, space_file, tmp_path):
     text = """\
 name: div
