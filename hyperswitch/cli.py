@@ -342,9 +342,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def yaml_provenance(text: str) -> dict:
-    import yaml
+    from hyperswitch.config.yamlio import load as load_yaml
 
-    return dict(yaml.safe_load(text).get("provenance") or {})
+    return dict(load_yaml(text).get("provenance") or {})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

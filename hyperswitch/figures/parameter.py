@@ -272,9 +272,9 @@ def log_hints_from_space(space_text: str | None) -> dict[str, bool]:
     if not space_text:
         return {}
     try:
-        import yaml
+        from hyperswitch.config.yamlio import load as load_yaml
 
-        doc = yaml.safe_load(space_text) or {}
+        doc = load_yaml(space_text) or {}
         params = doc.get("parameters") or {}
         return {k: bool(v.get("log")) for k, v in params.items() if isinstance(v, dict)}
     except Exception:  # noqa: BLE001  (hints only)

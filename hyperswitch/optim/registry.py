@@ -109,7 +109,14 @@ def resolve_hparams(spec: Mapping[str, Any], *, key: str = "optimizer") -> dict[
     """The spec's hyperparameters merged over the entry's defaults."""
     entry = check_optimizer_spec(spec, key=key)
     hp = dict(entry.defaults)
-    hp.update({k: v for k, v in spec.items() if k != "name"})
+    for k, v in spec.items():
+        if k == "name":
+            continue
+        default = entry.defaults.get(k)
+        numeric = isinstance(default, int | float) and not isinstance(default, bool)
+        if numeric and isinstance(v, str):  # (a mapping may be a schedule; the factory checks it)
+            raise ConfigError(f"{key}.{k}", f"must be a number (write {k}: 0.001 or 1.0e-3, unquoted)", v)
+        hp[k] = v
     return hp
 
 

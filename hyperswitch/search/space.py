@@ -74,6 +74,7 @@ from hyperswitch.config.validate import (
     require_mapping,
     string,
 )
+from hyperswitch.config.yamlio import load as load_yaml
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
@@ -647,11 +648,11 @@ def load_space(path: str | Path) -> SearchSpace:
     except OSError as exc:
         raise ConfigError("", f"cannot read search space: {exc.strerror}", source, file=source) from None
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"is not valid YAML: {' '.join(str(exc).split())}", None, file=source) from None
     return parse_space(doc, source=source, text=text)
 
 
 def space_from_text(text: str, source: str) -> SearchSpace:
-    return parse_space(yaml.safe_load(text), source=source, text=text)
+    return parse_space(load_yaml(text), source=source, text=text)

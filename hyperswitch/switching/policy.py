@@ -11,6 +11,7 @@ import yaml
 from torch import nn
 
 from hyperswitch.config.validate import check_keys, require_mapping
+from hyperswitch.config.yamlio import load as load_yaml
 from hyperswitch.errors import ConfigError
 from hyperswitch.switching._base import LossFn, Stepper
 from hyperswitch.switching._registry import get_policy_type
@@ -62,7 +63,7 @@ def load_policy(path: str | Path) -> Policy:
     except OSError as exc:
         raise ConfigError("", f"cannot read policy file: {exc.strerror}", str(path), file=str(path)) from exc
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"is not valid YAML: {str(exc).splitlines()[0]}", None, file=str(path)) from exc
     try:

@@ -392,3 +392,17 @@ def test_a_regression_workload_rejects_accuracy_metrics(edit, rule, value, space
     code, err, _ = run_cli(tmp_path, space_file(edit(REGRESSION)), capsys)
     assert code == 2 and len(err.splitlines()) == 1, err
     assert rule in err and f"(got {value})" in err, err
+
+
+def test_exponent_numbers_without_a_dot_are_floats_and_quoted_numbers_are_errors(space_file, tmp_path, capsys):
+    # YAML 1.1 (PyYAML's default) reads 1e-5 as the string '1e-5'; the loader follows YAML 1.2 here.
+    text = BASE.replace("lr: {type: float, low: 0.01, high: 0.5, log: true}",
+                        "lr: {type: float, low: 1e-5, high: 5E-1, log: true}")
+    assert text != BASE
+    p = load_space(space_file(text)).parameters["lr"]
+    assert p.low == 1e-5 and p.high == 0.5 and isinstance(p.low, float)
+    quoted = text.replace("adam, lr: 0.001", "adam, lr: '1e-3'")
+    assert quoted != text
+    code, err, storage = run_cli(tmp_path, space_file(quoted, "q.yaml"), capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and not storage.exists(), err
+    assert "policy.phase1.lr: must be a number" in err and "(got '1e-3')" in err, err
