@@ -9,8 +9,8 @@ minus ``--tolerance`` (0.005 = half a percentage point).
    for configurations one after another; each is answered with the grid's measured mean for that point instead of
    training it again (every point they can propose is a grid point). Counted: configurations asked until the first
    one within the tolerance, repeats included (a real sweep would train a repeat again), for ``--searcher-seeds``
-   seeds; the median is the figure. A seeded random order of the grid (Optuna's GridSampler, the grid sweep's own
-   order) is the reference. Trials = configurations x seeds.
+   seeds; the median is the figure. A seeded random order of the grid (Optuna's GridSampler; the grid sweep's own
+   GridSearcher also runs the grid in a seeded random order) is the reference. Trials = configurations x seeds.
 2. ASHA, for real (``--asha``): the same grid swept again on Ray with ``scheduler: {type: asha, grace_period,
    reduction_factor}`` (trials reporting every ``eval_every`` steps, stopped at the rungs). Compute = steps trained
    (and the trials' summed wall time); ASHA's answer = the configuration with the best mean over its seeds that ran
