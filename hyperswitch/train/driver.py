@@ -33,8 +33,10 @@ Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
 # - Train collects each worker's report at this interval (2 s by default: every evaluation cost 2 s);
 # - the preemption watcher (spot instances) and Train's Prometheus metrics add start-up work per run; the
 #   trials' metrics live in the study's Parquet files.
+# Worker-group start: Ray's 60 s default is too short on a busy small machine (Ray's workers run niced; two of
+# them importing torch behind other jobs took minutes here), and a start that times out left the trial hanging.
 TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-             "RAY_TRAIN_METRICS_ENABLED": "0"}
+             "RAY_TRAIN_METRICS_ENABLED": "0", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900"}
 
 
 def save_state(state: Mapping[str, Any]) -> str:
