@@ -165,7 +165,14 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         job.record(ERROR, None, error=msg)
         traceback.print_exc()
+        if res["workers"] > 1:
+            driver.wait_forwarded()
+            return None
         return {"status": ERROR, "error": msg}
     if res["workers"] == 1:
         tune.report(final)
-    return final
+        return final
+    # Ray Train's reports (the final one included) reached Tune through TuneReportCallback; returning a result
+    # too would be one more report racing the last forwarded one (see driver.wait_forwarded).
+    driver.wait_forwarded()
+    return None

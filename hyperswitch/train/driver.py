@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,30 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
     if result.error is not None:
         raise result.error
     return result.return_value
+
+
+def wait_forwarded(timeout_s: float = 60.0) -> None:
+    """In a Tune trial that ran Ray Train: wait until Tune has forwarded every report of the Train run.
+
+    Tune's trial actor forwards Train's reports (``TuneReportCallback`` -> a one-slot inter-actor queue) from its
+    main thread into the trial's one-slot result queue, and takes from that same queue what the trial function's
+    own thread reports; when the function returns, Tune reports that it ended. If that report lands while the
+    main thread forwards the Train run's last report, both wait for each other forever (seen on a resumed
+    2-worker trial). So the function returns only once both queues have been empty for a few checks."""
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+    except Exception:  # noqa: BLE001  (not in a Tune trial)
+        return
+    queue = getattr(session, "_inter_actor_queue", None) if session is not None else None
+    if queue is None:
+        return
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    while quiet < 3 and time.monotonic() < deadline:
+        busy = not queue.empty() or not session.result_queue.empty()
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.1)
 
 
 class CliJob:
