@@ -331,7 +331,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for r in results:
         c, p = r.choice, r.path
         spread = f" ± {c.std:.4g}" if c.std is not None else ""
-        prov = yaml_provenance(r.text)
+        prov = r.document["provenance"]
         print(f"wrote {p}: configuration {c.config_id} (rank {c.rank}), {prov['metric']} {c.mean:.4g}{spread} over "
               f"{c.n} seed(s) {list(c.seeds)}; trials {', '.join(c.trial_ids)}")
         if prov.get("parameters"):
@@ -339,12 +339,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         seed = c.seeds[0] if c.seeds else 0
         print(f"  repeat seed {seed}: hyperswitch train {p} --seed {seed}")
     return 0
-
-
-def yaml_provenance(text: str) -> dict:
-    from hyperswitch.config.yamlio import load as load_yaml
-
-    return dict(load_yaml(text).get("provenance") or {})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import yaml
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.export.select import Choice, Selection, check_metric, select_configurations
+from hyperswitch.search.seeds import same_value
 
 DEFAULT_FOLDER = "policies"
 
@@ -38,6 +39,7 @@ class ExportResult:
     path: Path
     text: str
     choice: Choice
+    document: dict[str, Any] = field(default_factory=dict)  # the file's content as a mapping
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,15 +70,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _same(a: Any, b: Any) -> bool:
-    def num(x: Any) -> bool:
-        return isinstance(x, int | float) and not isinstance(x, bool)
-
-    if num(a) and num(b):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-    return a == b or str(a) == str(b)
-
-
 def sampled_values(space: Any, row: Mapping[str, Any]) -> dict[str, Any]:
     """The sampled parameter values of a trials.parquet row, as the search space's own values (a categorical
     choice as the choice itself: Parquet may have widened an int choice to a float)."""
@@ -87,7 +80,7 @@ def sampled_values(space: Any, row: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter", None)
         v = _plain(row[name])
         if p.kind == "categorical":
-            match = [c for c in p.choices if _same(c, v)]
+            match = [c for c in p.choices if same_value(c, v)]
             if not match:
                 raise ConfigError(f"trials.parquet.{name}", f"is not one of the space's choices {list(p.choices)}", v)
             out[name] = match[0]
@@ -268,7 +261,7 @@ def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] 
     for text, target in zip(texts, targets, strict=True):
         _validated(text, target)
     results = []
-    for text, target, choice in zip(texts, targets, selection.choices, strict=True):
+    for doc, text, target, choice in zip(docs, texts, targets, selection.choices, strict=True):
         _write_atomic(text, target)
-        results.append(ExportResult(path=target, text=text, choice=choice, notes=notes))
+        results.append(ExportResult(path=target, text=text, choice=choice, document=doc, notes=notes))
     return results

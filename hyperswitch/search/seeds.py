@@ -132,8 +132,8 @@ class FixedSearcher(Searcher):
         pass
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal values; numbers compared as floats (Parquet may have widened an int choice to a float)."""
+def same_value(a: Any, b: Any) -> bool:
+    """Equal parameter values; numbers compared as floats (Parquet may have widened an int choice to a float)."""
     def num(x: Any) -> bool:
         return isinstance(x, int | float) and not isinstance(x, bool)
 
@@ -159,7 +159,7 @@ class GridSearcher(Searcher):
     def skip(self, params: Mapping[str, Any]) -> bool:
         """Drop the grid point equal to ``params``; False if it is not (or no longer) among the points to run."""
         for i, p in enumerate(self.points):
-            if all(k in params and _same(v, params[k]) for k, v in p.items()):
+            if all(k in params and same_value(v, params[k]) for k, v in p.items()):
                 del self.points[i]
                 return True
         return False
