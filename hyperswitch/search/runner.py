@@ -18,7 +18,15 @@ from hyperswitch.errors import ConfigError
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
 from hyperswitch.results.store import StudyStore
-from hyperswitch.search.seeds import OBJECTIVE, Carried, FixedSearcher, GridSearcher, SeedRepeater, add_evaluated
+from hyperswitch.search.seeds import (
+    OBJECTIVE,
+    Carried,
+    FixedSearcher,
+    GridSearcher,
+    OptunaProposer,
+    SeedRepeater,
+    search_lag,
+)
 from hyperswitch.search.space import SearchSpace
 
 Printer = Callable[[str], None]
@@ -42,7 +50,18 @@ class _DropNotices(logging.Filter):
     """Ray notices that say nothing to a hyperswitch user (our own lines cover them)."""
 
     NOTICES = ("Token authentication is enabled for this Ray cluster",  # token auth stays on; we say nothing
-               "`Study.stop` is supposed to be invoked")  # OptunaSearch when a grid is exhausted: expected
+               "`Study.stop` is supposed to be invoked",  # OptunaSearch when a grid is exhausted: expected
+               # Ctrl-C: Tune's "Resume experiment with: Tuner.restore(...)"; a sweep resumes with --resume
+               "Experiment has been interrupted, but the most recent state was saved")
+    LOGGERS = ("ray", "ray._private.authentication.authentication_token_setup", "ray.tune.search.optuna",
+               "ray.tune.search.optuna.optuna_search", "ray.tune.tune")
+
+    @classmethod
+    def install(cls) -> None:
+        for name in cls.LOGGERS:  # a logger's filters see only its own records: each logger that emits one
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, cls) for f in logger.filters):
+                logger.addFilter(cls())
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(n in record.getMessage() for n in self.NOTICES)
@@ -74,11 +93,9 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
     import ray
 
     quiet_tune(verbose)
+    _DropNotices.install()
     if ray.is_initialized():
         return
-    for name in ("ray", "ray._private.authentication.authentication_token_setup", "ray.tune.search.optuna",
-                 "ray.tune.search.optuna.optuna_search"):
-        logging.getLogger(name).addFilter(_DropNotices())
     if address:
         # The package travels with the job so that the cluster's workers run this driver's hyperswitch.
         import hyperswitch
@@ -93,9 +110,40 @@ def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ConfigError("--address", f"cannot connect to the Ray cluster: {text}", address) from None
         return
+    if os.environ.get("RAY_ADDRESS"):
+        # A driver started by `ray job submit` (or pointed at a cluster by the environment): join that cluster;
+        # the job's own runtime_env (--working-dir) carries the code to its workers.
+        try:
+            ray.init(log_to_driver=verbose, logging_level="WARNING")
+        except Exception as exc:  # noqa: BLE001
+            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ConfigError("RAY_ADDRESS", f"cannot connect to the Ray cluster: {text}",
+                              os.environ["RAY_ADDRESS"]) from None
+        return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",
              configure_logging=True, _node_ip_address="127.0.0.1")
+
+
+def joins_cluster(address: str | None) -> bool:
+    """Whether ``init_ray(address)`` joins a running cluster (``--address``, ``RAY_ADDRESS`` as ``ray job submit``
+    sets it, or a Ray this process already started) rather than starting an embedded one."""
+    import ray
+
+    return bool(address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+
+
+def cluster_line() -> str:
+    """Which cluster this driver joined: its address, live nodes and CPUs."""
+    import ray
+
+    try:
+        where = ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001
+        where = os.environ.get("RAY_ADDRESS", "?")
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    return f"joined the Ray cluster at {where}: {nodes} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs"
 
 
 class Progress:
@@ -201,8 +249,8 @@ def _carried(study: Study, space: SearchSpace, running: Any = None) -> tuple[lis
         params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
         done_rows = group[group["status"] != RUNNING]
         done = {int(s) for s in done_rows["seed"]}
-        values = [float(v) for v in done_rows[space.metric] if v is not None and math.isfinite(float(v))] \
-            if space.metric in done_rows else []
+        values = {int(s): float(v) for s, v in zip(done_rows["seed"], done_rows[space.metric], strict=True)
+                  if v is not None and math.isfinite(float(v))} if space.metric in done_rows else {}
         carried.append(Carried(str(cid), params, [s for s in space.seeds if s not in done], values))
     return carried, n_configs, next_index
 
@@ -211,23 +259,20 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _searcher(space: SearchSpace, n_known: int = 0) -> Any:
-    """Optuna through Tune's OptunaSearch. On resume (``n_known`` configurations already evaluated) the
-    sampler's seed moves on, or its random start-up phase would replay the configurations it drew before."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
+def build_searcher(space: SearchSpace, carried: list[Carried], lag: int) -> SeedRepeater:
+    """The sweep's searcher: the configurations still to propose (the lowest indices ``carried`` does not hold)
+    and the seeds ``carried`` still misses. Each proposal is a function of ``search.seed``, its index and the
+    results before it (``seeds`` module), so a resumed study proposes what an uninterrupted one does."""
     if not space.sampled_names:
-        return FixedSearcher(space.mode)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = space.search_seed if n_known == 0 else space.search_seed * 1_000_003 + n_known
-    if space.algorithm == "grid":  # the same seeded order in every session; points already run are skipped
-        return GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit)
-    if space.algorithm == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        proposer: Any = FixedSearcher(space.mode)
+    elif space.algorithm == "grid":  # the same seeded order in every session; points already run are skipped
+        proposer = GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit)
+        for c in carried:
+            proposer.skip(c.params)
     else:
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    return OptunaSearch(space=space.optuna_space(), metric=OBJECTIVE, mode=space.mode, sampler=sampler)
+        proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag)
+    n_new = max(0, space.n_configurations() - len(carried))
+    return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried)
 
 
 def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool) -> StudyStore:
@@ -267,7 +312,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     discarded = store.discard_unfinished_parts()  # their checkpoints hold their steps; they run again from there
     store.compact()
     study = open_study(store.root)
-    carried, n_existing, next_index = _carried(study, space, running)
+    carried, n_existing, _ = _carried(study, space, running)
     n_configs = space.n_configurations()
     missing = sum(len(c.missing_seeds) for c in carried)
     remaining = max(0, n_configs - n_existing) * len(space.seeds) + missing
@@ -275,7 +320,10 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     done = len(study.finished())
     meta = store.read_meta()
     sessions = int(meta.get("sessions", 0)) + 1
-    store.update_meta(status="running", updated=_now(), sessions=sessions, n_trials_total=total)
+    # configurations in flight unseen by the searcher: fixed by the study's first session, so that a resume
+    # (even with --seeds) proposes what the uninterrupted study would have
+    lag = int(meta.get("search_lag") or search_lag(space.max_concurrent, len(space.seeds)))
+    store.update_meta(status="running", updated=_now(), sessions=sessions, n_trials_total=total, search_lag=lag)
     if resume:
         out(f"resuming {store.name}: {done} trials finished and kept, {remaining} to run"
             + (f" ({len(discarded)} unfinished: continued from their checkpoints where they have one)"
@@ -293,14 +341,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
 
     from hyperswitch.search.trial import run_trial
 
-    inner = _searcher(space, n_existing)
-    for c in carried:
-        if not c.missing_seeds:
-            add_evaluated(inner, c.params, sum(c.values) / len(c.values) if c.values else None)
-        elif isinstance(inner, GridSearcher):  # its missing seeds run under its own id: not a new point
-            inner.skip(c.params)
-    repeater = SeedRepeater(inner, space.seeds, space.mode, first_index=next_index,
-                            carried=[c for c in carried if c.missing_seeds])
+    repeater = build_searcher(space, carried, lag)
     scheduler = None
     if space.scheduler["type"] == "asha":
         s = space.scheduler
@@ -311,8 +352,14 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         if space.metric in row and row[space.metric] is not None:
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
-    out(f"starting {'a connection to ' + address if address else 'an embedded local Ray'} ...")
+    joining = joins_cluster(address)
+    if not joining:
+        out("starting an embedded local Ray ...")
+    elif address:
+        out(f"starting a connection to {address} ...")
     init_ray(address, verbose=verbose, modules=_user_modules(space) if address else None)
+    if joining:
+        out(cluster_line())
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")

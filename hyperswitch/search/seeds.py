@@ -1,9 +1,24 @@
-"""Seeds as trials: every configuration the searcher suggests runs once per seed, under one config id.
+"""Seeds as trials, and proposals that do not depend on timing.
 
-``SeedRepeater`` wraps a Tune searcher. Each seed is its own trial (``c0003-s1``); when all seeds of a
-configuration have finished, the searcher is told the mean of their objective, so a single lucky seed does
-not steer the search. On resume, configurations that finished before are given to the searcher as
-evaluated points, and configurations with missing seeds run just those seeds.
+``SeedRepeater`` is the Tune searcher of a sweep. Every configuration it proposes runs once per seed, each seed
+its own trial (``c0003-s1``) under one config id, and a configuration's result is the mean of its seeds'
+objectives (``math.fsum``: the same float whatever order they finished in), so a single lucky seed does not
+steer the search.
+
+Configuration ``k`` is proposed by a *proposer* from the search seed and ``k`` alone, plus, where the algorithm
+learns from results, the results of configurations ``0 .. needs(k) - 1`` in config order: ``SeedRepeater``
+proposes ``k`` only once all of those have finished (until then ``suggest`` returns None: Tune's "not now").
+So the configurations of a study are a function of its seed and its results, not of which trial happened to
+finish first, and a resumed study (``carried``: what its table holds) proposes exactly what an uninterrupted
+one does:
+
+- ``OptunaProposer`` (``tpe``, ``random``): each proposal asks a fresh Optuna study with a sampler seeded
+  from ``(search seed, k)``. Random search never waits. TPE is told the results of configurations
+  ``0 .. k-1-L`` (``L`` = configurations allowed in flight unseen, ``search_lag``) and shown ``k-L .. k-1`` as
+  running (its constant liar), once ``k - L`` reaches its ``n_startup_trials``; before that it samples at
+  random and needs nothing.
+- ``GridSearcher``: the grid in an order shuffled by the search seed; points a study already holds are skipped.
+- ``FixedSearcher``: one empty configuration (a space with no sampled parameter).
 """
 
 from __future__ import annotations
@@ -21,81 +36,117 @@ from ray.tune.search import Searcher
 OBJECTIVE = "objective"
 
 
-@dataclass
-class _Config:
-    params: dict[str, Any]
-    inner_id: str | None  # None: a configuration carried over from an earlier session
-    remaining: set[int]
-    values: list[float] = field(default_factory=list)
+# TPE samples at random until this many configurations have results (Optuna's default, pinned here: a
+# configuration's proposal must not change with the installed Optuna's default).
+TPE_STARTUP = 10
 
 
 @dataclass
 class Carried:
-    """A configuration from an earlier session: its sampled values, seeds still to run, objectives so far."""
+    """A configuration from an earlier session: its sampled values, seeds still to run, objectives so far
+    (seed -> value, finite values only)."""
 
     config_id: str
     params: dict[str, Any]
     missing_seeds: list[int]
-    values: list[float]
+    values: Mapping[int, float]
+
+
+@dataclass
+class _Config:
+    params: dict[str, Any]
+    remaining: set[int]
+    values: dict[int, float] = field(default_factory=dict)  # seed -> finite objective
+
+    def mean(self) -> float | None:
+        """The mean over the seeds with a finite objective; fsum: independent of the order they finished in."""
+        vals = [self.values[s] for s in sorted(self.values)]
+        return math.fsum(vals) / len(vals) if vals else None
 
 
 def config_id(index: int) -> str:
     return f"c{index:04d}"
 
 
+def config_index(cid: str) -> int:
+    return int(str(cid)[1:])
+
+
 def trial_id(cid: str, seed: int) -> str:
     return f"{cid}-s{seed}"
 
 
+def search_lag(max_concurrent: int, n_seeds: int) -> int:
+    """Configurations that may be in flight, unseen by the searcher, when the next one is proposed: enough to
+    keep ``max_concurrent`` trials busy with ``n_seeds`` trials per configuration."""
+    return max(1, math.ceil(max_concurrent / max(1, n_seeds)))
+
+
 class SeedRepeater(Searcher):
-    def __init__(self, inner: Searcher, seeds: Sequence[int], mode: str, *, first_index: int = 0,
+    """The sweep's Tune searcher: configurations from ``proposer`` (see the module docstring), each run once per
+    seed. ``n_new``: how many configurations to propose; they take the lowest indices that ``carried`` does not
+    hold (a configuration proposed before an interruption but never recorded gets its own index back)."""
+
+    def __init__(self, proposer: Any, seeds: Sequence[int], mode: str, *, n_new: int,
                  carried: Sequence[Carried] = ()) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
-        self.inner = inner
+        self.proposer = proposer
         self.seeds = list(seeds)
-        self.next_index = first_index
-        self.configs: dict[str, _Config] = {}
-        self.queue: deque[tuple[str, int]] = deque()
-        self.trials: dict[str, tuple[str, int]] = {}
-        for c in carried:
-            self.configs[c.config_id] = _Config(dict(c.params), None, set(c.missing_seeds), list(c.values))
-            self.queue.extend((c.config_id, s) for s in c.missing_seeds)
+        self.configs: dict[int, _Config] = {}
+        self.queue: deque[tuple[int, int]] = deque()
+        self.trials: dict[str, tuple[int, int]] = {}
+        for c in sorted(carried, key=lambda c: config_index(c.config_id)):
+            k = config_index(c.config_id)
+            self.configs[k] = _Config(dict(c.params), set(c.missing_seeds), dict(c.values))
+            self.queue.extend((k, s) for s in c.missing_seeds)
+        free = (k for k in itertools.count() if k not in self.configs)
+        self.to_propose: deque[int] = deque(itertools.islice(free, max(0, n_new)))
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
 
+    def _finished(self, k: int) -> bool:
+        c = self.configs.get(k)
+        return c is None or not c.remaining
+
+    def _propose(self) -> bool | None:
+        """Propose the next configuration: True if proposed, None if it must wait, False if there is none."""
+        k = self.to_propose[0]
+        m = self.proposer.needs(k)
+        if not all(self._finished(j) for j in range(m)):
+            return None
+        told = [(c.params, c.mean()) for j in range(m) if (c := self.configs.get(j)) is not None]
+        pending = [c.params for j in range(m, k) if (c := self.configs.get(j)) is not None] if m else []
+        params = self.proposer.propose(k, told, pending)
+        if params is None or params == Searcher.FINISHED:  # a grid with no point left
+            self.to_propose.clear()
+            return False
+        self.to_propose.popleft()
+        self.configs[k] = _Config(dict(params), set(self.seeds))
+        self.queue.extend((k, s) for s in self.seeds)
+        return True
+
     def suggest(self, tune_trial_id: str) -> dict | None:
+        if not self.queue and self.to_propose and self._propose() is None:
+            return None  # waiting for results: Tune asks again later
         if not self.queue:
-            cid = config_id(self.next_index)
-            params = self.inner.suggest(f"inner-{cid}")
-            if params is None or params == Searcher.FINISHED:
-                return params
-            self.next_index += 1
-            self.configs[cid] = _Config(dict(params), f"inner-{cid}", set(self.seeds))
-            self.queue.extend((cid, s) for s in self.seeds)
-        cid, seed = self.queue.popleft()
-        self.trials[tune_trial_id] = (cid, seed)
-        return {"params": dict(self.configs[cid].params), "config_id": cid, "seed": seed,
+            return Searcher.FINISHED
+        k, seed = self.queue.popleft()
+        self.trials[tune_trial_id] = (k, seed)
+        cid = config_id(k)
+        return {"params": dict(self.configs[k].params), "config_id": cid, "seed": seed,
                 "trial_id": trial_id(cid, seed)}
 
     def on_trial_complete(self, tune_trial_id: str, result: Mapping[str, Any] | None = None,
                           error: bool = False) -> None:
         if tune_trial_id not in self.trials:
             return
-        cid, seed = self.trials.pop(tune_trial_id)
-        c = self.configs[cid]
+        k, seed = self.trials.pop(tune_trial_id)
+        c = self.configs[k]
         c.remaining.discard(seed)
         value = None if (error or not result) else result.get(OBJECTIVE)
         if value is not None and math.isfinite(float(value)):
-            c.values.append(float(value))
-        if c.remaining:
-            return
-        mean = sum(c.values) / len(c.values) if c.values else None
-        if c.inner_id is not None:
-            self.inner.on_trial_complete(c.inner_id, {OBJECTIVE: mean} if mean is not None else None,
-                                         error=mean is None)
-        else:
-            add_evaluated(self.inner, c.params, mean)
+            c.values[seed] = float(value)
 
     def save(self, checkpoint_path: str) -> None:  # our own Parquet files are what resume reads
         pass
@@ -104,18 +155,61 @@ class SeedRepeater(Searcher):
         pass
 
 
-def add_evaluated(searcher: Searcher, params: Mapping[str, Any], mean: float | None) -> None:
-    """Tell a searcher about a configuration evaluated earlier (no-op for searchers that cannot learn)."""
-    adder = getattr(searcher, "add_evaluated_point", None)
-    if adder is None:
-        return
-    try:
-        adder(dict(params), mean if mean is not None else 0.0, error=mean is None)
-    except (NotImplementedError, TypeError):
-        pass
+class OptunaProposer:
+    """TPE or random search through Optuna's ask interface, one fresh study and sampler per proposal."""
+
+    def __init__(self, distributions: Mapping[str, Any], algorithm: str, seed: int, mode: str, lag: int,
+                 n_startup: int = TPE_STARTUP) -> None:
+        self.distributions = dict(distributions)
+        self.algorithm, self.seed, self.mode, self.lag, self.n_startup = algorithm, seed, mode, lag, n_startup
+
+    def needs(self, index: int) -> int:
+        """Configurations whose results proposal ``index`` is made from (0: none)."""
+        if self.algorithm != "tpe":
+            return 0
+        m = index - self.lag
+        return m if m >= self.n_startup else 0
+
+    def sampler(self, index: int) -> Any:
+        import numpy as np
+        import optuna
+
+        seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+        if self.algorithm == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _known(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` as Optuna holds them (a Parquet-widened int choice becomes the choice again)."""
+        return {n: d.to_external_repr(d.to_internal_repr(params[n])) for n, d in self.distributions.items()}
+
+    def propose(self, index: int, told: Sequence[tuple[Mapping[str, Any], float | None]],
+                pending: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        import optuna
+        from optuna.trial import TrialState, create_trial
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize" if self.mode == "max" else "minimize",
+                                    sampler=self.sampler(index))
+        d = self.distributions
+        study.add_trials(
+            [create_trial(params=self._known(p), distributions=d, value=v) if v is not None
+             else create_trial(params=self._known(p), distributions=d, state=TrialState.FAIL) for p, v in told]
+            + [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING) for p in pending])
+        return dict(study.ask(d).params)
 
 
-class FixedSearcher(Searcher):
+class _InOrder:
+    """A proposer whose proposals do not depend on results: the next point of its own order, never waiting."""
+
+    def needs(self, index: int) -> int:
+        return 0
+
+    def propose(self, index: int, told: Sequence[Any], pending: Sequence[Any]) -> dict | None:
+        return self.suggest(f"inner-{config_id(index)}")
+
+
+class FixedSearcher(_InOrder, Searcher):
     """For spaces with no sampled parameter: one empty configuration."""
 
     def __init__(self, mode: str) -> None:
@@ -144,7 +238,7 @@ def same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
-class GridSearcher(Searcher):
+class GridSearcher(_InOrder, Searcher):
     """Grid search: every point of the grid once, in an order shuffled by ``seed``; with ``limit`` (``--samples``)
     only the first ``limit`` points of that order. Points the study already holds are skipped (``skip``), so a
     resumed sweep runs exactly the points that are missing, whatever the earlier session got through."""
