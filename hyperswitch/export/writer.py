@@ -205,16 +205,10 @@ def _validated(text: str, target: Path) -> None:
 
 
 def _write_atomic(text: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Temporary file + rename, with the mode a plain open() gives under the umask (not mkstemp's 0600)."""
+    from hyperswitch.results.files import write_bytes_atomic
+
+    write_bytes_atomic(text.encode("utf-8"), target)
 
 
 def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs", *, metric: str | None = None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hyperswitch.results.files import temp_file, write_bytes_atomic
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
     FINISHED_STATUSES,
@@ -46,8 +46,9 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | Non
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` through a temporary file and a rename, with the mode the umask gives."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file(path)
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -58,12 +59,9 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename, with the mode the umask gives."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    write_bytes_atomic(text.encode(), path)
 
 
 def trial_table(row: Mapping[str, Any]) -> pa.Table:
