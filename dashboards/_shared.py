@@ -23,6 +23,8 @@ from hyperswitch.figures.data import (
     list_study_paths,
     study_info,
 )
+from hyperswitch.results.names import RULE as NAME_RULE
+from hyperswitch.results.names import is_study_name
 
 log = logging.getLogger("hyperswitch.dashboard")
 
@@ -53,6 +55,8 @@ class Context:
         """The folder of study ``name``; only names of studies under the storage folder are accepted."""
         if not name:
             raise NotApplicable("pick a study")
+        if not is_study_name(name):  # from a URL: a plain folder name under the storage folder, never a path
+            raise NotApplicable(f"{name!r} is not a study name: {NAME_RULE}")
         for p in list_study_paths(self.storage):
             if p.name == name:
                 return p

@@ -289,16 +289,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hyperswitch.figures.data import StudyReadError, list_study_paths
+    from hyperswitch.figures.data import StudyReadError
     from hyperswitch.figures.report import png_renderer, write_report
+    from hyperswitch.results.names import find_study
 
-    path = Path(args.study)
-    if not (path / "study.json").is_file():
-        names = {p.name: p for p in list_study_paths(args.storage)}
-        if args.study not in names:
-            raise ConfigError("STUDY", f"no study of this name under {Path(args.storage).resolve()} "
-                              f"(studies: {', '.join(sorted(names)) or 'none'})", args.study)
-        path = names[args.study]
+    path = find_study(args.study, args.storage)  # a study folder, or a plain name under --storage
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file of that name exists)", str(out))

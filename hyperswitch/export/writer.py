@@ -45,16 +45,9 @@ class ExportResult:
 
 def resolve_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs") -> Path:
     """A study folder (one with ``study.json``) given as a path, or a study name under ``storage``."""
-    path = Path(study)
-    if (path / "study.json").is_file():
-        return path
-    from hyperswitch.results.reader import list_studies
+    from hyperswitch.results.names import find_study
 
-    names = {p.name: p for p in list_studies(storage)}
-    if str(study) not in names:
-        raise ConfigError("STUDY", f"no study of this name under {Path(storage).resolve()} "
-                          f"(studies: {', '.join(sorted(names)) or 'none'})", str(study))
-    return names[str(study)]
+    return find_study(study, storage)
 
 
 def _plain(value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hyperswitch import __version__
 from hyperswitch.errors import ConfigError
+from hyperswitch.results.names import check_study_name
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
 from hyperswitch.results.store import StudyStore
@@ -277,7 +278,7 @@ def build_searcher(space: SearchSpace, carried: list[Carried], lag: int) -> Seed
 
 def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool) -> StudyStore:
     """Create (or, with resume, reopen) the study folder. Errors leave nothing behind."""
-    study_name = name or space.name
+    study_name = check_study_name(name, "--name") if name is not None else space.name  # no path outside storage
     store = StudyStore(Path(storage) / study_name)
     if resume:
         if not store.meta_path.exists():

@@ -76,6 +76,7 @@ from hyperswitch.config.validate import (
 )
 from hyperswitch.config.yamlio import load as load_yaml
 from hyperswitch.errors import ConfigError
+from hyperswitch.results.names import check_study_name
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
 
@@ -84,7 +85,6 @@ TOP_KEYS = ("name", "description", "workload", "policy", "train", "parameters", 
 PARAM_TYPES = ("float", "int", "categorical", "fixed")
 ALGORITHMS = ("tpe", "random", "grid")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PLACEHOLDER_RE = re.compile(r"^\$([A-Za-z][A-Za-z0-9_]*)$")
 # Metrics that exist while a trial runs (what ASHA can compare at a rung).
 INTERMEDIATE_METRICS = ("val_accuracy", "best_val_accuracy", "val_loss", "train_loss")
@@ -495,9 +495,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
 
     doc = require_mapping(doc, "(top level)")
     check_keys(doc, TOP_KEYS, "", required=("name", "workload", "policy"))
-    name = string(doc["name"], "name")
-    if not _STUDY_RE.match(name):
-        raise ConfigError("name", "must be letters, digits, '_', '-' or '.' (it names a folder)", name)
+    name = check_study_name(string(doc["name"], "name"), "name")
     workload = dict(require_mapping(doc["workload"], "workload"))
     if not (isinstance(workload.get("name"), str) and _PLACEHOLDER_RE.match(workload["name"])):
         check_workload_keys(workload, "workload")  # else checked for every choice by _probe
