@@ -292,16 +292,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hyperswitch.figures.data import StudyReadError
     from hyperswitch.figures.report import png_renderer, write_report
     from hyperswitch.results.names import find_study
+    from hyperswitch.results.store import StudyStore
 
     path = find_study(args.study, args.storage)  # a study folder, or a plain name under --storage
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file of that name exists)", str(out))
+    StudyStore(path).check_readable()  # a truncated table: one line, exit 2, no half report
     try:
         entries = write_report(path, out, self_contained=args.self_contained)
     except StudyReadError as exc:
         print(f"hyperswitch: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     done = [e for e in entries if e.html]
     pngs = [e for e in entries if e.png]
     print(f"wrote {len(done)} figures as HTML{f' ({len(pngs)} also as PNG)' if pngs else ''} to "

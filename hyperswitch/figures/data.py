@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hyperswitch.results.schema import EVENTS_SCHEMA, FINISHED_STATUSES, METRICS, STEPS_SCHEMA
-from hyperswitch.results.store import StudyStore, concat
+from hyperswitch.results.store import StudyFileError, StudyStore, concat
 
 log = logging.getLogger("hyperswitch.figures")
 
@@ -211,6 +211,8 @@ def _short(exc: BaseException) -> str:
 def _part_ids(store: StudyStore, include_running: bool) -> list[str]:
     try:
         return store.part_trial_ids(finished_only=not include_running)
+    except StudyFileError as exc:  # names the part file
+        raise StudyReadError(str(exc)) from None
     except (pa.ArrowException, OSError) as exc:
         raise StudyReadError(f"{store.parts}: a part file is not readable Parquet ({_short(exc)})") from None
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hyperswitch.errors import ConfigError
 from hyperswitch.results.files import temp_file, write_bytes_atomic
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
@@ -32,8 +33,25 @@ from hyperswitch.results.schema import (
 TABLES = ("trials", "steps", "events")
 
 
+class StudyFileError(ConfigError):
+    """A file of a study that cannot be read (a truncated or corrupt table, part or study.json). One line,
+    ``FILE: PROBLEM``; the CLI prints it and exits 2. Raised before anything in the study is changed."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.problem = problem
+        super().__init__("", problem, None, file=str(path))
+
+    def _format(self) -> str:
+        return f"{self.file}: {self.problem}"
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | None:
-    """Read one Parquet file through one open handle, or None if it is gone.
+    """Read one Parquet file through one open handle, or None if it is gone; :class:`StudyFileError` if it is
+    not readable Parquet.
 
     One handle matters: writers replace files atomically, and a reader that opened the path twice (footer,
     then pages) could mix the old file's footer with the new file's pages.
@@ -43,6 +61,8 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | Non
             return pq.ParquetFile(f).read(columns=columns)
     except FileNotFoundError:
         return None
+    except (pa.ArrowException, OSError) as exc:
+        raise StudyFileError(path, f"not a readable Parquet file ({_reason(exc)})") from None
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
@@ -124,7 +144,33 @@ class StudyStore:
         return self.root / "study.json"
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads(self.meta_path.read_text())
+        try:
+            meta = json.loads(self.meta_path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise StudyFileError(self.meta_path, f"not a readable study.json ({_reason(exc)})") from None
+        if not isinstance(meta, dict):
+            raise StudyFileError(self.meta_path, f"not a readable study.json (a JSON {type(meta).__name__}, "
+                                 "not an object)")
+        return meta
+
+    def check_readable(self) -> None:
+        """Raise :class:`StudyFileError` naming the first file of the study that cannot be read: study.json,
+        a table or a part file (its Parquet footer and schema). Reads no data pages: cheap on a large study;
+        commands that write somewhere call it first, so that a broken study changes nothing."""
+        self.read_meta()
+        files = [self.table_path(t) for t in TABLES]
+        if self.parts.is_dir():
+            files += sorted(self.parts.glob("*.parquet"))
+        for path in files:
+            try:
+                with open(path, "rb") as f:
+                    pq.ParquetFile(f).schema_arrow  # noqa: B018  (parses the footer)
+            except FileNotFoundError:
+                continue
+            except (pa.ArrowException, OSError) as exc:
+                raise StudyFileError(path, f"not a readable Parquet file ({_reason(exc)})") from None
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         write_json_atomic(dict(meta), self.meta_path)
