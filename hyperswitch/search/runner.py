@@ -276,6 +276,43 @@ def build_searcher(space: SearchSpace, carried: list[Carried], lag: int) -> Seed
     return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried)
 
 
+def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
+    """``run_sweep`` runs holding its study's lock (:class:`hyperswitch.results.lock.StudyLock`): taken before
+    anything is written to the study (a new study's folder is made for it), given back when the sweep ends, on
+    Ctrl-C and on errors too. A second driver on the study is refused with one line naming the holder; a holder
+    that died is taken over with a note. A folder made here is removed again if no study.json was written."""
+    import contextlib
+    import functools
+
+    from hyperswitch.results.lock import StudyLock
+
+    @functools.wraps(run)
+    def locked(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
+               **kw: Any) -> Study:
+        study_name = check_study_name(name, "--name") if name is not None else space.name  # before any path
+        root = Path(storage) / study_name
+        if resume != (root / "study.json").exists():  # nothing to resume, or a new study's name taken: run_sweep
+            return run(space, storage=storage, name=name, resume=resume, **kw)  # says so, touching nothing
+        made = []
+        p = root
+        while not p.exists():
+            made.append(p)
+            p = p.parent
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            with StudyLock(root) as lock:
+                for note in lock.notes:
+                    kw.get("out", print)(f"note: {note}")
+                return run(space, storage=storage, name=name, resume=resume, **kw)
+        finally:
+            if made and not (root / "study.json").exists():
+                for d in made:  # deepest first; a folder with anything in it stays
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+
+    return locked
+
+
 def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool) -> StudyStore:
     """Create (or, with resume, reopen) the study folder. Errors leave nothing behind."""
     study_name = check_study_name(name, "--name") if name is not None else space.name  # no path outside storage
@@ -287,6 +324,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         if meta.get("space_text") != space.text:
             raise ConfigError("--resume", f"the search space differs from the one study {study_name!r} was "
                               f"started with ({meta.get('space_file')}); use --name for a new study", space.source)
+        store.check_readable()  # a truncated table: one line naming it, before anything is changed
         return store
     if store.meta_path.exists():
         raise ConfigError("--name", "a study with this name already exists; use --resume to continue it or "
@@ -302,6 +340,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
     return store
 
 
+@_holding_study_lock
 def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
               address: str | None = None, verbose: bool = False, out: Printer = print,
               samples: int | None = None, seeds: int | None = None) -> Study:
