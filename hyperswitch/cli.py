@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the study: keep finished trials, run the rest")
     s.add_argument("--samples", type=_positive, help="number of configurations (overrides search.samples)")
     s.add_argument("--seeds", type=_positive, help="seeds per configuration (overrides seeds)")
+    s.add_argument("--retry-errors", action="store_true",
+                   help="with --resume: run the trials that failed (status error) again, from the start (trials "
+                   "cut off by Ray always continue on --resume)")
     s.add_argument("--verbose", action="store_true", help="show the trials' own output and Ray's logs")
 
     st = sub.add_parser("studies", help="list the studies under the storage folder",
@@ -134,14 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """As the program (``hyperswitch sweep``): the sweep runs in a child process that the command watches, so that
+    a Ray that dies under it ends the command with one line and status 75 (``search.supervise``)."""
+    if not getattr(args, "program", False):
+        return _sweep(args)
+    from hyperswitch.search.supervise import supervised
+
+    def run() -> int:
+        try:
+            return _sweep(args)
+        except ConfigError as exc:
+            print(f"hyperswitch: error: {exc}", file=sys.stderr, flush=True)
+            return 2
+
+    return supervised(run)
+
+
+def _sweep(args: argparse.Namespace) -> int:
     from hyperswitch.search.runner import run_sweep
     from hyperswitch.search.space import load_space
+    from hyperswitch.search.supervise import EXIT_RAY_LOST
 
     space = load_space(args.space)
     study = run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
                       verbose=args.verbose, samples=args.samples, seeds=args.seeds,
-                      out=lambda s: print(s, flush=True))
-    return 130 if study.meta.get("status") == "interrupted" else 0  # 130: the shell's code for Ctrl-C
+                      retry_errors=args.retry_errors, out=lambda s: print(s, flush=True))
+    if study.meta.get("status") != "interrupted":
+        return 0
+    # 130: the shell's code for Ctrl-C; 75 (EX_TEMPFAIL): Ray cut trials off or went away, --resume continues
+    return EXIT_RAY_LOST if study.meta.get("interrupted_by") == "ray" else 130
 
 
 def _fmt_metric(v: object) -> str:
@@ -341,6 +365,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.program = argv is None  # run as the `hyperswitch` program, not called from Python
     handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_dashboard,
                 "report": cmd_report,
                 "export": cmd_export}

@@ -19,6 +19,7 @@ from hyperswitch.results.names import check_study_name
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
 from hyperswitch.results.store import StudyStore
+from hyperswitch.search.faults import describe, is_system_failure
 from hyperswitch.search.seeds import (
     OBJECTIVE,
     Carried,
@@ -53,7 +54,8 @@ class _DropNotices(logging.Filter):
     NOTICES = ("Token authentication is enabled for this Ray cluster",  # token auth stays on; we say nothing
                "`Study.stop` is supposed to be invoked",  # OptunaSearch when a grid is exhausted: expected
                # Ctrl-C: Tune's "Resume experiment with: Tuner.restore(...)"; a sweep resumes with --resume
-               "Experiment has been interrupted, but the most recent state was saved")
+               "Experiment has been interrupted, but the most recent state was saved",
+               "Trials did not complete")  # Tune's list of the trials cut off: our end line says it
     LOGGERS = ("ray", "ray._private.authentication.authentication_token_setup", "ray.tune.search.optuna",
                "ray.tune.search.optuna.optuna_search", "ray.tune.tune")
 
@@ -72,6 +74,7 @@ def quiet_tune(verbose: bool) -> None:
     """Our progress lines replace Tune's tables (the old output engine at verbosity 0 prints nothing)."""
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # a trial's failure is our one progress line
 
 
 def _check_reachable(address: str) -> None:
@@ -171,6 +174,11 @@ class Progress:
         self.out(f"[{self.done:>4}/{self.total}] {trial_id:<12} {status:<9} {val:<22} {best:<28} "
                  f"elapsed {int(elapsed // 60)}:{int(elapsed % 60):02d}")
 
+    def cut_off(self, trial_id: str, why: str) -> None:
+        """A trial Ray took away after its restarts: not finished, not counted; --resume continues it."""
+        self.out(f"[{self.done:>4}/{self.total}] {trial_id:<12} cut off   by Ray ({why}); --resume continues it "
+                 "from its checkpoint")
+
 
 def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -> Any:
     from ray.tune import Callback
@@ -182,6 +190,7 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
 
         def __init__(self) -> None:
             self.last_compact = time.monotonic()
+            self.lost: list[tuple[str, str]] = []  # (trial id, why): cut off by the system, left unfinished
 
         def _settle(self, trial: Any, error: str | None) -> None:
             cfg = trial.config
@@ -207,6 +216,14 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
             self._settle(trial, None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            exc = _trial_exception(trial)
+            tid = trial.config.get("trial_id")
+            if tid is not None and (exc is None or is_system_failure(exc)):
+                # Ray took it away (its process, worker or node died) more often than max_failures allows: it is
+                # unfinished, not failed. Its row stays `running` and its checkpoints stay: --resume continues it.
+                self.lost.append((str(tid), describe(exc) if exc is not None else "the trial's actor failed"))
+                progress.cut_off(str(tid), self.lost[-1][1])
+                return
             msg = "trial failed"
             err_file = getattr(trial, "error_file", None) or ""
             try:
@@ -220,6 +237,21 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
     return StudyCallback()
 
 
+def _trial_exception(trial: Any) -> BaseException | None:
+    """The exception a failed Tune trial ended with (Tune pickles Ray's errors next to the trial), or None."""
+    path = getattr(trial, "pickled_error_file", None)
+    if not path or not Path(path).exists():
+        return None
+    try:
+        import cloudpickle
+
+        with open(path, "rb") as f:
+            exc = cloudpickle.load(f)
+    except Exception:  # noqa: BLE001  (an unreadable error is an unknown one)
+        return None
+    return exc if isinstance(exc, BaseException) else None
+
+
 def _drop_checkpoints(study_dir: Path, trial_id: str) -> None:
     import shutil
 
@@ -230,11 +262,12 @@ def _drop_checkpoints(study_dir: Path, trial_id: str) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _carried(study: Study, space: SearchSpace, running: Any = None) -> tuple[list[Carried], int, int]:
+def _carried(study: Study, space: SearchSpace, running: Any = None,
+             again: Any = ()) -> tuple[list[Carried], int, int]:
     """Configurations found in the study: (those with seeds missing, how many configurations exist,
     the next free configuration index). ``running``: rows of trials that were running when the driver died;
     their configurations are carried too, so that those trials run again under the same ids and continue
-    from their checkpoints."""
+    from their checkpoints. ``again``: ids of finished trials to run again (``--retry-errors``)."""
     import pandas as pd
 
     trials = study.finished()
@@ -248,7 +281,7 @@ def _carried(study: Study, space: SearchSpace, running: Any = None) -> tuple[lis
         n_configs += 1
         next_index = max(next_index, int(str(cid)[1:]) + 1)
         params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
-        done_rows = group[group["status"] != RUNNING]
+        done_rows = group[(group["status"] != RUNNING) & ~group["trial_id"].isin(list(again))]
         done = {int(s) for s in done_rows["seed"]}
         values = {int(s): float(v) for s, v in zip(done_rows["seed"], done_rows[space.metric], strict=True)
                   if v is not None and math.isfinite(float(v))} if space.metric in done_rows else {}
@@ -340,24 +373,54 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
     return store
 
 
+def resume_command(space: SearchSpace, storage: str | Path, name: str | None, samples: int | None,
+                   seeds: int | None) -> str:
+    """The command line that continues this sweep."""
+    parts = ["hyperswitch sweep", str(space.source), "--resume"]
+    if Path(storage) != Path("runs"):
+        parts += ["--storage", str(storage)]
+    parts += [f"--{k} {v}" for k, v in (("name", name), ("samples", samples), ("seeds", seeds)) if v is not None]
+    return " ".join(parts)
+
+
+def _forget_run(study_dir: Path, trial_id: str) -> None:
+    """A failed trial that runs again starts from scratch: no checkpoint or Ray Train run of it is left."""
+    import shutil
+
+    for d in [*study_dir.glob(f"tune/session-*/{trial_id}"), study_dir / "train" / trial_id]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @_holding_study_lock
 def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
               address: str | None = None, verbose: bool = False, out: Printer = print,
-              samples: int | None = None, seeds: int | None = None) -> Study:
-    """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files."""
+              samples: int | None = None, seeds: int | None = None, retry_errors: bool = False) -> Study:
+    """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files.
+    ``retry_errors`` (with ``resume``): run the trials that failed (status ``error``) again, from scratch."""
+    from hyperswitch.search.supervise import ray_processes, tell
+
+    if retry_errors and not resume:
+        raise ConfigError("--retry-errors", "goes with --resume (it runs the failed trials of a study again)", True)
     space = space.with_overrides(samples=samples, seeds=seeds)
     store = prepare_study(space, storage, name, resume)
+    again_cmd = resume_command(space, storage, name, samples, seeds)
+    tell(study=str(store.root), resume=again_cmd)
     everything = open_study(store.root, include_running=True).trials
     running = everything[everything["status"] == RUNNING] if len(everything) else None
     discarded = store.discard_unfinished_parts()  # their checkpoints hold their steps; they run again from there
     store.compact()
     study = open_study(store.root)
-    carried, n_existing, _ = _carried(study, space, running)
+    retried: list[str] = []
+    if retry_errors and len(study.trials):
+        retried = sorted(study.trials.loc[study.trials["status"] == ERROR, "trial_id"].astype(str))
+        for tid in retried:
+            _forget_run(store.root, tid)
+    carried, n_existing, _ = _carried(study, space, running, again=retried)
     n_configs = space.n_configurations()
     missing = sum(len(c.missing_seeds) for c in carried)
     remaining = max(0, n_configs - n_existing) * len(space.seeds) + missing
     total = n_configs * len(space.seeds)
-    done = len(study.finished())
+    done = len(study.finished()) - len(retried)
     meta = store.read_meta()
     sessions = int(meta.get("sessions", 0)) + 1
     # configurations in flight unseen by the searcher: fixed by the study's first session, so that a resume
@@ -367,7 +430,8 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     if resume:
         out(f"resuming {store.name}: {done} trials finished and kept, {remaining} to run"
             + (f" ({len(discarded)} unfinished: continued from their checkpoints where they have one)"
-               if discarded else ""))
+               if discarded else "")
+            + (f" ({len(retried)} that failed: run again from the start)" if retried else ""))
     out(f"study {store.name}: {n_configs} configurations x {len(space.seeds)} seeds = {total} trials "
         f"({space.algorithm}, {space.max_concurrent} at a time), metric {space.metric} ({space.mode})")
     if remaining == 0:
@@ -389,7 +453,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
                                   grace_period=s["grace_period"], reduction_factor=s["reduction_factor"])
     progress = Progress(total, done, space.metric, space.mode, out)
     for _, row in study.finished().iterrows():
-        if space.metric in row and row[space.metric] is not None:
+        if space.metric in row and row[space.metric] is not None and row["trial_id"] not in retried:
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
     joining = joins_cluster(address)
@@ -400,6 +464,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     init_ray(address, verbose=verbose, modules=_user_modules(space) if address else None)
     if joining:
         out(cluster_line())
+    tell(ray=ray_processes())  # the supervising `hyperswitch sweep` watches them
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")
@@ -416,24 +481,36 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     reuse_actors=single, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
-                                  callbacks=[_study_callback(store, space, progress)],
+                                  callbacks=[callback := _study_callback(store, space, progress)],
                                   failure_config=tune.FailureConfig(max_failures=r["max_failures"],
                                                                     fail_fast=False)),
     )
-    interrupted = False
+    interrupted, ray_failed = False, None
     try:
         tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as exc:  # the driver lost its cluster: the trials it ran are unfinished, not failed
+        if not (is_system_failure(exc) or isinstance(exc, ConnectionError)):
+            raise
+        ray_failed = describe(exc)
     store.compact()
     finished = len(open_study(store.root).finished())
     complete = finished >= total
-    store.update_meta(status="completed" if complete else "interrupted", updated=_now())
+    by_ray = bool(ray_failed or callback.lost) and not complete
+    store.update_meta(status="completed" if complete else "interrupted", updated=_now(),
+                      interrupted_by=None if complete else ("ray" if by_ray else "user"))
     if not complete:
         interrupted = True
     if interrupted:
-        out(f"interrupted: {finished}/{total} trials finished and saved; continue with "
-            f"`hyperswitch sweep {space.source} --resume" + (f" --name {name}`" if name else "`"))
+        why = ""
+        if ray_failed:
+            why = f"Ray failed under the sweep ({ray_failed}); "
+        elif by_ray:
+            tid, what = callback.lost[0]
+            more = f" and {len(callback.lost) - 1} more" if len(callback.lost) > 1 else ""
+            why = f"{len(callback.lost)} trial(s) cut off by Ray ({tid}: {what}{more}); "
+        out(f"interrupted: {why}{finished}/{total} trials finished and saved; continue with `{again_cmd}`")
     return _finish(store, space, out)
 
 

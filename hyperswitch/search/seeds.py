@@ -95,6 +95,7 @@ class SeedRepeater(Searcher):
         self.configs: dict[int, _Config] = {}
         self.queue: deque[tuple[int, int]] = deque()
         self.trials: dict[str, tuple[int, int]] = {}
+        self.lost: set[int] = set()  # configurations with a trial Ray cut off: their result is not known yet
         for c in sorted(carried, key=lambda c: config_index(c.config_id)):
             k = config_index(c.config_id)
             self.configs[k] = _Config(dict(c.params), set(c.missing_seeds), dict(c.values))
@@ -115,6 +116,9 @@ class SeedRepeater(Searcher):
         m = self.proposer.needs(k)
         if not all(self._finished(j) for j in range(m)):
             return None
+        if any(j in self.lost for j in range(m)):  # known only after --resume continues the trial: stop here,
+            self.to_propose.clear()  # or this study would propose what an uninterrupted one would not
+            return False
         told = [(c.params, c.mean()) for j in range(m) if (c := self.configs.get(j)) is not None]
         pending = [c.params for j in range(m, k) if (c := self.configs.get(j)) is not None] if m else []
         params = self.proposer.propose(k, told, pending)
@@ -144,6 +148,8 @@ class SeedRepeater(Searcher):
         k, seed = self.trials.pop(tune_trial_id)
         c = self.configs[k]
         c.remaining.discard(seed)
+        if error:  # Tune gave up on it (Ray took it away past max_failures); a failure of the trial's own code
+            self.lost.add(k)  # is a result (status error, no objective)
         value = None if (error or not result) else result.get(OBJECTIVE)
         if value is not None and math.isfinite(float(value)):
             c.values[seed] = float(value)

@@ -162,6 +162,10 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
                 gpus_per_worker=res["gpus_per_worker"], storage=Path(study_dir) / "train", name=trial_id,
                 max_failures=res["max_failures"], in_tune=True, resume=resume)
     except Exception as exc:  # noqa: BLE001
+        from hyperswitch.search.faults import is_system_failure
+
+        if is_system_failure(exc):  # e.g. Ray Train's workers died past max_failures: unfinished, not failed;
+            raise  # Tune restarts the trial from its checkpoint (max_failures), --resume continues it
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         job.record(ERROR, None, error=msg)
         traceback.print_exc()

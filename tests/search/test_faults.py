@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -158,3 +159,94 @@ def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path
     assert_each_step_once(final, 1200)
     restarts = dict(zip(final.trials.trial_id, final.trials.restarts, strict=True))
     assert restarts == {"c0000-s0": 1, "c0001-s0": 0}, restarts
+
+
+KILL_SPACE = """\
+name: kills
+workload: {name: digits_mlp, batch_size: 64, hidden: 32}
+policy: {type: single, optimizer: {name: sgdm, lr: $lr}}
+train: {steps: 1500, eval_every: 50}
+parameters:
+  lr: {type: float, low: 0.01, high: 0.1, log: true}
+search: {algorithm: random, samples: 2, seed: 0}
+seeds: 2
+resources: {workers: 1, cpus_per_worker: 1, max_failures: 2}
+max_concurrent: 2
+"""
+
+
+def session_processes(sid: int, title: str) -> list[int]:
+    """``processes(title)`` of session ``sid`` only (never another program's Ray)."""
+    found = []
+    for pid in processes(title):
+        try:
+            if os.getsid(pid) == sid:
+                found.append(pid)
+        except ProcessLookupError:
+            pass
+    return sorted(found)
+
+
+def steps_recorded(study_dir: Path) -> int:
+    """Steps recorded so far over all trials, running ones included."""
+    if not (study_dir / "study.json").exists():
+        return 0
+    t = open_study(study_dir, include_running=True).trials
+    return int(t.steps_done.fillna(0).sum()) if len(t) else 0
+
+
+def test_ray_system_and_trial_processes_killed_then_resumed(space_file, tmp_path, ray_tmp):
+    """Three sessions, each with a trial process (``ray::ImplicitFunc``) and then one of Ray's own processes
+    (raylet, runtime-env agent, GCS server, in a seeded order) SIGKILLed at seeded random moments. A killed
+    trial continues within the session from its checkpoint; a dead Ray ends the session with one line (what
+    died, how to resume), exit status 75, no traceback; every trial it cut off is continued on --resume. In the
+    end every trial is completed once and every step recorded once."""
+    rng = random.Random(20261202)
+    path = space_file(KILL_SPACE)
+    storage = tmp_path / "runs"
+    study_dir = storage / "kills"
+    env = {**os.environ, "TMPDIR": str(ray_tmp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "hyperswitch", "sweep", str(path), "--storage", str(storage)]
+    systems = ["raylet/raylet", "ray::RuntimeEnvAgent", "gcs_server"]
+    rng.shuffle(systems)
+
+    def wait_for(proc, what: str, ready) -> None:
+        deadline = time.monotonic() + 180
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"sweep ended before {what}: {proc.stdout.read()}")
+            if time.monotonic() > deadline:
+                kill_session(proc.pid)
+                pytest.fail(f"no {what} within 180 s")
+            time.sleep(0.1)
+
+    trial_kills = 0
+    for n, system in enumerate(systems):
+        proc = subprocess.Popen([*cmd, *(["--resume"] if n else [])], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            at = steps_recorded(study_dir) + rng.randrange(100, 300)
+            wait_for(proc, "a trial to kill", lambda: steps_recorded(study_dir) >= at  # noqa: B023
+                     and session_processes(proc.pid, "ray::ImplicitFunc"))  # noqa: B023
+            os.kill(rng.choice(session_processes(proc.pid, "ray::ImplicitFunc")), signal.SIGKILL)
+            trial_kills += 1
+            at = steps_recorded(study_dir) + rng.randrange(100, 300)
+            wait_for(proc, f"a moment to kill {system}", lambda: steps_recorded(study_dir) >= at)  # noqa: B023
+            os.kill(session_processes(proc.pid, system)[0], signal.SIGKILL)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            kill_session(proc.pid)
+        last = out.strip().splitlines()[-1]
+        assert proc.returncode == 75, out[-3000:]
+        assert last.startswith("hyperswitch: ") and "died" in last and "--resume" in last, out[-3000:]
+        assert "Traceback" not in out, out[-3000:]
+        cut = open_study(study_dir, include_running=True).trials
+        assert "error" not in set(cut.status), cut[["trial_id", "status", "error"]]
+
+    out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    final = open_study(study_dir)
+    assert final.meta["status"] == "completed" and len(final.trials) == 4 and final.trials.trial_id.is_unique
+    assert set(final.trials.status) == {"completed"}
+    assert_each_step_once(final, 1500)
+    assert trial_kills == 3 and final.trials.restarts.sum() >= 3  # continued from checkpoints, not from scratch
