@@ -143,7 +143,7 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
     except Exception as exc:  # noqa: BLE001  (a bad combination is this trial's error, not the sweep's)
         msg = f"{type(exc).__name__}: {exc}"
         job.record(ERROR, None, error=msg)
-        return {"status": ERROR, "error": msg}
+        return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
     res = space.resources
     use_gpu = res["gpus_per_worker"] > 0 and torch.cuda.is_available()
     trial_id = str(config["trial_id"])
@@ -172,7 +172,7 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         if res["workers"] > 1:
             driver.wait_forwarded()
             return None
-        return {"status": ERROR, "error": msg}
+        return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
     if res["workers"] == 1:
         tune.report(final)
         return final
