@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hyperswitch.results import open_study
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,16 @@ seeds: 1
 resources: {workers: 2, cpus_per_worker: 0.49}   # each trial on 2 Ray Train workers of the cluster
 max_concurrent: 1
 """
+JOB_SPACE = """\
+name: jobbed
+workload: {name: digits_mlp}
+policy: {type: single, optimizer: {name: sgdm, lr: $lr}}
+train: {steps: 20, eval_every: 10}
+parameters:
+  lr: {type: float, low: 0.01, high: 0.1, log: true}
+search: {algorithm: random, samples: 2}
+seeds: 1
+"""
 
 
 def free_port() -> int:
@@ -42,9 +53,10 @@ def test_sweep_on_existing_cluster(tmp_path):
     ray_exe = str(Path(sys.executable).parent / "ray")
     temp = Path(tempfile.mkdtemp(prefix="hsc", dir="/tmp"))
     env = {**os.environ, "TMPDIR": str(temp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    port = free_port()
+    port, dashboard = free_port(), free_port()
     start = subprocess.run([ray_exe, "start", "--head", "--num-cpus", "2", "--port", str(port),
                             "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
+                            "--dashboard-port", str(dashboard),
                             "--temp-dir", str(temp / "ray"), "--disable-usage-stats"],
                            env=env, capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr
@@ -59,6 +71,20 @@ def test_sweep_on_existing_cluster(tmp_path):
         assert len(study.trials) == 2 and set(study.trials.status) == {"completed"}
         assert set(study.trials.workers) == {2}
         assert "best trial: " in proc.stdout
+        assert f"joined the Ray cluster at 127.0.0.1:{port}: 1 node, 2 CPUs" in proc.stdout, proc.stdout
+
+        # The same sweep command as a Ray job (RAY_ADDRESS set for it): it joins the job's cluster and says so.
+        job_space = tmp_path / "jobbed.yaml"
+        job_space.write_text(JOB_SPACE)
+        job = subprocess.run([ray_exe, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
+                              "--working-dir", str(ROOT), "--", sys.executable, "-m", "hyperswitch", "sweep",
+                              str(job_space), "--storage", str(tmp_path / "runs")],
+                             env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300)
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        assert f"joined the Ray cluster at 127.0.0.1:{port}: 1 node, 2 CPUs" in job.stdout, job.stdout[-3000:]
+        assert "embedded" not in job.stdout
+        jobbed = open_study(tmp_path / "runs" / "jobbed")
+        assert len(jobbed.trials) == 2 and set(jobbed.trials.status) == {"completed"}
     finally:
         stop_processes_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
