@@ -19,6 +19,11 @@ one does:
   random and needs nothing.
 - ``GridSearcher``: the grid in an order shuffled by the search seed; points a study already holds are skipped.
 - ``FixedSearcher``: one empty configuration (a space with no sampled parameter).
+
+A trial that Tune gave up on (Ray took it away more often than ``max_failures``) leaves its configuration's
+result unknown until ``--resume`` continues it, so proposals that would learn from it are not made in this
+session (the searcher says it is finished once the rest has run): the study still proposes what an
+uninterrupted one would.
 """
 
 from __future__ import annotations
