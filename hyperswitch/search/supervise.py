@@ -156,33 +156,36 @@ def _stop_all(child: int, status: int | None) -> int | None:
 
 def _watch(child: int, r: int) -> int:
     os.set_blocking(r, False)
-    buf, info, watched, dead = b"", {}, {}, []
+    buf, info, watched, dead = [b""], {}, {}, []
+
+    def read_messages() -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(r, 65536):
+                buf[0] += chunk
+        *lines, buf[0] = buf[0].split(b"\n")
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                msg = json.loads(line)
+                info.update(msg)
+                watched.update({int(k): v for k, v in msg.get("ray", {}).items()})
+
     status: int | None = None
     while status is None:
         got = signal.sigtimedwait(_SIGNALS, 0.2)
         if got is not None and got.si_signo != signal.SIGCHLD and got.si_code != _SI_KERNEL:
             with contextlib.suppress(ProcessLookupError):  # sent to this command alone: pass it on
                 os.kill(child, got.si_signo)
-        with contextlib.suppress(BlockingIOError, OSError):
-            while chunk := os.read(r, 65536):
-                buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                msg = json.loads(line)
-                info.update(msg)
-                watched.update({int(k): v for k, v in msg.get("ray", {}).items()})
+        read_messages()
         status = _reap(child)
         if status is None and not info.get("end"):
-            dead += [(pid, name) for pid, name in watched.items() if (pid, name) not in dead and not _alive(pid)]
-            if dead:  # the sweep cannot go on without it: stop what is left of that Ray now
+            gone = [(pid, name) for pid, name in watched.items() if (pid, name) not in dead and not _alive(pid)]
+            read_messages()  # the sweep says it ended before it shuts its Ray down: that is no death
+            if gone and not info.get("end"):  # the sweep cannot go on without it: stop what is left of that Ray
+                dead += gone
                 status = _stop_all(child, None)
-    with contextlib.suppress(BlockingIOError, OSError):
-        while chunk := os.read(r, 65536):
-            buf += chunk
-    for line in buf.split(b"\n"):
-        with contextlib.suppress(ValueError):
-            info.update(json.loads(line))
+    read_messages()  # the child is gone: all it wrote is there
+    buf[0] += b"\n"
+    read_messages()
     os.close(r)
     if info.get("end"):
         _stop_all(child, status)  # nothing should be left; make sure
@@ -192,11 +195,13 @@ def _watch(child: int, r: int) -> int:
 
 
 def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: dict[str, Any]) -> int:
-    """The sweep's child ended without finishing: say what died and how to go on."""
+    """The sweep's child ended without finishing: say what died and how to go on. Exit status 75, or 128 + the
+    signal that killed the driver when no Ray process died (as a shell reports it)."""
+    killed = status is not None and os.WIFSIGNALED(status) and not dead
     if dead:
         names = " and ".join(f"{name.removeprefix('ray::')} (pid {pid})" for pid, name in dead)
         what = f"Ray's {names} died"
-    elif status is not None and os.WIFSIGNALED(status):
+    elif killed:
         what = f"the sweep's driver (pid {child}) was killed ({signal.Signals(os.WTERMSIG(status)).name})"
     else:
         code = os.waitstatus_to_exitcode(status) if status is not None else "?"
@@ -214,12 +219,13 @@ def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: d
             if meta.get("status") == "running":
                 from hyperswitch.search.runner import _now
 
-                store.update_meta(status="interrupted", interrupted_by="ray", updated=_now())
+                store.update_meta(status="interrupted", interrupted_by="signal" if killed else "ray",
+                                  updated=_now())
             saved = f"{len(open_study(study).finished())}/{meta.get('n_trials_total', '?')} trials finished and saved; "
     resume = info.get("resume")
     how = f"continue with `{resume}`" if resume else "nothing was saved yet"
     print(f"hyperswitch: {what}; {saved}{how}", file=sys.stderr, flush=True)
-    return EXIT_RAY_LOST
+    return 128 + os.WTERMSIG(status) if killed else EXIT_RAY_LOST
 
 
 def _cmdline(pid: int) -> str:
