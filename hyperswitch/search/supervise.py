@@ -199,8 +199,8 @@ def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: d
     signal that killed the driver when no Ray process died (as a shell reports it)."""
     killed = status is not None and os.WIFSIGNALED(status) and not dead
     if dead:
-        names = " and ".join(f"{name.removeprefix('ray::')} (pid {pid})" for pid, name in dead)
-        what = f"Ray's {names} died"
+        names = [f"{name.removeprefix('ray::')} (pid {pid})" for pid, name in dead]  # seen in one look: any order
+        what = f"Ray's {', '.join(names[:-1]) + ' and ' if len(names) > 1 else ''}{names[-1]} died"
     elif killed:
         what = f"the sweep's driver (pid {child}) was killed ({signal.Signals(os.WTERMSIG(status)).name})"
     else:
