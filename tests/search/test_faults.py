@@ -250,3 +250,67 @@ def test_ray_system_and_trial_processes_killed_then_resumed(space_file, tmp_path
     assert set(final.trials.status) == {"completed"}
     assert_each_step_once(final, 1500)
     assert trial_kills == 3 and final.trials.restarts.sum() >= 3  # continued from checkpoints, not from scratch
+
+
+LOST_SPACE = """\
+name: lost
+workload: {name: digits_mlp, batch_size: 64, hidden: 32}
+policy: {type: single, optimizer: {name: sgdm, lr: 0.05}}
+train: {steps: 1500, eval_every: 50}
+seeds: 2
+resources: {workers: 1, cpus_per_worker: 1, max_failures: 0}
+max_concurrent: 2
+"""
+
+
+def test_trial_killed_past_max_failures_is_unfinished_and_resumed(local_ray, space_file, tmp_path):
+    """A trial process killed with no restart left (max_failures 0): the trial is unfinished, not `error`; the
+    sweep says so (exit status 75 from the command) and --resume continues it from its checkpoint."""
+    import ray
+
+    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    study_dir = tmp_path / "runs" / "lost"
+    killed: list[int] = []
+
+    def trial_processes() -> list[int]:  # this test's Ray only: below its raylet
+        tree: dict[int, list[int]] = {}
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    tree.setdefault(int((p / "stat").read_text().rpartition(")")[2].split()[1]), []).append(int(p.name))
+                except (OSError, ValueError, IndexError):
+                    pass
+        below, todo = [], [raylet]
+        while todo:
+            for c in tree.get(todo.pop(), []):
+                below.append(c)
+                todo.append(c)
+        return sorted(p for p in below if p in processes("ray::ImplicitFunc"))
+
+    def killer() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            ckpts = {p.parent.name for p in study_dir.glob("tune/session-1/*/checkpoint_*")}
+            if len(ckpts) == 2 and trial_processes():  # both trials have a checkpoint: kill either
+                killed.append(trial_processes()[0])
+                os.kill(killed[0], signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    lines: list[str] = []
+    space = load_space(space_file(LOST_SPACE))
+    study = run_sweep(space, storage=tmp_path / "runs", out=lines.append)
+    th.join(timeout=5)
+    assert killed, "no trial process was found to kill"
+    assert study.meta["status"] == "interrupted" and study.meta["interrupted_by"] == "ray"
+    assert any("cut off by Ray" in ln for ln in lines) and any("1 trial(s) cut off by Ray" in ln for ln in lines)
+    rows = open_study(study_dir, include_running=True).trials
+    assert sorted(rows.status) == ["completed", "running"], rows[["trial_id", "status", "error"]]
+    cut = rows[rows.status == "running"].trial_id.iloc[0]
+
+    final = run_sweep(space, storage=tmp_path / "runs", resume=True, out=lambda s: None)
+    assert final.meta["status"] == "completed" and set(final.trials.status) == {"completed"}
+    assert_each_step_once(final, 1500)
+    assert final.trials.set_index("trial_id").restarts[cut] == 1  # continued from its checkpoint
