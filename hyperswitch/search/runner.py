@@ -243,7 +243,7 @@ def _trial_exception(trial: Any) -> BaseException | None:
     if not path or not Path(path).exists():
         return None
     try:
-        import cloudpickle
+        import ray.cloudpickle as cloudpickle  # what Tune pickled it with
 
         with open(path, "rb") as f:
             exc = cloudpickle.load(f)
