@@ -289,26 +289,44 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"hyperswitch: warning: --host {args.host} is not a loopback address: anyone who can reach this machine "
               f"on port {args.port} can read every study under {storage.resolve()} (the dashboard has no login)",
               file=sys.stderr, flush=True)
+
+    def taken(exc: OSError) -> ConfigError:
+        return ConfigError("--port", f"cannot listen on {args.host}:{args.port} ({exc.strerror})", args.port)
+
+    # A quick probe before the app is built. SO_REUSEADDR as the server itself binds (werkzeug, like socketserver,
+    # sets it): without it the probe failed for a minute after a restart, on the old server's TIME_WAIT sockets.
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            raise ConfigError("--port", f"cannot listen on {args.host}:{args.port} ({exc.strerror})",
-                              args.port) from None
+            raise taken(exc) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    from werkzeug.serving import make_server
+
     from dashboards.app import create_app
 
     app = create_app(storage, policies=args.policies)
+    for handler in list(app.logger.handlers):  # Dash's own stdout handler: its messages went out twice
+        app.logger.removeHandler(handler)
+    try:
+        # werkzeug's server for Dash's Flask app, as app.run would start it, without Dash's and Flask's banners
+        server = make_server(args.host, args.port, app.server, threaded=True)
+    except OSError as exc:
+        raise taken(exc) from None
     if not storage.is_dir():
         print(f"hyperswitch dashboard: {storage.resolve()} does not exist yet; studies appear as sweeps write them",
               flush=True)
-    print(f"hyperswitch dashboard: studies under {storage.resolve()} at http://{args.host}:{args.port}/ "
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hyperswitch dashboard: studies under {storage.resolve()} at http://{host}:{args.port}/ "
           "(Ctrl-C to stop)", flush=True)
     try:
-        app.run(host=args.host, port=args.port, debug=False)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.server_close()
     return 0
 
 
