@@ -286,3 +286,17 @@ class StudyLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def release_dead_holder(root: str | os.PathLike[str], pid: int) -> bool:
+    """Remove the lock of study folder ``root`` if process ``pid`` of this host held it and is gone (the
+    supervising ``hyperswitch sweep`` parent cleans up after its dead driver, so the next ``--resume`` finds no
+    stale lock to take over). True if a lock was removed."""
+    lock = StudyLock(root)
+    held = lock._read()
+    if held is None or held[1] is None or held[1].get("pid") != pid:
+        return False
+    raw, record, mtime = held
+    if lock._why_stale(record, mtime) is None or record.get("host") != lock.host:
+        return False
+    return lock._take_aside(raw)

@@ -222,6 +222,10 @@ def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: d
                 store.update_meta(status="interrupted", interrupted_by="signal" if killed else "ray",
                                   updated=_now())
             saved = f"{len(open_study(study).finished())}/{meta.get('n_trials_total', '?')} trials finished and saved; "
+        with contextlib.suppress(Exception):
+            from hyperswitch.results.lock import release_dead_holder
+
+            release_dead_holder(study, child)  # the dead driver's lock: the next --resume needs no takeover
     resume = info.get("resume")
     how = f"continue with `{resume}`" if resume else "nothing was saved yet"
     print(f"hyperswitch: {what}; {saved}{how}", file=sys.stderr, flush=True)

@@ -53,10 +53,10 @@ def test_sweep_on_existing_cluster(tmp_path):
     ray_exe = str(Path(sys.executable).parent / "ray")
     temp = Path(tempfile.mkdtemp(prefix="hsc", dir="/tmp"))
     env = {**os.environ, "TMPDIR": str(temp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    port, dashboard = free_port(), free_port()
+    port, dashboard, agent = free_port(), free_port(), free_port()
     start = subprocess.run([ray_exe, "start", "--head", "--num-cpus", "2", "--port", str(port),
                             "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-                            "--dashboard-port", str(dashboard),
+                            "--dashboard-port", str(dashboard), "--dashboard-agent-listen-port", str(agent),
                             "--temp-dir", str(temp / "ray"), "--disable-usage-stats"],
                            env=env, capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr
@@ -76,6 +76,10 @@ def test_sweep_on_existing_cluster(tmp_path):
         # The same sweep command as a Ray job (RAY_ADDRESS set for it): it joins the job's cluster and says so.
         job_space = tmp_path / "jobbed.yaml"
         job_space.write_text(JOB_SPACE)
+        # The head hands a job to its node's dashboard agent and waits only 10 s for one to be registered
+        # ("No available agent to submit job"); on a busy 2-core machine the agent can take longer to start.
+        # It registers right after its HTTP server listens, so wait for that port before submitting.
+        wait_listening(agent, timeout=180)
         job = subprocess.run([ray_exe, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
                               "--working-dir", str(ROOT), "--", sys.executable, "-m", "hyperswitch", "sweep",
                               str(job_space), "--storage", str(tmp_path / "runs")],
@@ -88,6 +92,18 @@ def test_sweep_on_existing_cluster(tmp_path):
     finally:
         stop_processes_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def wait_listening(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the Ray dashboard agent did not listen on 127.0.0.1:{port} in {timeout} s")
+            time.sleep(0.2)
 
 
 def stop_processes_under(temp: Path) -> None:

@@ -153,6 +153,7 @@ def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path
 
     out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "took over the lock" not in out.stdout + out.stderr
     final = open_study(study_dir)
     assert final.meta["status"] == "completed" and len(final.trials) == 2 and final.trials.trial_id.is_unique
     assert set(final.trials.status) == {"completed"} and set(final.trials.workers) == {2}
@@ -242,9 +243,12 @@ def test_ray_system_and_trial_processes_killed_then_resumed(space_file, tmp_path
         assert "Traceback" not in out, out[-3000:]
         cut = open_study(study_dir, include_running=True).trials
         assert "error" not in set(cut.status), cut[["trial_id", "status", "error"]]
+        assert not (study_dir / ".lock").exists()  # the dead driver's lock was removed: no takeover next time
+        assert "took over the lock" not in out, out[-3000:]
 
     out = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "took over the lock" not in out.stdout + out.stderr
     final = open_study(study_dir)
     assert final.meta["status"] == "completed" and len(final.trials) == 4 and final.trials.trial_id.is_unique
     assert set(final.trials.status) == {"completed"}
