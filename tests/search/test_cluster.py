@@ -102,7 +102,7 @@ def wait_listening(port: int, timeout: float) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the Ray dashboard agent did not listen on 127.0.0.1:{port} in {timeout} s")
+                raise AssertionError(f"the Ray dashboard agent did not listen on port {port} in {timeout} s") from None
             time.sleep(0.2)
 
 
