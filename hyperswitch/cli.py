@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     t = sub.add_parser("train", help="train one policy on one workload and print the final metrics",
-                       description="Train a policy file on a workload and print the final metrics and switch "
-                       "events.")
+                       description="Train a policy file on a workload and print the final metrics, the switch "
+                       "events and, for a policy with a switch rule, whether it fired and what it saw (an adaptive "
+                       "rule's lowest statistic and where, when it did not fire).")
     t.add_argument("policy", metavar="POLICY", help="policy YAML file")
     t.add_argument("--workload", help="workload name (default: the policy file's workload, else digits_mlp)")
     t.add_argument("--steps", type=_positive, help="training steps (default: the policy file's, else 300)")
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "batch size)")
     t.add_argument("--gpu", action="store_true", help="train on a GPU (one per worker; NCCL between workers)")
     t.add_argument("--address", help="Ray cluster for --workers > 1 (default: start a local Ray)")
-    t.add_argument("--json", action="store_true", help="print the final metrics and switch events as JSON")
+    t.add_argument("--json", action="store_true", help="print the final metrics, switch events and the switch "
+                   "rule's report ('switch') as JSON")
     t.add_argument("--threads", type=_positive,
                    help="torch CPU threads per worker (default: an exported policy's threads_per_worker, the "
                    "sweep's, so that its trial is repeated bit for bit; else torch's default)")
@@ -246,13 +248,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(json.dumps({"policy": str(args.policy), "name": policy.name, "workload": workload["name"],
                           "seed": args.seed, "workers": args.workers, "gpu": args.gpu, "status": out["status"],
-                          "summary": s, "events": out["events"]}, indent=2, default=str))
+                          "summary": s, "events": out["events"], "switch": out.get("switch")}, indent=2,
+                         default=str))
         return 0
     where = f"{args.workers} worker{'s' if args.workers > 1 else ''}, {'GPU' if args.gpu else 'CPU'}"
     print(f"policy {policy.name} ({policy.type}: {', '.join(policy.optimizer_names())}) on {workload['name']}, "
           f"seed {args.seed}, {where}: {out['status']}")
     for ev in out["events"]:
         print(f"  step {ev['step']:>6}  {ev['kind']:<9} {ev['detail']}")
+    from hyperswitch.switching import explain_switch
+
+    said = explain_switch(out.get("switch"))
+    if said:
+        print(f"  {said}")
     for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "time_to_target_s",
               "wall_time_s", "samples_per_s", "peak_memory_bytes", "memory_source", "peak_rss_bytes"):
         print(f"  {k:<18} {_fmt_metric(s.get(k))}")

@@ -108,6 +108,11 @@ class Stepper(abc.ABC):
         """Bytes held by optimizer state (all optimizers this stepper still holds)."""
         return optimizer_state_bytes(self.active_optimizer)
 
+    def switch_report(self) -> dict[str, Any] | None:
+        """Whether this policy's switch rule fired and what it saw (JSON-serialisable), or None for a policy
+        without one. Rule-specific keys; always ``fired`` (bool) and ``rule``; ``switch_step`` once switched."""
+        return None
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]: ...
 

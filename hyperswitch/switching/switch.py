@@ -15,7 +15,9 @@ applied through a momentum buffer ``v ← beta·v + d``, ``w ← w − lr·v`` w
 Then the phase-1 state is released (``release()``: factors, caches and hooks freed, memory falls to the
 first-order level), phase 2 is built, and when phase 2 is SGD with momentum its momentum buffer starts from
 ``v``. ``T1: 0`` switches directly (the ablation without corrector). Events: ``switch`` (detail: from, to,
-rule, score = mean loss-change rate for the adaptive rule) and ``fusion_end``.
+rule, score = mean loss-change rate for the adaptive rule) and ``fusion_end``. ``switch_report()`` says whether
+the rule fired and what it saw (for the adaptive rule the lowest mean rate and where, also when it never fired);
+it is part of the stepper's state.
 
 ``lr_rule: {name: gen, phi, gamma, ...}`` wraps both phases' optimizers in GeN (the corrector's fused
 updates use phase 2's base learning rate).
@@ -180,8 +182,16 @@ class SwitchStepper(Stepper):
 
     def end_epoch(self, epoch: int, mean_loss: float) -> list[Event]:
         if self.phase == "phase1":
-            self.switcher.observe_epoch(epoch, mean_loss)
+            self.switcher.observe_epoch(epoch, mean_loss, step=self.step_count)
         return []
+
+    def switch_report(self) -> dict[str, Any]:
+        """The switch rule's report (``Switcher.report``) with ``from``/``to`` and, once it fired,
+        ``switch_step``: the first update after the switch (the ``switch`` event's step), if it has come."""
+        out = {**self.switcher.report(), "from": self.names[0], "to": self.names[1]}
+        if self.switch_step is not None:
+            out["switch_step"] = self.switch_step
+        return out
 
     # --- state ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

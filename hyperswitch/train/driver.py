@@ -202,7 +202,7 @@ class CliJob:
                            on_eval=(lambda row, res, state: report({"step": row["step"]}, state))
                            if world_size > 1 else None)
         return {"status": result.status, "summary": result.summary, "events": result.events,
-                "steps": result.steps if rank == 0 else []}
+                "switch": result.switch, "steps": result.steps if rank == 0 else []}
 
 
 def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any], seed: int, *,
@@ -211,7 +211,8 @@ def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: 
     """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
     ``threads``: torch threads per worker (default: torch's own in this process, the CPU share on Ray).
 
-    Returns ``{"status", "summary", "events", "steps"}`` (rank 0's records)."""
+    Returns ``{"status", "summary", "events", "switch", "steps"}`` (rank 0's records; ``switch``: the policy's
+    switch report, ``Stepper.switch_report``, or None)."""
     job = CliJob(workload, policy_spec, train, seed)
     if workers == 1:
         if threads:

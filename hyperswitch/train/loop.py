@@ -69,6 +69,7 @@ class RunResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0  # times this run was resumed from a checkpoint
+    switch: dict[str, Any] | None = None  # the policy's switch report at the end (Stepper.switch_report), if any
 
 
 def _peak_rss_bytes() -> int:
@@ -198,6 +199,7 @@ def train_run(
                 result.events.append({"step": ev.step, "kind": ev.kind, "detail": ev.detail_json()})
     result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
                               batches.batch_size, cuda, device)
+    result.switch = stepper.switch_report()
     return result
 
 
