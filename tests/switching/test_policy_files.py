@@ -14,11 +14,20 @@ POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
 
 def test_the_papers_settings_are_shipped():
     names = {p.stem for p in POLICY_FILES}
-    assert {"mixer_paper", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm", "adamw", "iomt_paper",
-            "mixer_gen"} <= names
-    mixer = load_policy(ROOT / "policies" / "mixer_paper.yaml").spec
+    assert {"mixer_paper", "mixer_digits", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm",
+            "adamw", "iomt_paper", "mixer_gen"} <= names
+    paper = load_policy(ROOT / "policies" / "mixer_paper.yaml")
+    mixer = paper.spec
     assert (mixer["switch"]["theta"], mixer["switch"]["K"], mixer["corrector"]["T1"], mixer["corrector"]["mu"]) == (
         0.001, 5, 10, 0.8)
+    assert "on digits_mlp it does not switch" in paper.description
+    # the README's example: the same Mixer with thresholds that switch on digits_mlp (tests/switching/
+    # test_switch_report.py runs it), the corrector as the paper's
+    digits = load_policy(ROOT / "policies" / "mixer_digits.yaml")
+    assert digits.spec["switch"] == {"theta": 0.35, "K": 2, "unit": "epoch"}
+    assert {k: digits.spec[k] for k in ("phase1", "phase2", "corrector")} == {
+        k: mixer[k] for k in ("phase1", "phase2", "corrector")}
+    assert digits.workload["name"] == "digits_mlp" and digits.train["steps"] == 300
     gen = load_policy(ROOT / "policies" / "gen_sgd.yaml").spec["lr_rule"]
     assert (gen["phi"], gen["gamma"]) == (8, 0.9)
     assert load_policy(ROOT / "policies" / "ief.yaml").spec["optimizer"]["damping"] == 1e-7
