@@ -208,6 +208,20 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, t
     # SIGKILL of the whole program mid-resume (driver and its Ray): nothing finished is lost.
     proc = start("--resume")
     wait_finished(len(kept) + 2, proc)
+
+    def cut_candidates() -> set[str]:  # running trials with a checkpoint and at least 200 of 400 steps to go
+        now = open_study(storage / "tiny", include_running=True)
+        ids = set(now.trials[now.trials.status == "running"].trial_id)
+        last = now.steps[now.steps.trial_id.isin(ids)].groupby("trial_id").step.max()
+        return {t for t in ids if last.get(t, 400) < 200
+                and list((storage / "tiny" / "tune").glob(f"session-*/{t}/checkpoint_*/state.pt"))}
+
+    deadline = time.monotonic() + 150
+    while not cut_candidates():  # kill when a trial can be seen continuing from its checkpoint, not by luck
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("no running trial with a checkpoint to cut off")
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stdout.close()
