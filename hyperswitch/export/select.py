@@ -119,7 +119,7 @@ def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: 
     elif max_time_ratio is not None:
         raise ConfigError("--max-time-ratio", "applies only with --select pareto", max_time_ratio)
     if not len(trials) or not trials["status"].isin(FINISHED_STATUSES).any():
-        raise ConfigError("STUDY", "has no finished trial yet; nothing to export", None)
+        raise ConfigError("STUDY", "has no finished trial yet; nothing to export", show_value=False)
 
     counted, per = _config_table(trials, metric)
     sign = -1.0 if mode == "max" else 1.0

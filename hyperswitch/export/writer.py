@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from hyperswitch.config.validate import writable_folder
 from hyperswitch.errors import ConfigError
 from hyperswitch.export.select import Choice, Selection, check_metric, select_configurations
 from hyperswitch.search.seeds import same_value
@@ -70,7 +71,8 @@ def sampled_values(space: Any, row: Mapping[str, Any]) -> dict[str, Any]:
     for name in space.sampled_names:
         p = space.parameters[name]
         if name not in row:
-            raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter", None)
+            raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter",
+                              show_value=False)
         v = _plain(row[name])
         if p.kind == "categorical":
             match = [c for c in p.choices if same_value(c, v)]
@@ -191,8 +193,7 @@ def _validated(text: str, target: Path) -> None:
         try:
             load_policy(tmp)
         except ConfigError as exc:
-            raise ConfigError(exc.key, f"the exported policy does not validate: {exc.rule}", exc.value,
-                              file=str(target)) from None
+            raise exc.replace(rule=f"the exported policy does not validate: {exc.rule}", file=str(target)) from None
     finally:
         os.unlink(tmp)
 
@@ -201,7 +202,10 @@ def _write_atomic(text: str, target: Path) -> None:
     """Temporary file + rename, with the mode a plain open() gives under the umask (not mkstemp's 0600)."""
     from hyperswitch.results.files import write_bytes_atomic
 
-    write_bytes_atomic(text.encode("utf-8"), target)
+    try:
+        write_bytes_atomic(text.encode("utf-8"), target)
+    except OSError as exc:  # (checked beforehand; a disk that fills up still gets one line)
+        raise ConfigError("output", f"cannot write {target}: {exc.strerror or exc}", str(target)) from None
 
 
 def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs", *, metric: str | None = None,
@@ -226,7 +230,7 @@ def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] 
     selection = select_configurations(s.trials, metric, mode, select=select, top=top, max_time_ratio=max_time_ratio)
     meta = s.meta
     if not meta.get("space_text"):
-        raise ConfigError("study.json.space_text", "is missing: cannot rebuild the policy template", None,
+        raise ConfigError("study.json.space_text", "is missing: cannot rebuild the policy template", show_value=False,
                           file=str(path / "study.json"))
     space = space_from_text(meta["space_text"], str(meta.get("space_file") or path / "study.json"))
     n_finished = len(s.finished())
@@ -247,6 +251,8 @@ def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] 
     texts = [_text(d, c) for d, c in zip(docs, selection.choices, strict=True)]
     for text, target in zip(texts, targets, strict=True):
         _validated(text, target)
+    for target in targets:  # a path that cannot be written: one line before anything is written
+        writable_folder(target.parent, "-o" if output is not None else "output", str(output or target))
     results = []
     for doc, text, target, choice in zip(docs, texts, targets, selection.choices, strict=True):
         _write_atomic(text, target)

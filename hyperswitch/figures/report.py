@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import plotly.graph_objects as go
 
+from hyperswitch.config.validate import writable_folder
 from hyperswitch.figures import ablations as fa
 from hyperswitch.figures import curves as fc
 from hyperswitch.figures import lr_rules as fl
@@ -146,6 +147,7 @@ def write_report(study: str | Path, out: str | Path, self_contained: bool = Fals
     files share one ``plotly.min.js`` written next to them (works offline, keep the folder together)."""
     info = study_info(study)
     out = Path(out)
+    writable_folder(out, "--out")  # one line (exit 2), not an OSError traceback, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     renderer = png_renderer()
     want_png = bool(renderer) if png is None else png

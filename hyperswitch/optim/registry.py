@@ -13,6 +13,7 @@ Stepping protocol (used by ``hyperswitch.switching``):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hyperswitch.config.validate import unknown_key_rule
 from hyperswitch.errors import ConfigError
 
 Factory = Callable[..., torch.optim.Optimizer]
@@ -96,12 +98,12 @@ def check_optimizer_spec(spec: Any, *, key: str = "optimizer") -> OptimizerEntry
     if not isinstance(spec, Mapping):
         raise ConfigError(key, "must be a mapping with a 'name' and hyperparameters", spec)
     if "name" not in spec:
-        raise ConfigError(f"{key}.name", "is required", None)
+        raise ConfigError(f"{key}.name", "is required", show_value=False)
     entry = get_optimizer(spec["name"], key=f"{key}.name")
     for k in spec:
         if k != "name" and k not in entry.defaults:
-            allowed = ", ".join(sorted(entry.defaults)) or "(none)"
-            raise ConfigError(f"{key}.{k}", f"unknown hyperparameter of {entry.name}; allowed: {allowed}", spec[k])
+            rule = unknown_key_rule(k, sorted(entry.defaults), f"hyperparameter of {entry.name}")
+            raise ConfigError(f"{key}.{k}", rule, spec[k], show_value=False)
     return entry
 
 
@@ -152,4 +154,16 @@ def build_optimizer(
     except ConfigError:
         raise
     except ValueError as exc:
-        raise ConfigError(key, f"invalid {entry.name} setting: {exc}", {k: hp[k] for k in hp}) from exc
+        name = _hyperparameter_named(str(exc), hp)
+        if name is None:
+            raise ConfigError(key, f"invalid {entry.name} setting: {exc}", {k: hp[k] for k in hp}) from exc
+        # "lr must be >= 0, but got -0.1": the error is the key's (policy.phase2.lr), its value is in the rule
+        raise ConfigError(f"{key}.{name}", f"invalid {entry.name} setting: {exc}", hp[name],
+                          show_value=False) from exc
+
+
+def _hyperparameter_named(message: str, hp: Mapping[str, Any]) -> str | None:
+    """The hyperparameter an optimizer's ValueError is about: the message's first word (``lr must be ...``,
+    ``damping(step=3) must be ...``) when it names one of ``hp``."""
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(\(step=\d+\))? ", message)
+    return m.group(1) if m and m.group(1) in hp else None

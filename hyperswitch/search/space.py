@@ -63,9 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hyperswitch.config.validate import (
+    TOP_LEVEL,
     boolean,
     check_keys,
     choice,
@@ -74,8 +73,10 @@ from hyperswitch.config.validate import (
     require_mapping,
     string,
 )
+from hyperswitch.config.yamlio import YAMLSyntaxError
 from hyperswitch.config.yamlio import load as load_yaml
-from hyperswitch.errors import ConfigError
+from hyperswitch.config.yamlio import load_file as load_yaml_file
+from hyperswitch.errors import ConfigError, shown
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
@@ -270,7 +271,7 @@ def _param(name: str, spec: Any) -> Param:
             raise ConfigError(key, "a list is ambiguous; write {type: categorical, choices: [...]}", spec)
         return Param(name, "fixed", value=spec)
     if "type" not in spec:
-        raise ConfigError(f"{key}.type", f"is required; one of {', '.join(PARAM_TYPES)}", None)
+        raise ConfigError(f"{key}.type", f"is required; one of {', '.join(PARAM_TYPES)}", show_value=False)
     kind = choice(spec["type"], PARAM_TYPES, f"{key}.type")
     if kind == "fixed":
         check_keys(spec, ("type", "value"), key, required=("value",))
@@ -319,7 +320,7 @@ def _sets(value: Any, choices: list[Any], key: str) -> dict[str, dict[str, Any]]
         if not isinstance(c, str):
             raise ConfigError(f"{key}", "with sets, the choices must be string labels", c)
         if c not in value:
-            raise ConfigError(f"{key}.{c}", "every choice needs its set of values", None)
+            raise ConfigError(f"{key}.{c}", "every choice needs its set of values", show_value=False)
     for label in value:
         if label not in choices:
             raise ConfigError(f"{key}.{label}", f"is not one of the choices ({', '.join(choices)})", label)
@@ -454,7 +455,7 @@ def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
                           f"({', '.join(INTERMEDIATE_METRICS)})", metric)
     max_t = value.get("max_t", steps)
     if max_t is None:
-        raise ConfigError("scheduler.max_t", "is required when train gives epochs instead of steps", None)
+        raise ConfigError("scheduler.max_t", "is required when train gives epochs instead of steps", show_value=False)
     out = {
         "type": "asha",
         "max_t": number(max_t, "scheduler.max_t", integer=True, low=1),
@@ -493,7 +494,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     from hyperswitch.train.loop import validate_train
     from hyperswitch.workloads import check_workload_keys, validate_workload
 
-    doc = require_mapping(doc, "(top level)")
+    doc = require_mapping(doc, TOP_LEVEL)
     check_keys(doc, TOP_KEYS, "", required=("name", "workload", "policy"))
     name = check_study_name(string(doc["name"], "name"), "name")
     workload = dict(require_mapping(doc["workload"], "workload"))
@@ -558,7 +559,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
             raise ConfigError("search.algorithm", f"the grid has more than {MAX_GRID} points",
                               space.n_configurations())
 
-    _probe(space, validate_workload, validate_policy, used)
+    _probe(space, validate_workload, validate_policy)
     return space
 
 
@@ -585,46 +586,96 @@ def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | No
                           space.train["target_accuracy"])
 
 
-def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, used: Mapping[str, str]) -> None:
+def _uses(obj: Any, path: str, out: dict[str, str]) -> None:
+    """Every template path that is a placeholder -> its name (``_placeholders`` keeps each name's first only)."""
+    if isinstance(obj, str):
+        m = _PLACEHOLDER_RE.match(obj)
+        if m:
+            out[path] = m.group(1)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _uses(v, f"{path}.{k}", out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _uses(v, f"{path}[{i}]", out)
+
+
+def _at(p: Param, value: Any) -> str:
+    """The key of a parameter's value that the probe tried: the end of a range it is, or the choices."""
+    key = f"parameters.{p.name}"
+    if p.kind in ("float", "int"):
+        if value == p.low:
+            return f"{key}.low"
+        if value == p.high:
+            return f"{key}.high"
+    elif p.kind == "categorical":
+        return f"{key}.choices"
+    return key
+
+
+# Rules about a template's key, not about the value a placeholder gives it.
+_KEY_RULES = ("unknown key", "unknown hyperparameter")
+
+
+def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> None:
     """Instantiate the templates at the ends of every range and every choice, and validate them fully.
 
     The base point takes each parameter's first probe value; then each parameter in turn takes its other
-    values. An error at a key that a placeholder fills is reported against that parameter; an error the
-    moved parameter caused is reported against it; anything else is reported as the template's own error.
+    values. An error at a key that a ``$name`` fills is reported against that parameter's bound or choices
+    (``parameters.lr.low: RULE (it is policy.phase2.lr)``), or against the derived value; an error under a
+    key that a categorical's set fills, against that parameter's choices; an error the moved parameter caused,
+    against it; anything else is reported as the template's own error.
     """
-    filled_by = {path: name for name, path in used.items() if name in space.parameters}
+    fills: dict[str, str] = {}  # template path -> the name whose value fills it, for every use
+    _uses(space.workload, "workload", fills)
+    _uses(space.policy, "policy", fills)
     members = space.members
-    filled_by_set = {path: members[name] for name, path in used.items() if name in members}
+    filled_by_set = {path: members[name] for path, name in fills.items() if name in members}
 
-    def blame(key: str) -> str | None:
-        if key in filled_by:
-            return filled_by[key]
+    def set_owner(key: str) -> str | None:
         # a set fills a whole sub-tree: an error anywhere under it is that choice's
         return next((owner for path, owner in filled_by_set.items()
                      if key == path or key.startswith(path + ".") or key.startswith(path + "[")), None)
 
     base = {n: p.probe_values()[0] for n, p in space.parameters.items()}
 
+    def invalid_for(exc: ConfigError, through: str = "") -> str:
+        value = f" = {shown(exc.value)}" if exc.shows_value else ""
+        return f"this value is invalid for {exc.key}{value}{through}: {exc.rule}"
+
     def check(values: Mapping[str, Any], moved: str | None) -> None:
+        resolved: dict[str, Any] = {}
         try:
             resolved = space.resolve(values)
             workload, policy = space.instantiate(resolved)
             validate_workload(workload, "workload")
             validate_policy(policy, "policy")
         except ExpressionError as exc:
-            culprit = moved or next(iter(space.derived), "derived")
-            raise ConfigError(f"parameters.{moved}" if moved else f"derived.{culprit}", str(exc),
-                              values.get(moved) if moved else None) from None
+            if moved:
+                raise ConfigError(_at(space.parameters[moved], values[moved]), str(exc), values[moved]) from None
+            raise ConfigError(f"derived.{next(iter(space.derived), 'derived')}", str(exc), show_value=False) from None
         except ConfigError as exc:
-            param = blame(exc.key) or moved
+            name = fills.get(exc.key)
+            if exc.rule.startswith(_KEY_RULES):
+                name = None  # the key is wrong whatever value fills it
+            if name in space.parameters:  # the value of $name itself breaks the rule
+                p = space.parameters[name]
+                raise ConfigError(_at(p, values[name]), f"{exc.rule} (it is {exc.key})", values[name],
+                                  show_value=exc.show_value) from None
+            if name in space.derived and name in resolved and moved is None:
+                inputs = ", ".join(f"{n} = {resolved[n]!r}" for n in space.derived[name].names)
+                raise ConfigError(f"derived.{name}", f"{exc.rule} (it is {exc.key}; from {inputs})",
+                                  resolved[name], show_value=exc.show_value) from None
+            param = set_owner(exc.key) or moved
             if param is None:
-                raise exc.__class__(exc.key, exc.rule, exc.value) from None
-            raise ConfigError(f"parameters.{param}", f"this value is invalid for {exc.key}: {exc.rule}",
+                raise exc from None
+            through = f" (through derived {name})" if name in resolved and name in space.derived else ""
+            raise ConfigError(_at(space.parameters[param], values[param]), invalid_for(exc, through),
                               values[param]) from None
 
     check(base, None)
     _check_task(space, space.instantiate(space.resolve(base))[0], None)
-    task_param = filled_by.get("workload.name")
+    task_param = fills.get("workload.name") if fills.get("workload.name") in space.parameters else None
     if task_param is not None:  # the workload is a parameter: each choice's task must fit the metric
         for v in space.parameters[task_param].probe_values():
             _check_task(space, space.instantiate(space.resolve({**base, task_param: v}))[0], task_param)
@@ -639,18 +690,14 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any, use
 
 def load_space(path: str | Path) -> SearchSpace:
     """Load and validate a search-space YAML file (safe loader)."""
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read search space: {exc.strerror}", source, file=source) from None
-    try:
-        doc = load_yaml(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"is not valid YAML: {' '.join(str(exc).split())}", None, file=source) from None
-    return parse_space(doc, source=source, text=text)
+    doc, text = load_yaml_file(path, "search space")
+    return parse_space(doc, source=str(path), text=text)
 
 
 def space_from_text(text: str, source: str) -> SearchSpace:
-    return parse_space(load_yaml(text), source=source, text=text)
+    try:
+        doc = load_yaml(text)
+    except YAMLSyntaxError as exc:
+        raise ConfigError("", f"is not valid YAML: {exc.reason}", file=source, line=exc.line,
+                          column=exc.column) from None
+    return parse_space(doc, source=source, text=text)

@@ -134,7 +134,7 @@ def get_workload(name: Any, key: str = "workload.name") -> WorkloadEntry:
 def check_workload_keys(spec: Any, key: str = "workload") -> WorkloadEntry:
     spec = require_mapping(spec, key)
     if "name" not in spec:
-        raise ConfigError(f"{key}.name", "is required", None)
+        raise ConfigError(f"{key}.name", "is required", show_value=False)
     entry = get_workload(spec["name"], f"{key}.name")
     check_keys(spec, ("name", *entry.defaults), key)
     return entry

@@ -60,9 +60,10 @@ def test_derived_parameters_are_computed(space_file):
 
 BAD_CASES = [
     # (description, edit, expected key, expected rule fragment, expected value fragment)
-    ("unknown top-level key", lambda t: t + "colour: red\n", "colour", "unknown key", "'red'"),
+    # (an unknown key's value is not shown: the key is the offending part; the allowed keys are)
+    ("unknown top-level key", lambda t: t + "colour: red\n", "colour", "unknown key", "allowed: name, "),
     ("unknown parameter key", lambda t: t.replace("log: true", "log: true, scale: 2"),
-     "parameters.lr.scale", "unknown key", "2"),
+     "parameters.lr.scale", "unknown key", "allowed: type, low, high, log, step"),
     ("wrong type", lambda t: t.replace("low: 0.5, high: 0.95", "low: half, high: 0.95"),
      "parameters.momentum.low", "must be a number", "'half'"),
     ("empty range", lambda t: t.replace("low: 0.5, high: 0.95", "low: 0.5, high: 0.5"),
@@ -78,7 +79,7 @@ BAD_CASES = [
     ("unknown policy type", lambda t: t.replace("type: switch", "type: teleport"),
      "policy.type", "unknown policy type", "'teleport'"),
     ("unknown optimizer hyperparameter", lambda t: t.replace("lr: 0.001}", "lr: 0.001, momentum: 0.9}"),
-     "policy.phase1.momentum", "unknown hyperparameter of adam", "0.9"),
+     "policy.phase1.momentum", "unknown hyperparameter of adam", "allowed: beta1, beta2, eps, lr, weight_decay"),
     ("value invalid at the range's end", lambda t: t.replace("high: 0.95", "high: 1.5"),
      "parameters.momentum", "momentum must be in [0, 1), but got 1.5", "1.5"),
     ("unknown placeholder", lambda t: t.replace("momentum: $momentum", "momentum: $mom"),
@@ -107,8 +108,9 @@ BAD_CASES = [
      lambda t: t.replace("  switch_at:", "  c: {type: categorical, choices: [1, a]}\n  switch_at:"),
      "parameters.c.choices", "same type", "[1, 'a']"),
     ("fixed switch step negative", lambda t: t.replace("low: 0, high: 20, step: 5", "low: -5, high: 20, step: 5"),
-     "parameters.switch_at", "policy.switch.at: must be >= 0", "-5"),
-    ("train key", lambda t: t.replace("eval_every: 10", "eval_every: 10, lr: 3"), "train.lr", "unknown key", "3"),
+     "parameters.switch_at.low", "must be >= 0 (it is policy.switch.at)", "(got -5)"),
+    ("train key", lambda t: t.replace("eval_every: 10", "eval_every: 10, lr: 3"), "train.lr", "unknown key",
+     "allowed: "),
     ("workload option value", lambda t: t.replace("batch_size: 32", "batch_size: 0"),
      "workload.batch_size", "must be >= 1", "0"),
     ("study name", lambda t: t.replace("name: t\n", "name: ../escape\n"), "name", "names a folder", "'../escape'"),
@@ -256,7 +258,7 @@ SET_CASES = [
     ("labels must be strings", _sets_edit("choices: [mixer, no_corrector, second_order]", "choices: [1, 2, 3]"),
      "parameters.variant.sets", "string labels", "1"),
     ("a choice without its set", _sets_edit("      second_order: {switch_rule: never, T1: 0}\n", ""),
-     "parameters.variant.sets.second_order", "every choice needs its set", "None"),
+     "parameters.variant.sets.second_order", "every choice needs its set of values", ""),
     ("a set for no choice", _sets_edit("      second_order:", "      extra: {switch_rule: never, T1: 0}\n"
                                                                 "      second_order:"),
      "parameters.variant.sets.extra", "not one of the choices", "'extra'"),
