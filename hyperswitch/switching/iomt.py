@@ -262,7 +262,7 @@ class IOMT(PolicyType):
                 if value is not None:
                     raise ConfigError(f"{key}.{k}", "is only used with use_transferability: true", value)
             elif value is None:
-                raise ConfigError(f"{key}.{k}", "is required with use_transferability: true", None)
+                raise ConfigError(f"{key}.{k}", "is required with use_transferability: true", None, show_value=False)
             elif k == "omega_p":
                 number(value, f"{key}.{k}", low=0.0, high=1.0)
             else:

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from hyperswitch.config.validate import check_keys, require_mapping
-from hyperswitch.config.yamlio import load as load_yaml
+from hyperswitch.config.yamlio import load_file
 from hyperswitch.errors import ConfigError
 from hyperswitch.switching._base import LossFn, Stepper
 from hyperswitch.switching._registry import get_policy_type
@@ -23,7 +22,7 @@ def validate_policy(spec: Any, key: str = "policy") -> dict[str, Any]:
     """Check a policy spec, values included, and return it normalised."""
     spec = require_mapping(spec, key)
     if "type" not in spec:
-        raise ConfigError(f"{key}.type", "is required", None)
+        raise ConfigError(f"{key}.type", "is required", None, show_value=False)
     return get_policy_type(spec["type"], f"{key}.type").validate(spec, key)
 
 
@@ -58,14 +57,7 @@ def load_policy(path: str | Path) -> Policy:
     """Load a policy file (YAML with ``policy:`` and optional name, description, workload, train,
     provenance). Errors name the file, key, rule and value."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read policy file: {exc.strerror}", str(path), file=str(path)) from exc
-    try:
-        doc = load_yaml(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"is not valid YAML: {str(exc).splitlines()[0]}", None, file=str(path)) from exc
+    doc, text = load_file(path, "policy file")  # one-line errors: unreadable, not UTF-8, file:line:col of bad YAML
     try:
         doc = require_mapping(doc, "(top level)")
         check_keys(doc, FILE_KEYS, "", required=("policy",))

@@ -44,7 +44,7 @@ def validate_train(spec: Any, key: str = "train") -> dict[str, Any]:
     if full["steps"] is not None and full["epochs"] is not None:
         raise ConfigError(f"{key}.epochs", "give either steps or epochs, not both", full["epochs"])
     if full["steps"] is None and full["epochs"] is None:
-        raise ConfigError(f"{key}.steps", "steps or epochs is required", None)
+        raise ConfigError(f"{key}.steps", "steps or epochs is required", None, show_value=False)
     if full["steps"] is not None:
         number(full["steps"], f"{key}.steps", integer=True, low=1)
     if full["epochs"] is not None:

@@ -263,7 +263,7 @@ def test_state_bytes_sum_over_kept_candidates():
     ({"tau": 0}, "policy.tau", 0),
     ({"n_components": 0}, "policy.n_components", 0),
     ({"candidates": [{"name": "sgd"}, {"name": "nope"}]}, "policy.candidates[1].name", "nope"),
-    ({"candidates": [{"name": "sgd", "lr": -1.0}]}, "policy.candidates[0]", ...),
+    ({"candidates": [{"name": "sgd", "lr": -1.0}]}, "policy.candidates[0].lr", ...),
     ({"candidates": []}, "policy.candidates", []),
     ({"candidates": [{"name": "sgd"}, {"name": "sgd"}]}, "policy.candidates[1]", {"name": "sgd"}),
     ({"select": "best"}, "policy.select", "best"),
