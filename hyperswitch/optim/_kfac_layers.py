@@ -30,8 +30,8 @@ class KFACLayer:
     def __init__(self, name: str, module: nn.Module, use_bias: bool) -> None:
         self.name = name
         self.module = module
-        self.weight: nn.Parameter = module.weight
-        self.bias: nn.Parameter | None = module.bias if use_bias else None
+        self.weight: nn.Parameter = module.weight  # type: ignore[assignment]  # nn.Module attributes are untyped
+        self.bias: nn.Parameter | None = module.bias if use_bias else None  # type: ignore[assignment]
         # Sums of batch factors since the last factor update, and how many batches they hold.
         self.a_sum: torch.Tensor | None = None
         self.a_count = 0

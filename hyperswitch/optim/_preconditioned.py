@@ -30,6 +30,13 @@ SGD_SPECS = {
 }
 
 
+def grad_of(p: torch.Tensor) -> torch.Tensor:
+    """``p.grad``, which the optimizers' ``_params()`` guarantee is there."""
+    g = p.grad
+    assert g is not None, "a parameter without a gradient reached the preconditioner"
+    return g
+
+
 def check_choice(value: Any, name: str, options: Iterable[str]) -> str:
     options = tuple(options)
     if value not in options:

@@ -144,9 +144,12 @@ class GeN(torch.optim.Optimizer):
         base_lr = getattr(base, "lr", None)
         if base_lr is None:
             base_lr = base.param_groups[0].get("lr")
-        if lr0 is None and not (isinstance(base_lr, int | float) and base_lr > 0):
-            raise ValueError(f"lr0 must be given when the base's lr is not a number > 0, but got {base_lr!r}")
-        start = float(base_lr) if lr0 is None or lr0 == "search" else float(lr0)
+        if lr0 is None or lr0 == "search":  # start from the base's own lr
+            if not (isinstance(base_lr, int | float) and base_lr > 0):
+                raise ValueError(f"lr0 must be given when the base's lr is not a number > 0, but got {base_lr!r}")
+            start = float(base_lr)
+        else:
+            start = float(lr0)
         super().__init__(params, {"lr": start, "gamma": float(gamma), "phi": phi, "clip": clip, "lr0": lr0})
         mine = {id(p) for g in self.param_groups for p in g["params"]}
         theirs = {id(p) for g in base.param_groups for p in g["params"]}

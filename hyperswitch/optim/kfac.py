@@ -66,6 +66,7 @@ from hyperswitch.optim._preconditioned import (  # the helpers are re-exported (
     SGD_SPECS,
     PreconditionedSGD,
     check_choice,
+    grad_of,
 )
 from hyperswitch.optim._preconditioned import check_group as check_group
 from hyperswitch.optim._preconditioned import sgd_update as sgd_update
@@ -294,7 +295,7 @@ class KFAC(PreconditionedSGD):
         """Direction at lr 1 for every parameter with a grad, from the cached preconditioner (raw gradient
         where there is none); updates nothing, applies neither weight decay nor momentum."""
         dirs = self._directions()
-        return {p: dirs[p] if p in dirs else p.grad.detach().clone() for p in self._params()}
+        return {p: dirs[p] if p in dirs else grad_of(p).detach().clone() for p in self._params()}
 
     def freeze(self) -> None:
         """Stop factor and inverse updates; the cached preconditioner keeps being used."""

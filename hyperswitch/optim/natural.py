@@ -64,6 +64,8 @@ per step. Pass a DDP-wrapped model or the bare module (DDP is unwrapped).
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -402,9 +404,9 @@ class SampledFisher(PerSampleNaturalGradient):
             eps = torch.randn((z.shape[0], m, *z.shape[1:]), generator=gen, dtype=z.dtype, device=z.device)
             draws = (z.unsqueeze(1) + eps).reshape(-1, *z.shape[1:])
 
-            def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
-                zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)
-                return -0.5 * (zz - yhat).pow(2).sum()
+            def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+                zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)  # onehot: here the drawn target
+                return -0.5 * (zz - onehot).pow(2).sum()
 
         xs = inputs.repeat_interleave(m, dim=0)
         fn = vmap(grad(log_lik), in_dims=(None, 0, 0), randomness="different")
@@ -416,7 +418,8 @@ class SampledFisher(PerSampleNaturalGradient):
         m = self.defaults["n_samples"]
         js = [terms[f"js{k}"].to(torch.float64) for k in range(len(jac))]
         g = [b.to(torch.float64).sum(0) for b in jac]
-        coef, fallback = solve_gram(gram(js), sum(a @ b for a, b in zip(js, g, strict=True)), lam * m)
+        rhs = functools.reduce(operator.add, [a @ b for a, b in zip(js, g, strict=True)])  # as sum(), typed
+        coef, fallback = solve_gram(gram(js), rhs, lam * m)
         self.solve_fallbacks += int(fallback)
         return [((gk - a.T @ coef) / lam).to(b.dtype) for gk, a, b in zip(g, js, jac, strict=True)]
 

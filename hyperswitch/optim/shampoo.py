@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from hyperswitch.optim import _schedule
-from hyperswitch.optim._preconditioned import PreconditionedSGD, check_choice
+from hyperswitch.optim._preconditioned import PreconditionedSGD, check_choice, grad_of
 from hyperswitch.optim._schedule import Spec
 from hyperswitch.optim.kfac import SPECS as KFAC_SPECS
 from hyperswitch.optim.registry import register_optimizer
@@ -106,7 +106,7 @@ class Shampoo(PreconditionedSGD):
 
     # -- statistics ----------------------------------------------------------------------------------
     def _accumulate(self, p: nn.Parameter) -> None:
-        st, g = self.state[p], p.grad
+        st, g = self.state[p], grad_of(p)
         if p.dim() >= 2:
             gr = g.reshape(p.shape[0], -1)
             if "L" not in st:
@@ -141,7 +141,7 @@ class Shampoo(PreconditionedSGD):
     # -- directions ----------------------------------------------------------------------------------
     def _direction(self, p: nn.Parameter, step: int, commit: bool) -> torch.Tensor:
         """Shampoo (or AdaGrad) direction of ``p``, grafted; ``commit`` stores the graft's Adam moments."""
-        st, g = self.state[p], p.grad
+        st, g = self.state[p], grad_of(p)
         if "L_root" in st:
             d = (st["L_root"] @ g.reshape(p.shape[0], -1) @ st["R_root"]).reshape(p.shape)
         elif "diag" in st:
@@ -177,7 +177,7 @@ class Shampoo(PreconditionedSGD):
         """Direction at lr 1 for every parameter with a grad from the cached roots / accumulators (the raw
         gradient where there are none); updates nothing; graft included, no weight decay or momentum."""
         if self.released:
-            return {p: p.grad.detach().clone() for p in self._params()}
+            return {p: grad_of(p).detach().clone() for p in self._params()}
         return {p: self._direction(p, self.steps, commit=False) for p in self._params()}
 
     def _release_state(self) -> None:

@@ -84,7 +84,8 @@ class SingleStepper(Stepper):
 def _swats(opt: torch.optim.Optimizer) -> torch.optim.Optimizer | None:
     """The SWATS optimizer itself (also inside GeN's ``base``), or None."""
     for candidate in (opt, getattr(opt, "base", None)):
-        if type(candidate).__name__ == "SWATS" and all("phase" in g for g in candidate.param_groups):
+        if (candidate is not None and type(candidate).__name__ == "SWATS"
+                and all("phase" in g for g in candidate.param_groups)):
             return candidate
     return None
 
@@ -99,7 +100,8 @@ class Single(PolicyType):
     @classmethod
     def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
         check_keys(spec, cls.keys, key, required=("optimizer",))
-        out = {"type": cls.name, "optimizer": check_optimizer_values(spec["optimizer"], f"{key}.optimizer")}
+        out: dict[str, Any] = {"type": cls.name,
+                               "optimizer": check_optimizer_values(spec["optimizer"], f"{key}.optimizer")}
         if spec.get("lr_rule") is not None:
             out["lr_rule"] = validate_lr_rule(spec["lr_rule"], f"{key}.lr_rule")
             check_optimizer_values(wrap_spec(out["optimizer"], out["lr_rule"]), f"{key}.optimizer")

@@ -108,7 +108,7 @@ class SwitchStepper(Stepper):
     # --- transitions ----------------------------------------------------------------------------------
     def _start_switch(self, step: int) -> Event:
         self.switch_step = step
-        detail = {"from": self.names[0], "to": self.names[1], "rule": self.switcher.kind}
+        detail: dict[str, Any] = {"from": self.names[0], "to": self.names[1], "rule": self.switcher.kind}
         if self.switcher.score is not None:
             detail["score"] = self.switcher.score
         if self.corrector["T1"] > 0 and _preconditioner(self.opt1) is not None:
@@ -211,8 +211,10 @@ class SwitchStepper(Stepper):
         if state["phase"] == "phase2":
             if self.phase != "phase2":
                 self._enter_phase2()
+            assert self.opt2 is not None  # built by _enter_phase2
             self.opt2.load_state_dict(state["opt2"])
             return
+        assert self.opt1 is not None  # a stepper not yet in phase 2 keeps its phase-1 optimizer
         self.opt1.load_state_dict(state["opt1"])
         if state["phase"] == "fusion":
             _preconditioner(self.opt1).freeze()
@@ -235,7 +237,7 @@ class Switch(PolicyType):
     def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
         check_keys(spec, cls.keys, key, required=cls.required)
         full = {**cls.defaults, **spec}
-        out = {
+        out: dict[str, Any] = {
             "type": cls.name,
             "phase1": check_optimizer_values(full["phase1"], f"{key}.phase1"),
             "phase2": check_optimizer_values(full["phase2"], f"{key}.phase2"),

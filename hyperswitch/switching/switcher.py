@@ -57,12 +57,14 @@ class Switcher:
 
     def __init__(self, spec: Mapping[str, Any] | str) -> None:
         self.spec = spec
-        self.kind = "never" if spec == "never" else ("fixed" if "at" in spec else "adaptive")
-        self.unit = None if spec == "never" else spec["unit"]
+        rule: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}  # "never" has no keys
+        self.rule = rule
+        self.kind = "never" if spec == "never" else ("fixed" if "at" in rule else "adaptive")
+        self.unit: str | None = None if spec == "never" else rule["unit"]
         self.prev: float | None = None
-        k = int(spec["K"]) if self.kind == "adaptive" else 1
+        k = int(rule["K"]) if self.kind == "adaptive" else 1
         self.rates: deque[float] = deque(maxlen=k)
-        self.due = self.kind == "fixed" and spec["at"] == 0
+        self.due = self.kind == "fixed" and rule["at"] == 0
         self.score: float | None = None  # mean rate at the decision (adaptive)
         # What the rule saw (adaptive): windows checked, the lowest mean and the latest, each with (index, step)
         # where index counts in the rule's unit and step is the update after which it was observed.
@@ -84,14 +86,14 @@ class Switcher:
             self.latest = (mean, index, step)
             if self.lowest is None or mean < self.lowest[0]:
                 self.lowest = (mean, index, step)
-            if mean < self.spec["theta"]:
+            if mean < self.rule["theta"]:
                 self.due, self.score, self.fired_at = True, mean, (index, step)
 
     def _observe(self, unit: str, index: int, loss: float, step: int) -> bool:
         if self.due or self.unit != unit:
             return self.due
         if self.kind == "fixed":
-            self.due = index >= self.spec["at"]
+            self.due = index >= self.rule["at"]
             if self.due:
                 self.fired_at = (index, step)
         else:
@@ -117,12 +119,12 @@ class Switcher:
         if self.kind == "never":
             return {"fired": False, "rule": "never"}
         if self.kind == "fixed":
-            out: dict[str, Any] = {"fired": self.due, "rule": "fixed", "unit": self.unit, "at": self.spec["at"]}
+            out: dict[str, Any] = {"fired": self.due, "rule": "fixed", "unit": self.unit, "at": self.rule["at"]}
             if self.fired_at is not None:
                 out["at_step"] = self.fired_at[1]
             return out
         out = {"fired": self.due, "rule": "adaptive", "statistic": STATISTIC.format(unit=self.unit),
-               "unit": self.unit, "K": int(self.spec["K"]), "threshold": self.spec["theta"], "checks": self.checks,
+               "unit": self.unit, "K": int(self.rule["K"]), "threshold": self.rule["theta"], "checks": self.checks,
                "closest": None, "closest_at_step": None, "last": None, "last_at_step": None}
         for name, seen in (("closest", self.lowest), ("last", self.latest)):
             if seen is not None:

@@ -26,7 +26,7 @@ from hyperswitch.workloads._common import check_common, fraction_of, make_batche
 
 @lru_cache(maxsize=8)
 def regression_data(n: int, d: int, noise: float, condition: float, split_seed: int,
-                    val_fraction: float) -> tuple[np.ndarray, ...]:
+                    val_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """(x_train, y_train, x_val, y_val, w_true, b_true), float32 data, all fixed by ``split_seed``."""
     rng = np.random.default_rng(split_seed)
     scales = np.logspace(0.0, -np.log10(condition), d) if d > 1 else np.ones(1)
