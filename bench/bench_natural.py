@@ -1,10 +1,10 @@
 """Cost of generating an EF / iEF update relative to a plain forward + backward, on an MLP.
 
-The update (ALGORITHMS.md §1) is: per-sample gradients ``J`` (``torch.func`` vmap), [iEF: ``s``], the Gram
-matrix ``J Jᵀ``, the ``N×N`` Cholesky solve, and the product ``Jᵀ c``. 003 reports that the *solve* adds under
-1% to a training step; the per-sample gradients and the ``O(N²P)`` Gram product are what cost. This script
-times each part and the whole ``batch_step`` against ``zero_grad`` + forward + backward of the same batch,
-with all configurations measured side by side (rotating order) and medians printed.
+The update (docs/algorithms.md#natural-gradient-ef-ief-sf) is: per-sample gradients ``J`` (``torch.func`` vmap),
+[iEF: ``s``], the Gram matrix ``J Jᵀ``, the ``N×N`` Cholesky solve, and the product ``Jᵀ c``. 003 reports that the
+*solve* adds under 1% to a training step; the per-sample gradients and the ``O(N²P)`` Gram product are what cost.
+This script times each part and the whole ``batch_step`` against ``zero_grad`` + forward + backward of the same
+batch, with all configurations measured side by side (rotating order) and medians printed.
 
     python bench/bench_natural.py                  # MLP 784-256-256-10, batches 32 and 128
     python bench/bench_natural.py --batches 32 64 128 --hidden 512 --repeats 9

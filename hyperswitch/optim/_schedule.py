@@ -4,7 +4,7 @@ A value may be given three ways:
 
 - a number (``0.01``): the same at every step;
 - a callable ``f(step) -> number`` (Python only; not serialisable by ``torch.save`` when it is a lambda);
-- a mapping, the form a YAML file uses, e.g. for "refresh often early, rarely later" (ALGORITHMS.md §5)::
+- a mapping, the form a YAML file uses, e.g. for "refresh often early, rarely later" (docs/algorithms.md#schedules)::
 
       inverse_interval: {schedule: piecewise, values: [1, 10, 50], boundaries: [100, 500]}
 

@@ -1,4 +1,4 @@
-"""GeN: the generalized-Newton learning rate for any base optimizer (ALGORITHMS.md §2, seed 001 Algorithm 1).
+"""GeN: the generalized-Newton learning rate for any base optimizer (docs/algorithms.md#gen; 001, Algorithm 1).
 
 One registry entry, ``gen``, wraps any other registered optimizer named by ``base`` and built from
 ``base_params`` (a mapping of that optimizer's hyperparameters, merged over its registry defaults), e.g.
@@ -12,9 +12,9 @@ base's direction at learning rate 1, and
 
     lr* = (lr_{t−1}/2)·(L₊ − L₋)/(L₊ − 2L₀ + L₋),   lr_t = gamma·lr_{t−1} + (1 − gamma)·lr*.
 
-**choice** (ALGORITHMS.md): when the denominator is not positive or ``lr*`` is not finite,
+**choice** (docs/algorithms.md#gen): when the denominator is not positive or ``lr*`` is not finite,
 ``lr_t = lr_{t−1}``.
-Beyond ALGORITHMS.md: without ``clip`` a non-positive ``lr*`` (the base direction ascends on this batch)
+Likewise without ``clip`` a non-positive ``lr*`` (the base direction ascends on this batch)
 also keeps ``lr_{t−1}``, so the learning rate never changes sign; with ``clip`` (a number >= 1, off by
 default), ``lr*`` is clipped to ``[lr_{t−1}/clip, clip·lr_{t−1}]`` (the authors' package uses ``clip: 2``).
 Between fits ``lr_t = lr_{t−1}``.

@@ -1,4 +1,4 @@
-"""K-FAC and FOOF (ALGORITHMS.md §1): Kronecker-factored preconditioning of ``nn.Linear`` / ``nn.Conv2d``.
+"""K-FAC and FOOF (docs/algorithms.md#k-fac-and-foof): Kronecker-factored preconditioning of Linear and Conv2d.
 
 For each supported layer (bookkeeping in ``_kfac_layers``), forward hooks record ``A = E[a aᵀ]`` over the
 layer inputs (ones column when the bias is preconditioned; Conv2d by unfolded patches) and tensor hooks on

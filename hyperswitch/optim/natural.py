@@ -1,4 +1,6 @@
-"""Natural gradient from per-sample gradients: EF, iEF and sampled Fisher (ALGORITHMS.md §1, seed 003).
+"""Natural gradient from per-sample gradients: EF, iEF and sampled Fisher (003).
+
+Described in docs/algorithms.md#natural-gradient-ef-ief-sf.
 
 ``J ∈ R^{N×P}`` holds the gradients of the per-sample losses ``l_n = loss_fn(model(x_n[None]), y_n[None])``
 over the optimizer's parameters, computed with ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``);

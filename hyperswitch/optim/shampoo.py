@@ -1,4 +1,6 @@
-"""Shampoo (Gupta, Koren & Singer 2018; ALGORITHMS.md §1): one left and one right preconditioner per matrix.
+"""Shampoo (Gupta, Koren & Singer 2018): one left and one right preconditioner per matrix.
+
+Described in docs/algorithms.md#shampoo.
 
 For a parameter with 2 or more dimensions its gradient is viewed as a matrix ``Gr`` of shape
 ``(shape[0], numel/shape[0])`` (Conv2d: ``(out, in·kh·kw)``). Every step (unless frozen)

@@ -1,5 +1,5 @@
-"""IOMT's observation and surrogate pieces (ALGORITHMS.md §4, 002 §3.3-3.4): the cycle score, the compressed
-model state ``v`` and one Gaussian process per candidate.
+"""IOMT's observation and surrogate pieces (docs/algorithms.md#iomt, 002 §3.3-3.4): the cycle score, the
+compressed model state ``v`` and one Gaussian process per candidate.
 
 - ``cycle_score(l0, losses, alpha)``: Eq. (2). ``sigma_delta`` is the population standard deviation (ddof 0);
   a ratio whose denominator is 0 counts as 0; a non-finite result (diverging loss) scores -1, the worst.

@@ -1,5 +1,5 @@
-"""IOMT (002, ALGORITHMS.md §4): interleave candidate optimizers in cycles of ``tau`` steps, chosen first by
-weighted random choice and then by one Gaussian-process surrogate per candidate.
+"""IOMT (002, docs/algorithms.md#iomt): interleave candidate optimizers in cycles of ``tau`` steps, chosen
+first by weighted random choice and then by one Gaussian-process surrogate per candidate.
 
 Cycle ``i`` (from 0) starts at step ``i·tau + 1``: ``v`` = the compressed model state, then the candidate is
 chosen, then it takes ``tau`` steps. At the cycle's end its score ``s`` (Eq. 2, ``_iomt_score.cycle_score``)
@@ -26,8 +26,8 @@ Defaults: ``tau 25``, ``n_ini 20``, ``n_components 2`` and the 15 candidates ``{
 adam} x lr {0.1, 0.01, 0.001}`` are 002's (§5.1, Appendix C.1 and D); 002 states no value for ``alpha``,
 ``omega_min``, ``beta`` or the halving period, so ``alpha 0.5``, ``omega_min 0.1``, ``beta 0.5`` (both metric
 kinds weigh the same) and ``n_halve 20`` cycles (= ``n_ini``: the first halving when surrogate selection
-starts) are this project's choices. ``reset_state: false`` (**choice** in ALGORITHMS.md): each candidate is
-built on first use and keeps its optimizer state; ``true`` rebuilds it at each cycle start.
+starts) are this project's choices. ``reset_state: false`` (**choice**, docs/algorithms.md#iomt): each
+candidate is built on first use and keeps its optimizer state; ``true`` rebuilds it at each cycle start.
 
 Events: one ``iomt_cycle`` per cycle at its first step (detail: cycle, candidate index, name, from, to, the
 previous cycle's score, select = random | surrogate | cyclical); ``StepReport.switched`` when the candidate

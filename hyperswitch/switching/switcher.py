@@ -3,8 +3,8 @@
 A rule observes losses (``observe_step`` after every update with the mini-batch loss, ``observe_epoch`` after
 every epoch with the epoch's mean loss) and answers whether the next update should be the first of phase 2.
 
-Adaptive rule (ALGORITHMS.md §3): ``r_t = |L_{t−1} − L_t| / max(|L_{t−1}|, 1e-12)``; switch when the mean of
-the last ``K`` rates is below ``theta``. With ``unit: step`` the losses are mini-batch losses, with
+Adaptive rule (docs/algorithms.md#switcher): ``r_t = |L_{t−1} − L_t| / max(|L_{t−1}|, 1e-12)``; switch when
+the mean of the last ``K`` rates is below ``theta``. With ``unit: step`` the losses are mini-batch losses, with
 ``unit: epoch`` the epochs' mean losses. Fixed rule: ``at: N`` switches after update (or epoch) N.
 
 What the rule saw is kept with its state (``report()``, in ``state_dict``): for the adaptive rule the number of

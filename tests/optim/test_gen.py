@@ -1,4 +1,4 @@
-"""GeN (ALGORITHMS.md §2) on quadratics with closed-form answers, and around every registered optimizer."""
+"""GeN (docs/algorithms.md#gen) on quadratics with closed-form answers, and around every registered optimizer."""
 
 from __future__ import annotations
 
