@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--skip-concurrency", action="store_true")
     ap.add_argument("--skip-multi", action="store_true", help="skip (c), the 2-worker trials")
     ap.add_argument("--ray-train-defaults", action="store_true",
-                    help="run (c) with Ray Train's own settings instead of hyperswitch's (train.driver.TRAIN_ENV)")
+                    help="run (c) with Ray Train's own settings instead of hyperswitch's (hyperswitch._ray.TRAIN_ENV)")
     args = ap.parse_args()
     if args.ray_train_defaults:  # set before Ray starts: its processes inherit them and TRAIN_ENV keeps them
         os.environ.update({"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1",
@@ -71,7 +71,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from hyperswitch.search.runner import init_ray
+    from hyperswitch._ray import connect
     from hyperswitch.switching import Policy
     from hyperswitch.train.loop import train_run
 
@@ -89,7 +89,7 @@ def main() -> None:
     print(f"(a) plain loop: {n} trials in {t_loop:.2f} s = {t_loop / n * 1000:.1f} ms per trial")
 
     t0 = time.perf_counter()
-    init_ray(None)
+    connect(None)
     print(f"    Ray start (not counted): {time.perf_counter() - t0:.2f} s, CPUs {ray.cluster_resources()['CPU']:g}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hsbench-") as tmp:

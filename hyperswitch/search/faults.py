@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hyperswitch import _ray
+
 _SYSTEM_NAMES = (
     "RayActorError",  # ActorDiedError, ActorUnavailableError: the trial's process or its node died
     "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "RaySystemError", "ObjectLostError",
@@ -39,31 +41,20 @@ def is_system_failure(exc: BaseException | None, _depth: int = 0) -> bool:
         return is_system_failure(getattr(exc, "cause", None), _depth + 1)
     if isinstance(exc, _system_types()):
         return True
-    name = type(exc).__name__
-    if name == "UserExceptionWithTraceback":  # Ray Train: the training function raised
+    if _ray.is_train_user_error(exc):  # Ray Train: the training function raised
         return False
-    failures = getattr(exc, "worker_failures", None)  # Ray Train's WorkerGroupError: each worker's failure
-    if isinstance(failures, dict) and failures:
-        return all(is_system_failure(f, _depth + 1) for f in failures.values())
-    for attr in ("controller_failure", "health_check_failure"):
-        inner = getattr(exc, attr, None)
-        if inner is not None:
-            return name == "WorkerHealthCheckFailedError" or is_system_failure(inner, _depth + 1) or \
-                _is_train_system(inner)
-    if _is_train_system(exc):
+    failures = _ray.train_worker_failures(exc)  # Ray Train's WorkerGroupError: each worker's failure
+    if failures:
+        return all(is_system_failure(f, _depth + 1) for f in failures)
+    inner, health_check = _ray.train_wrapped_failure(exc)  # a controller's failure, a failed health check
+    if inner is not None:
+        return health_check or is_system_failure(inner, _depth + 1) or _ray.is_train_system_error(inner)
+    # Ray Train's own errors (worker-group start-up, collective time-outs...) are the system's; only
+    # UserExceptionWithTraceback carries the user's exception
+    if _ray.is_train_system_error(exc):
         return True
     cause = exc.__cause__
     return cause is not None and cause is not exc and is_system_failure(cause, _depth + 1)
-
-
-def _is_train_system(exc: BaseException) -> bool:
-    """Ray Train's own errors (worker health checks, worker-group start-up, collective time-outs) are the
-    system's; only ``UserExceptionWithTraceback`` carries the user's exception."""
-    try:
-        from ray.train.v2._internal.exceptions import RayTrainError
-    except ImportError:  # pragma: no cover  (another Ray layout)
-        return False
-    return isinstance(exc, RayTrainError) and type(exc).__name__ != "UserExceptionWithTraceback"
 
 
 def describe(exc: Any) -> str:

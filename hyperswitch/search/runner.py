@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
-import os
 import platform
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hyperswitch import __version__
+from hyperswitch import __version__, _ray
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.reader import Study, open_study
@@ -46,108 +43,6 @@ def _versions() -> dict[str, str]:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class _DropNotices(logging.Filter):
-    """Ray notices that say nothing to a hyperswitch user (our own lines cover them)."""
-
-    NOTICES = ("Token authentication is enabled for this Ray cluster",  # token auth stays on; we say nothing
-               "`Study.stop` is supposed to be invoked",  # OptunaSearch when a grid is exhausted: expected
-               # Ctrl-C: Tune's "Resume experiment with: Tuner.restore(...)"; a sweep resumes with --resume
-               "Experiment has been interrupted, but the most recent state was saved",
-               "Trials did not complete")  # Tune's list of the trials cut off: our end line says it
-    LOGGERS = ("ray", "ray._private.authentication.authentication_token_setup", "ray.tune.search.optuna",
-               "ray.tune.search.optuna.optuna_search", "ray.tune.tune")
-
-    @classmethod
-    def install(cls) -> None:
-        for name in cls.LOGGERS:  # a logger's filters see only its own records: each logger that emits one
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, cls) for f in logger.filters):
-                logger.addFilter(cls())
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(n in record.getMessage() for n in self.NOTICES)
-
-
-def quiet_tune(verbose: bool) -> None:
-    """Our progress lines replace Tune's tables (the old output engine at verbosity 0 prints nothing)."""
-    if not verbose:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # a trial's failure is our one progress line
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast when nothing listens at HOST:PORT (Ray itself retries for minutes)."""
-    if address == "auto" or "://" in address or ":" not in address:
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ConfigError("--address", f"cannot connect to the Ray cluster: nothing answers at {address} "
-                          f"({exc.__class__.__name__})", address) from None
-
-
-def init_ray(address: str | None, *, verbose: bool = False, num_cpus: int | None = None,
-             modules: list[str] | None = None) -> None:
-    """Connect to ``address`` or start an embedded local Ray kept on loopback. ``modules``: folders/files of
-    the user's own code (workloads by import path) that a cluster's workers must import too."""
-    import ray
-
-    quiet_tune(verbose)
-    _DropNotices.install()
-    if ray.is_initialized():
-        return
-    if address:
-        # The package travels with the job so that the cluster's workers run this driver's hyperswitch.
-        import hyperswitch
-
-        package = str(Path(hyperswitch.__file__).parent)
-        _check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
-                     runtime_env={"py_modules": [package, *(modules or [])],
-                                  "env_vars": {"RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}})
-        except Exception as exc:  # noqa: BLE001  (connection, authentication: a user error, one line)
-            text = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise ConfigError("--address", f"cannot connect to the Ray cluster: {text}", address) from None
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        # A driver started by `ray job submit` (or pointed at a cluster by the environment): join that cluster;
-        # the job's own runtime_env (--working-dir) carries the code to its workers.
-        try:
-            ray.init(log_to_driver=verbose, logging_level="WARNING")
-        except Exception as exc:  # noqa: BLE001
-            text = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise ConfigError("RAY_ADDRESS", f"cannot connect to the Ray cluster: {text}",
-                              os.environ["RAY_ADDRESS"]) from None
-        return
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",
-             configure_logging=True, _node_ip_address="127.0.0.1")
-
-
-def joins_cluster(address: str | None) -> bool:
-    """Whether ``init_ray(address)`` joins a running cluster (``--address``, ``RAY_ADDRESS`` as ``ray job submit``
-    sets it, or a Ray this process already started) rather than starting an embedded one."""
-    import ray
-
-    return bool(address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
-
-
-def cluster_line() -> str:
-    """Which cluster this driver joined: its address, live nodes and CPUs."""
-    import ray
-
-    try:
-        where = ray.get_runtime_context().gcs_address
-    except Exception:  # noqa: BLE001
-        where = os.environ.get("RAY_ADDRESS", "?")
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    cpus = float(ray.cluster_resources().get("CPU", 0))
-    return f"joined the Ray cluster at {where}: {nodes} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs"
 
 
 class Progress:
@@ -216,7 +111,7 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
             self._settle(trial, None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            exc = _trial_exception(trial)
+            exc = _ray.trial_exception(trial)
             tid = trial.config.get("trial_id")
             if tid is not None and (exc is None or is_system_failure(exc)):
                 # Ray took it away (its process, worker or node died) more often than max_failures allows: it is
@@ -224,32 +119,9 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
                 self.lost.append((str(tid), describe(exc) if exc is not None else "the trial's actor failed"))
                 progress.cut_off(str(tid), self.lost[-1][1])
                 return
-            msg = "trial failed"
-            err_file = getattr(trial, "error_file", None) or ""
-            try:
-                if err_file and Path(err_file).exists():
-                    lines = [ln for ln in Path(err_file).read_text().splitlines() if ln.strip()]
-                    msg = lines[-1][:500] if lines else msg
-            except OSError:
-                pass
-            self._settle(trial, msg)
+            self._settle(trial, _ray.trial_error_line(trial) or "trial failed")
 
     return StudyCallback()
-
-
-def _trial_exception(trial: Any) -> BaseException | None:
-    """The exception a failed Tune trial ended with (Tune pickles Ray's errors next to the trial), or None."""
-    path = getattr(trial, "pickled_error_file", None)
-    if not path or not Path(path).exists():
-        return None
-    try:
-        import ray.cloudpickle as cloudpickle  # what Tune pickled it with
-
-        with open(path, "rb") as f:
-            exc = cloudpickle.load(f)
-    except Exception:  # noqa: BLE001  (an unreadable error is an unknown one)
-        return None
-    return exc if isinstance(exc, BaseException) else None
 
 
 def _drop_checkpoints(study_dir: Path, trial_id: str) -> None:
@@ -456,14 +328,14 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         if space.metric in row and row[space.metric] is not None and row["trial_id"] not in retried:
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
-    joining = joins_cluster(address)
+    joining = _ray.joins_cluster(address)
     if not joining:
         out("starting an embedded local Ray ...")
     elif address:
         out(f"starting a connection to {address} ...")
-    init_ray(address, verbose=verbose, modules=_user_modules(space) if address else None)
+    _ray.connect(address, verbose=verbose, modules=_user_modules(space) if address else None)
     if joining:
-        out(cluster_line())
+        out(_ray.cluster_line())
     tell(ray=ray_processes())  # the supervising `hyperswitch sweep` watches them
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
@@ -527,12 +399,10 @@ def _user_modules(space: SearchSpace) -> list[str]:
 def _concurrency(space: SearchSpace, out: Printer) -> int:
     """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Ray
     Train then waits for a placement group that never comes)."""
-    import ray
-
     r = space.resources
     if r["workers"] == 1:
         return space.max_concurrent
-    cpus = float(ray.cluster_resources().get("CPU", 0))
+    cpus = float(_ray.cluster_resources().get("CPU", 0))
     need = r["workers"] * r["cpus_per_worker"]
     if need > cpus + 1e-9:
         raise ConfigError("resources", f"a trial needs workers x cpus_per_worker = {need:g} CPUs but the Ray "
@@ -559,7 +429,7 @@ def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
     t = study.finished()
     if len(t) and space.metric in t and len(space.seeds) > 1:
         from hyperswitch.errors import ConfigError
-        from hyperswitch.export.select import select_configurations
+        from hyperswitch.results.select import select_configurations
 
         try:  # the rule `hyperswitch export` applies: best mean over complete seeds, no failed seed
             choice = select_configurations(t, space.metric, space.mode).choices[0]

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperswitch import _ray
+
 EXIT_RAY_LOST = 75  # sysexits' EX_TEMPFAIL: try again (here: --resume)
 _fd: int | None = None  # in the child: the pipe to the parent
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
@@ -63,7 +65,7 @@ def supervised(run: Callable[[], int]) -> int:
             traceback.print_exc()
             code = 1
         tell(end=True, code=code)
-        _shutdown_ray()
+        _ray.shutdown()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -73,16 +75,6 @@ def supervised(run: Callable[[], int]) -> int:
         return _watch(pid, r)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _shutdown_ray() -> None:
-    if "ray" not in sys.modules:
-        return
-    import ray
-
-    with contextlib.suppress(Exception):
-        if ray.is_initialized():
-            ray.shutdown()
 
 
 def _become_subreaper() -> None:
@@ -242,18 +234,11 @@ def _cmdline(pid: int) -> str:
 def ray_processes() -> dict[int, str]:
     """This driver's vital Ray processes, ``{pid: name}``: an embedded Ray's GCS server and raylet (a cluster's
     local raylet), and the raylet's agents (the raylet exits when one of them dies)."""
-    import ray
-
-    found: dict[int, str] = {}
-    node = getattr(ray._private.worker, "_global_node", None)
-    if node is None or not Path("/proc").is_dir():
-        return found
-    with contextlib.suppress(Exception):
-        for kind, infos in node.all_processes.items():
-            if kind in ("gcs_server", "raylet"):
-                found.update({info.process.pid: kind for info in infos if info.process is not None})
+    if not Path("/proc").is_dir():
+        return {}
+    found = _ray.node_processes()
     if "raylet" not in found.values():  # joined a cluster: its raylet on this machine, by its socket
-        sock = getattr(node, "raylet_socket_name", None)
+        sock = _ray.raylet_socket_name()
         if sock:
             for p in Path("/proc").iterdir():
                 if p.name.isdigit() and f"--raylet_socket_name={sock} " in _cmdline(int(p.name)) + " " \

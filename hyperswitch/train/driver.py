@@ -26,19 +26,10 @@ from typing import Any
 
 import torch
 
+from hyperswitch import _ray
+
 STATE_FILE = "state.pt"
 Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
-
-# Start-up and reporting costs of a Ray Train run, cut where it gives up nothing hyperswitch uses (each only
-# when the user has not set it; Train propagates them to its controller and workers):
-# - Train collects each worker's report at this interval (2 s by default: every evaluation cost 2 s);
-# - the preemption watcher (spot instances) and Train's Prometheus metrics add start-up work per run; the
-#   trials' metrics live in the study's Parquet files.
-# Worker-group start: Ray's 60 s default is too short on a busy small machine (Ray's workers run niced; two of
-# them importing torch behind other jobs took minutes here), and a start that times out left the trial hanging.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-             "RAY_TRAIN_METRICS_ENABLED": "0", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900"}
-
 
 def save_state(state: Mapping[str, Any]) -> str:
     """Write a checkpoint dict to a new temporary folder (the caller hands it to Ray, then removes it)."""
@@ -137,8 +128,7 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    for k, v in TRAIN_ENV.items():
-        os.environ.setdefault(k, v)
+    _ray.set_train_env_defaults()  # Ray Train's start-up and reporting costs cut (_ray.TRAIN_ENV)
     resources: dict[str, float] = {"CPU": cpus_per_worker}
     if use_gpu:
         resources["GPU"] = gpus_per_worker or 1
@@ -169,19 +159,12 @@ def wait_forwarded(timeout_s: float = 60.0) -> None:
     own thread reports; when the function returns, Tune reports that it ended. If that report lands while the
     main thread forwards the Train run's last report, both wait for each other forever (seen on a resumed
     2-worker trial). So the function returns only once both queues have been empty for a few checks."""
-    try:
-        from ray.train._internal.session import get_session
-
-        session = get_session()
-    except Exception:  # noqa: BLE001  (not in a Tune trial)
-        return
-    queue = getattr(session, "_inter_actor_queue", None) if session is not None else None
-    if queue is None:
+    pending = _ray.train_reports_pending()
+    if pending is None:  # not in a Tune trial, or no Train report forwarded
         return
     deadline, quiet = time.monotonic() + timeout_s, 0
     while quiet < 3 and time.monotonic() < deadline:
-        busy = not queue.empty() or not session.result_queue.empty()
-        quiet = 0 if busy else quiet + 1
+        quiet = 0 if pending() else quiet + 1
         time.sleep(0.1)
 
 
@@ -219,12 +202,8 @@ def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: 
             torch.set_num_threads(threads)
         return job.run(rank=0, world_size=1, device=torch.device("cuda" if gpu else "cpu"), resume=None,
                        report=lambda metrics, state: None)
-    import ray
-
-    from hyperswitch.search.runner import init_ray
-
-    init_ray(address)
-    cpus = float(ray.cluster_resources().get("CPU", 1))
+    _ray.connect(address)
+    cpus = float(_ray.cluster_resources().get("CPU", 1))
     per_worker = 1.0 if cpus >= workers else math.floor(100 * cpus / workers) / 100  # fractions fit small machines
     with tempfile.TemporaryDirectory(prefix="hyperswitch-train-") as tmp:
         return run_data_parallel(job, workers=workers, use_gpu=gpu, cpus_per_worker=per_worker,

@@ -276,9 +276,9 @@ max_concurrent: 2
 def test_trial_killed_past_max_failures_is_unfinished_and_resumed(local_ray, space_file, tmp_path):
     """A trial process killed with no restart left (max_failures 0): the trial is unfinished, not `error`; the
     sweep says so (exit status 75 from the command) and --resume continues it from its checkpoint."""
-    import ray
+    from hyperswitch import _ray
 
-    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    raylet = next(pid for pid, kind in _ray.node_processes().items() if kind == "raylet")
     study_dir = tmp_path / "runs" / "lost"
     killed: list[int] = []
 
