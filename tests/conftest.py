@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 # Keep every Ray port on 127.0.0.1 and Tune's console quiet (set before Ray is imported by a test).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

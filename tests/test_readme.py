@@ -3,7 +3,7 @@
 import os
 import re
 
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 
 def test_readme_policy_example_runs():

@@ -14,9 +14,7 @@ import pytest
 
 from hyperswitch.cli import main
 from hyperswitch.errors import ConfigError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
-from studyfab import make_study, snapshot  # noqa: E402  (a small real study without Ray)
+from tests.results.studyfab import make_study, snapshot  # a small real study without Ray
 
 SPACE = """\
 name: t

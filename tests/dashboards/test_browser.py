@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dashtools import chromium_page, dashboard_server, pick, wait_figure
 
 from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
+from tests.dashboards.dashtools import chromium_page, dashboard_server, pick, wait_figure
 
 pytestmark = pytest.mark.slow
 

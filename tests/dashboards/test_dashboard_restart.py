@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dashtools import free_port
+from tests.dashboards.dashtools import free_port
 
 
 def _start(storage: Path, port: int, log: Path) -> subprocess.Popen:

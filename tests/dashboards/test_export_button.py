@@ -5,11 +5,11 @@ shows the existing file instead of overwriting it, and "overwrite" replaces it."
 from __future__ import annotations
 
 import pytest
-from dashtools import chromium_page, dashboard_server
 
 from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
 from hyperswitch.switching import load_policy
+from tests.dashboards.dashtools import chromium_page, dashboard_server
 
 pytestmark = pytest.mark.slow
 

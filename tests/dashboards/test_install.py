@@ -11,7 +11,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from test_cli_pages import write_study
+
+from tests.dashboards.test_cli_pages import write_study
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from hyperswitch.cli import main
 from hyperswitch.search.runner import prepare_study, run_sweep
 from hyperswitch.search.space import load_space
 from hyperswitch.switching import load_policy
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from figtables import trials_frame
+
+from tests.figures.figtables import trials_frame
 
 
 @pytest.fixture()

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from figtables import steps_frame, trials_frame, valid
 
 from hyperswitch.figures import curves as fc
 from hyperswitch.figures.data import NotApplicable
+from tests.figures.figtables import steps_frame, trials_frame, valid
 
 
 @pytest.fixture()

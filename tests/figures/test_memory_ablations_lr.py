@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from figtables import steps_frame, trials_frame, valid
 
 from hyperswitch.figures import ablations as fa
 from hyperswitch.figures import lr_rules as fl
 from hyperswitch.figures import memory as fm
 from hyperswitch.figures._stats import grouped_stats, keyed_reduce
 from hyperswitch.figures.data import NotApplicable
+from tests.figures.figtables import steps_frame, trials_frame, valid
 
 
 def test_grouped_stats_and_keyed_reduce_by_hand():

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from figtables import trials_frame, valid
 
 from hyperswitch.figures import parameter as fp
 from hyperswitch.figures.data import NotApplicable
+from tests.figures.figtables import trials_frame, valid
 
 T_975 = {2: 4.302652729911275, 3: 3.182446305284263, 4: 2.7764451051977987}  # Student t 0.975 quantiles (tables)
 

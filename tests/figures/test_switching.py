@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from figtables import events_frame, steps_frame, trials_frame, valid
 
 from hyperswitch.figures import switching as fs
 from hyperswitch.figures.data import NotApplicable
+from tests.figures.figtables import events_frame, steps_frame, trials_frame, valid
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from studyfab import HERE, ROOT
+from tests.results.studyfab import HERE, ROOT
 
 WRITE = """
 import sys

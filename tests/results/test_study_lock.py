@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from studyfab import ROOT, SPACE, hyperswitch, make_study, snapshot
 
 from hyperswitch.cli import main
 from hyperswitch.results.lock import StudyLock, StudyLocked
+from tests.results.studyfab import ROOT, SPACE, hyperswitch, make_study, snapshot
 
 HOLD = """
 import sys

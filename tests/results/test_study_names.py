@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from studyfab import SPACE, hyperswitch, make_study, snapshot
 
 from dashboards._shared import Context
 from hyperswitch.cli import main
 from hyperswitch.errors import ConfigError
 from hyperswitch.figures.data import NotApplicable
 from hyperswitch.results.names import check_study_name, is_study_name
+from tests.results.studyfab import SPACE, hyperswitch, make_study, snapshot
 
 BAD = ["../escape", "a/b", "/tmp/abs", "..", ".", ".hidden", "-x", "", "x\ny", "a" * 129, "sp ace"]
 GOOD = ["quickstart", "x", "mixer_thresholds_tpe", "quick-small", "v1.2", "_private", "0", "a" * 128]

@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-from studyfab import hyperswitch, make_study, snapshot
 
 from hyperswitch.cli import main
 from hyperswitch.results.store import StudyStore
+from tests.results.studyfab import hyperswitch, make_study, snapshot
 
 RUNNING = {"trial_id": "c0002-s0", "config_id": "c0002", "seed": 0, "status": "running", "lr": 0.1}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hyperswitch.results import open_study
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,7 @@ def test_user_workload_code_is_shipped_to_a_cluster(monkeypatch):
     """A workload given by import path travels to the cluster's workers with the job (runtime_env py_modules)."""
     from hyperswitch.search.runner import _user_modules
     from hyperswitch.search.space import space_from_text
-    from tests.conftest import ROOT
+    from tests._helpers import ROOT
 
     monkeypatch.chdir(ROOT)
     text = SPACE.replace("{name: digits_mlp}", '{name: "examples.user_workload:two_moons"}')

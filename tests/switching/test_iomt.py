@@ -21,7 +21,7 @@ from hyperswitch.errors import ConfigError
 from hyperswitch.switching import Policy, load_policy
 from hyperswitch.switching._iomt_score import cycle_score
 from hyperswitch.train.loop import train_run
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 THREE = [{"name": "sgd", "lr": 0.1}, {"name": "sgdm", "lr": 0.05}, {"name": "adam", "lr": 0.01}]
 

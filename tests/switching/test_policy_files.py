@@ -7,7 +7,7 @@ import pytest
 from hyperswitch.search.space import space_from_text
 from hyperswitch.switching import load_policy
 from hyperswitch.train.loop import train_run
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
 

@@ -97,7 +97,7 @@ def test_policy_file_errors_name_file_key_rule_value(tmp_path):
 
 
 def test_shipped_quickstart_policy_loads():
-    from tests.conftest import ROOT
+    from tests._helpers import ROOT
 
     pol = load_policy(ROOT / "policies" / "quickstart_switch.yaml")
     assert pol.optimizer_names() == ["adam", "sgdm"] and pol.spec["switch"] == {"at": 100, "unit": "step"}

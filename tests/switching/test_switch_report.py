@@ -23,7 +23,7 @@ from hyperswitch import cli
 from hyperswitch.switching import Policy, explain_switch, load_policy
 from hyperswitch.switching.switcher import Switcher
 from hyperswitch.train import driver
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 NUM = r"([0-9.e+-]+)"
 

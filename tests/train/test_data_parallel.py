@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hyperswitch.train import driver
-from tests.conftest import ROOT
+from tests._helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
