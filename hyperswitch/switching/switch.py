@@ -46,7 +46,7 @@ from hyperswitch.switching._base import (
     optimizer_state_bytes,
     optimizer_step,
 )
-from hyperswitch.switching._probe import check_optimizer_values, probe_loss, probe_model
+from hyperswitch.switching._probe import check_optimizer_values, probe_optimizer
 from hyperswitch.switching._registry import register_policy
 from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
 from hyperswitch.switching.switcher import Switcher, validate_switch
@@ -249,7 +249,7 @@ class Switch(PolicyType):
             for i in (1, 2):
                 check_optimizer_values(wrap_spec(out[f"phase{i}"], out["lr_rule"]), f"{key}.phase{i}")
         if out["corrector"]["T1"] > 0 and out["switch"] != "never":
-            opt = build_optimizer(out["phase1"], probe_model(), probe_loss, key=f"{key}.phase1")
+            opt = probe_optimizer(out["phase1"], f"{key}.phase1")
             if _preconditioner(opt) is None:
                 raise ConfigError(f"{key}.corrector.T1", "the corrector needs a phase-1 optimizer with a cached "
                                   "preconditioner (kfac, foof, shampoo); use T1: 0", out["corrector"]["T1"])

@@ -77,3 +77,20 @@ parameters:
     _, policy = space.instantiate(space.resolve({"theta": 0.01, "K": 3, "T1": 10, "mu": 0.8, "phi": 4,
                                                  "gamma": 0.9}))
     assert policy["switch"] == {"theta": 0.01, "K": 3} and policy["corrector"] == {"T1": 10, "mu": 0.8}
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: p.stem)
+def test_load_and_build_leave_the_callers_generator_alone(path):
+    """load_policy checks values by building each optimizer on a probe model; the probe draws from a generator of
+    its own, so the caller's global CPU generator is the same afterwards (it reseeded it to 0, issue 13). Building
+    the stepper for a real model draws nothing either: a run's random stream is its workload seed's alone."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1234)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    before = torch.get_rng_state()
+    policy = load_policy(path)
+    assert torch.equal(torch.get_rng_state(), before), "load_policy moved the global generator"
+    policy.build(model, nn.functional.cross_entropy)
+    assert torch.equal(torch.get_rng_state(), before), "Policy.build moved the global generator"
