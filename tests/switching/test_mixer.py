@@ -12,32 +12,106 @@ from hyperswitch.errors import ConfigError
 from hyperswitch.switching import Policy
 from hyperswitch.switching.switcher import Switcher
 
+# The adaptive rule (switcher.py's docstring): r_t = |L[t-1] - L[t]| / |L[t-1]|; the rule fires on the observation
+# where the mean of the last K rates is first below theta (strictly), and the next update is phase 2's first.
+# unit step: L are the updates' mini-batch losses; unit epoch: the epochs' mean losses (3 updates per epoch here).
+# Each case: its losses, the observation that fires (step or epoch; None: never), the mean that fires it and the
+# switch step (the first phase-2 update), all worked out by hand in the comment above it.
+ADAPTIVE_CASES = [
+    # r = 0.5, 0.2, 0.05 -> K=1: 0.05 < 0.1 at step 4 -> switch at update 5
+    pytest.param("step", 0.1, 1, [1.0, 0.5, 0.4, 0.38, 0.37, 0.36], 4, 0.05, 5, id="step-K1-fires-at-4"),
+    # r = 0.2, 0.1, 0.02/0.72 = 0.02778, 0.01/0.7 = 0.01429 -> K=3 means: step 4 (0.2 + 0.1 + 0.02778)/3 = 0.10926
+    # (not below 0.1), step 5 (0.1 + 0.02778 + 0.01429)/3 = 0.04735 -> switch at update 6
+    pytest.param("step", 0.1, 3, [1.0, 0.8, 0.72, 0.7, 0.69, 0.68, 0.67], 5, (0.1 + 0.02 / 0.72 + 0.01 / 0.7) / 3, 6,
+                 id="step-K3-fires-at-5"),
+    # r = 0.5, 0.5, 0.5, 0.2, 0.05, 0.005/0.19 = 0.02632 -> K=2 means 0.5, 0.5, 0.35, 0.125, then step 7
+    # (0.05 + 0.02632)/2 = 0.03816 < 0.05 -> switch at update 8
+    pytest.param("step", 0.05, 2, [2.0, 1.0, 0.5, 0.25, 0.2, 0.19, 0.185, 0.18], 7, (0.05 + 0.005 / 0.19) / 2, 8,
+                 id="step-K2-fires-at-7"),
+    # a rise is a change too (|.|): r = 0.1, 0.45/0.9 = 0.5, 0.15/1.35 = 0.1111, 0.01/1.2 = 0.00833 -> K=2 means
+    # 0.3, 0.3056, then step 5 (0.1111 + 0.00833)/2 = 0.05972 < 0.2 -> switch at update 6 (signed rates: step 3)
+    pytest.param("step", 0.2, 2, [1.0, 0.9, 1.35, 1.2, 1.19, 1.18], 5, (0.15 / 1.35 + 0.01 / 1.2) / 2, 6,
+                 id="step-K2-rise-counts-fires-at-5"),
+    # a steady 10% fall: every r = 0.1, never below 0.05 (19 rates: 17 full windows of 3)
+    pytest.param("step", 0.05, 3, [0.9**t for t in range(20)], None, None, None, id="step-K3-never"),
+    # r = 0.5 exactly, every step: equal to theta is not below it
+    pytest.param("step", 0.5, 1, [1.0, 0.5, 0.25, 0.125, 0.0625], None, None, None, id="step-K1-equal-never"),
+    # epoch means: r = 0.5, 0.1, 0.01/0.45 = 0.02222 -> K=2 means 0.3 (epoch 3), then epoch 4 (0.1 + 0.02222)/2
+    # = 0.06111 < 0.1 -> after update 12 -> switch at update 13
+    pytest.param("epoch", 0.1, 2, [1.0, 0.5, 0.45, 0.44, 0.43], 4, (0.1 + 0.01 / 0.45) / 2, 13,
+                 id="epoch-K2-fires-at-4"),
+    # epoch means: r = 0.02/2 = 0.01 < 0.05 at epoch 2 -> after update 6 -> switch at update 7
+    pytest.param("epoch", 0.05, 1, [2.0, 1.98, 1.5, 1.0], 2, 0.01, 7, id="epoch-K1-fires-at-2"),
+    # epoch means fall 20% each epoch: r = 0.2 always, never below 0.1
+    pytest.param("epoch", 0.1, 2, [1.0, 0.8, 0.64, 0.512, 0.4096], None, None, None, id="epoch-K2-never"),
+]
+PER_EPOCH = 3  # updates per epoch in the epoch cases
 
-def first_switch(losses, theta, K):
-    """Independent reference: the first t (1-based) at which mean of the last K rates < theta."""
-    rates = []
-    for t in range(1, len(losses)):
-        rates.append(abs(losses[t - 1] - losses[t]) / max(abs(losses[t - 1]), 1e-12))
-        if len(rates) >= K and sum(rates[-K:]) / K < theta:
-            return t + 1  # losses[t] is update t+1's loss
-    return None
+
+def scripted_updates(unit, losses):
+    """(update, mini-batch loss, epoch mean or None) for each update: unit step, one update per loss; unit epoch,
+    PER_EPOCH updates per epoch whose mini-batch losses are all the epoch's mean (constant, so that a rule that
+    looked at mini-batch losses would see rates of 0 and fire at once)."""
+    if unit == "step":
+        return [(t, loss, None) for t, loss in enumerate(losses, start=1)]
+    out = []
+    for e, mean in enumerate(losses, start=1):
+        out += [(PER_EPOCH * (e - 1) + i, mean, mean if i == PER_EPOCH else None) for i in range(1, PER_EPOCH + 1)]
+    return out
 
 
-@pytest.mark.parametrize("K", [1, 3, 5])
-@pytest.mark.parametrize("theta", [0.05, 0.01, 0.001])
-def test_switcher_fires_at_first_step_condition_holds(theta, K):
-    g = torch.Generator().manual_seed(K)
-    losses = [float(2.0 * 0.9 ** t + 0.01 * torch.rand(1, generator=g)) for t in range(120)]
-    expected = first_switch(losses, theta, K)
-    sw = Switcher({"theta": theta, "K": K, "unit": "step"})
-    fired = None
-    for step, loss in enumerate(losses, start=1):
-        if sw.observe_step(step, loss):
-            fired = step
+@pytest.mark.parametrize(("unit", "theta", "K", "losses", "fires", "value", "switch_step"), ADAPTIVE_CASES)
+def test_adaptive_switch_fires_where_worked_out_by_hand(unit, theta, K, losses, fires, value, switch_step):
+    """The Switcher alone, then the switch policy's stepper fed the same losses: the switch lands on the update
+    computed by hand, the report says where the rule fired and on what mean, and a rule that never fires says so."""
+    sw = Switcher({"theta": theta, "K": K, "unit": unit})
+    fired_after = None  # (update, epoch or None) of the observation that fired the rule
+    for step, loss, epoch_mean in scripted_updates(unit, losses):
+        due = sw.observe_step(step, loss)
+        if epoch_mean is not None:
+            due = sw.observe_epoch(step // PER_EPOCH, epoch_mean, step=step)
+        if due:
+            fired_after = (step, step // PER_EPOCH if unit == "epoch" else None)
             break
-    assert fired == expected
-    if expected is not None:
-        assert sw.score < theta
+    report = sw.report()
+    if fires is None:
+        assert fired_after is None and report["fired"] is False and sw.score is None
+        n_rates = len(losses) - 1
+        assert report["checks"] == n_rates - K + 1  # every full window was checked, none fired
+    else:
+        index = fired_after[1] if unit == "epoch" else fired_after[0]
+        assert index == fires
+        assert fired_after[0] + 1 == switch_step
+        assert report["fired"] is True and report["at_step"] == switch_step - 1
+        assert report.get("at_epoch") == (fires if unit == "epoch" else None)
+        assert sw.score == pytest.approx(value, rel=1e-12) and sw.score < theta
+
+    # The same losses through the switch policy's stepper (float64, so each loss is exactly the one written).
+    policy = Policy.from_spec({"type": "switch", "phase1": {"name": "sgd", "lr": 0.1},
+                               "phase2": {"name": "sgdm", "lr": 0.1},
+                               "switch": {"theta": theta, "K": K, "unit": unit}})
+    updates = scripted_updates(unit, losses)
+    script = iter([loss for _, loss, _ in updates])
+
+    def scripted_loss(outputs, targets):  # the model's output times 0 (a gradient of 0) plus the next loss
+        return outputs.sum() * 0.0 + torch.tensor(next(script), dtype=torch.float64)
+
+    stepper = policy.build(nn.Linear(2, 2).double(), scripted_loss)
+    x, y = torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.long)
+    names, switch_events = [], []
+    for step, loss, epoch_mean in updates:
+        report_t = stepper.step(x, y)
+        assert report_t.step == step and report_t.loss == loss
+        names.append(report_t.optimizer)
+        switch_events += [e.step for e in report_t.events if e.kind == "switch"]
+        if epoch_mean is not None:
+            stepper.end_epoch(step // PER_EPOCH, epoch_mean)
+    n = len(updates)
+    if switch_step is None:
+        assert names == ["sgd"] * n and switch_events == [] and "switch_step" not in stepper.switch_report()
+    else:
+        assert names == ["sgd"] * (switch_step - 1) + ["sgdm"] * (n - switch_step + 1)
+        assert switch_events == [switch_step] and stepper.switch_report()["switch_step"] == switch_step
 
 
 def test_smaller_theta_switches_later():
@@ -47,14 +121,6 @@ def test_smaller_theta_switches_later():
         sw = Switcher({"theta": theta, "K": 5, "unit": "step"})
         steps.append(next(s for s, loss in enumerate(losses, 1) if sw.observe_step(s, loss)))
     assert steps == sorted(steps) and len(set(steps)) == 3
-
-
-def test_epoch_unit_uses_epoch_means():
-    sw = Switcher({"theta": 0.1, "K": 2, "unit": "epoch"})
-    assert not sw.observe_step(1, 5.0)  # steps are ignored with unit epoch
-    means = [1.0, 0.5, 0.45, 0.44]  # rates 0.5, 0.1, 0.022 -> mean of last 2 below 0.1 after epoch 4
-    fired = [sw.observe_epoch(e, m) for e, m in enumerate(means, start=1)]
-    assert fired == [False, False, False, True]
 
 
 def data():
