@@ -15,16 +15,11 @@ from urllib.parse import parse_qs, quote
 from dash import dcc, html
 
 from hyperswitch.figures._common import message_figure
-from hyperswitch.figures.data import (
-    NotApplicable,
-    StudyInfo,
-    StudyReadError,
-    activity,
-    list_study_paths,
-    study_info,
-)
+from hyperswitch.figures.data import NotApplicable, activity
+from hyperswitch.results.cache import StudyInfo, StudyReadError, study_info
 from hyperswitch.results.names import RULE as NAME_RULE
 from hyperswitch.results.names import is_study_name
+from hyperswitch.results.reader import list_studies
 
 log = logging.getLogger("hyperswitch.dashboard")
 
@@ -49,7 +44,7 @@ class Context:
     policies: Path = Path("policies")
 
     def study_names(self) -> list[str]:
-        return [p.name for p in list_study_paths(self.storage)]
+        return [p.name for p in list_studies(self.storage)]
 
     def study_path(self, name: str | None) -> Path:
         """The folder of study ``name``; only names of studies under the storage folder are accepted."""
@@ -57,7 +52,7 @@ class Context:
             raise NotApplicable("pick a study")
         if not is_study_name(name):  # from a URL: a plain folder name under the storage folder, never a path
             raise NotApplicable(f"{name!r} is not a study name: {NAME_RULE}")
-        for p in list_study_paths(self.storage):
+        for p in list_studies(self.storage):
             if p.name == name:
                 return p
         raise NotApplicable(f"there is no study {name!r} under {self.storage}")
@@ -233,7 +228,7 @@ def combined_table(ctx: Context, names: Sequence[str], table: str, columns: Sequ
     """``steps``/``events`` columns of one or more studies (trial ids prefixed as in :func:`combined_trials`)."""
     import pandas as pd
 
-    from hyperswitch.figures.data import study_table
+    from hyperswitch.results.cache import study_table
 
     frames = []
     for n in names:

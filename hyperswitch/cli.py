@@ -339,8 +339,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hyperswitch.figures.data import StudyReadError
     from hyperswitch.figures.report import png_renderer, write_report
+    from hyperswitch.results.cache import StudyReadError
     from hyperswitch.results.names import find_study
     from hyperswitch.results.store import StudyStore
 

@@ -25,7 +25,8 @@ from dashboards._shared import (
 )
 from hyperswitch.figures import curves as fc
 from hyperswitch.figures import lr_rules as fl
-from hyperswitch.figures.data import NotApplicable, study_table
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import study_table
 
 P = "lrrules"
 GROUP_LABELS = {fc.NONE: "none (all runs)", fc.POLICY: "policy"}

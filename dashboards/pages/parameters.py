@@ -23,6 +23,7 @@ from dashboards._shared import (
 )
 from hyperswitch.figures import data as fd
 from hyperswitch.figures import parameter as fp
+from hyperswitch.results.cache import cached, study_version
 
 P = "parameters"
 SPREAD_LABELS = {"std": "\u00b1 1 standard deviation", "ci95": "95% confidence interval"}
@@ -72,9 +73,8 @@ def importance_figure(ctx: Context, study: str, metric: str, method: str) -> Any
     info = ctx.info(study)
     params = [p for p in info.meta.get("sampled_names", info.parameters) if p in info.varied_parameters]
     mode = info.mode if metric == info.metric else None
-    key = ("importance", str(info.path), fd.study_version(info.path, "trials"), metric, method)
-    d = fd.cached(key, lambda: fp.importance_data(info.trials, params, metric, mode, method,
-                                                  info.meta.get("space_text")))
+    key = ("importance", str(info.path), study_version(info.path, "trials"), metric, method)
+    d = cached(key, lambda: fp.importance_data(info.trials, params, metric, mode, method, info.distributions))
     return fp.importance_figure(d)
 
 

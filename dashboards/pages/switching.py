@@ -25,7 +25,8 @@ from dashboards._shared import (
     study_page_top,
 )
 from hyperswitch.figures import switching as fs
-from hyperswitch.figures.data import NotApplicable, study_table
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import study_table
 
 P = "switching"
 UNIT_LABELS = {"step": "step", "epoch": "epoch"}

@@ -27,8 +27,8 @@ import yaml
 
 from hyperswitch.config.validate import writable_folder
 from hyperswitch.errors import ConfigError
-from hyperswitch.export.select import Choice, Selection, check_metric, select_configurations
-from hyperswitch.search.seeds import same_value
+from hyperswitch.results.distributions import sampled_names
+from hyperswitch.results.select import Choice, Selection, check_metric, same_value, select_configurations
 
 DEFAULT_FOLDER = "policies"
 
@@ -64,22 +64,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def sampled_values(space: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+def sampled_values(distributions: Mapping[str, Mapping[str, Any]], row: Mapping[str, Any]) -> dict[str, Any]:
     """The sampled parameter values of a trials.parquet row, as the search space's own values (a categorical
-    choice as the choice itself: Parquet may have widened an int choice to a float)."""
+    choice as the choice itself: Parquet may have widened an int choice to a float). ``distributions``: the
+    study's, as study.json records them (:func:`hyperswitch.results.study_distributions`)."""
     out: dict[str, Any] = {}
-    for name in space.sampled_names:
-        p = space.parameters[name]
+    for name in sampled_names(distributions):
+        p = distributions[name]
         if name not in row:
             raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter",
                               show_value=False)
         v = _plain(row[name])
-        if p.kind == "categorical":
-            match = [c for c in p.choices if same_value(c, v)]
+        if p["type"] == "categorical":
+            choices = list(p.get("choices") or [])
+            match = [c for c in choices if same_value(c, v)]
             if not match:
-                raise ConfigError(f"trials.parquet.{name}", f"is not one of the space's choices {list(p.choices)}", v)
+                raise ConfigError(f"trials.parquet.{name}", f"is not one of the space's choices {choices}", v)
             out[name] = match[0]
-        elif p.kind == "int":
+        elif p["type"] == "int":
             out[name] = int(v)
         else:
             out[name] = float(v)
@@ -117,7 +119,7 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
 
     trials = study.trials
     row = trials[trials["trial_id"] == (choice.trial_id or choice.trial_ids[0])].iloc[0].to_dict()
-    sampled = sampled_values(space, row)
+    sampled = sampled_values(study.distributions, row)
     values = space.resolve(sampled)
     workload, policy = space.instantiate(values)
     Policy.from_spec(policy)  # the trials built this; a study whose code changed since says so here
@@ -216,12 +218,12 @@ def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] 
 
     ``study``: a name under ``storage`` or a study folder. ``metric``/``mode``: default the study's own; a mode
     that contradicts the metric's direction is an error. ``select``: ``mean`` (default), ``best`` or ``pareto``
-    (with ``max_time_ratio``); see :mod:`hyperswitch.export.select`. ``top``: how many configurations, one file
+    (with ``max_time_ratio``); see :mod:`hyperswitch.results.select`. ``top``: how many configurations, one file
     each. ``output``: a file (``top`` 1) or a folder; default ``policies/<study>_<config_id>.yaml``.
     Raises ``ConfigError`` (and writes nothing) on bad input, a study with no finished trial, or an existing
     file without ``force``."""
     from hyperswitch.results.reader import open_study
-    from hyperswitch.search.space import space_from_text
+    from hyperswitch.search.space import space_from_text  # the policy template; parsed once per process
 
     path = resolve_study(study, storage)
     s = open_study(path)

@@ -1,7 +1,9 @@
 """Figures: pure data -> small named tuple -> plotly figure functions, shared by the dashboard and the report.
 
-- ``data``: cached, column-selective reads of a study's tables (per study file version), ``NotApplicable``
-  and ``StudyReadError``.
+Studies are read through :mod:`hyperswitch.results` (``results.cache``: cached, column-selective reads per study
+file version; ``StudyReadError``), re-exported here.
+
+- ``data``: ``NotApplicable``, policy labels, background prefetching for the dashboard, small helpers.
 - ``parameter``: metric vs one parameter (mean, spread band), heatmap of two, parallel coordinates, importance.
 - ``curves``: learning curves with bands and switch markers.
 - ``switching``: switch points, their table per group, IOMT timeline.
@@ -9,6 +11,7 @@
 - ``ablations``, ``lr_rules``, ``studies``; ``report`` writes them all as standalone HTML.
 """
 
-from hyperswitch.figures.data import NotApplicable, StudyReadError, clear_cache, study_info, study_table
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import StudyReadError, clear_cache, study_info, study_table
 
 __all__ = ["NotApplicable", "StudyReadError", "clear_cache", "study_info", "study_table"]

@@ -4,7 +4,7 @@ the mean, seeds per cell on hover), more (parallel coordinates), and parameter i
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -267,26 +267,20 @@ def _distributions(conf: pd.DataFrame, params: Sequence[str], log_hints: dict[st
     return out
 
 
-def log_hints_from_space(space_text: str | None) -> dict[str, bool]:
-    """``parameters.<name>.log`` from the study's search space text (to weigh log-sampled ranges right)."""
-    if not space_text:
-        return {}
-    try:
-        from hyperswitch.config.yamlio import load as load_yaml
-
-        doc = load_yaml(space_text) or {}
-        params = doc.get("parameters") or {}
-        return {k: bool(v.get("log")) for k, v in params.items() if isinstance(v, dict)}
-    except Exception:  # noqa: BLE001  (hints only)
-        return {}
+def log_hints(distributions: Mapping[str, Mapping[str, Any]] | None) -> dict[str, bool]:
+    """Which parameters the space samples on a log scale (to weigh log-sampled ranges right), from the study's
+    distributions (:func:`hyperswitch.results.study_distributions`)."""
+    return {n: bool(d.get("log")) for n, d in (distributions or {}).items() if d.get("type") in ("float", "int")}
 
 
 def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mode: str | None = None,
-                    method: str = "auto", space_text: str | None = None, max_configs: int = 500) -> Importance:
+                    method: str = "auto", distributions: Mapping[str, Mapping[str, Any]] | None = None,
+                    max_configs: int = 500) -> Importance:
     """Importance of each parameter for ``metric`` from Optuna's evaluators, on one Optuna trial per
     configuration (its mean over seeds). ``method``: ``ped-anova``, ``fanova`` or ``auto`` (PED-ANOVA from
     50 configurations on, where its top-10% quantile holds at least 5 of them; fANOVA below). Above
-    ``max_configs`` configurations a random sample of that many (seed 0) is ranked, and the figure says so."""
+    ``max_configs`` configurations a random sample of that many (seed 0) is ranked, and the figure says so.
+    ``distributions``: the study's (``StudyInfo.distributions``); a log-sampled range is weighed on a log scale."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 
@@ -305,7 +299,7 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     mode = mode or METRICS.get(metric, "max")
     if method == "auto":
         method = "ped-anova" if len(conf) >= 50 else "fanova"
-    dists = _distributions(conf, params, log_hints_from_space(space_text))
+    dists = _distributions(conf, params, log_hints(distributions))
     direction = "maximize" if mode == "max" else "minimize"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction=direction)

@@ -22,7 +22,8 @@ from hyperswitch.figures import lr_rules as fl
 from hyperswitch.figures import memory as fm
 from hyperswitch.figures import parameter as fp
 from hyperswitch.figures import switching as fs
-from hyperswitch.figures.data import NotApplicable, StudyInfo, StudyReadError, study_info, study_table
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import StudyInfo, StudyReadError, study_info, study_table
 
 log = logging.getLogger("hyperswitch.report")
 
@@ -56,8 +57,7 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
                lambda: fp.parallel_figure(fp.parallel_data(t, params, metric)))
     sampled = [p for p in info.meta.get("sampled_names", params) if p in params]
     yield ("parameter_importance", "Parameter study", "parameter importance",
-           lambda: fp.importance_figure(fp.importance_data(t, sampled, metric, mode, "auto",
-                                                           info.meta.get("space_text"))))
+           lambda: fp.importance_figure(fp.importance_data(t, sampled, metric, mode, "auto", info.distributions)))
     group = params[0] if params else fc.POLICY
     for y in ("loss", "val_accuracy"):
         def curves(y: str = y) -> go.Figure:

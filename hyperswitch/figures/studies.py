@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hyperswitch.figures.data import StudyReadError, list_study_paths, study_info
+from hyperswitch.results.cache import StudyReadError, study_info
+from hyperswitch.results.reader import list_studies
 
 
 class StudyRow(NamedTuple):
@@ -56,7 +57,7 @@ def study_row(path: Path) -> StudyRow:
 
 
 def studies_overview(storage: str | Path) -> list[StudyRow]:
-    return [study_row(p) for p in list_study_paths(storage)]
+    return [study_row(p) for p in list_studies(storage)]
 
 
 def progress_text(row: StudyRow) -> str:

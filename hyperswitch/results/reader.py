@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperswitch.results.distributions import study_distributions
 from hyperswitch.results.schema import EVENTS_SCHEMA, FINISHED_STATUSES, METRICS, STEPS_SCHEMA
 from hyperswitch.results.store import StudyStore
 
@@ -41,6 +42,11 @@ class Study:
     @property
     def parameters(self) -> list[str]:
         return list(self.meta.get("parameter_names", []))
+
+    @property
+    def distributions(self) -> dict[str, dict[str, Any]]:
+        """The space's parameter distributions, from study.json (:func:`study_distributions`)."""
+        return study_distributions(self.meta)
 
     def finished(self) -> pd.DataFrame:
         return self.trials[self.trials["status"].isin(FINISHED_STATUSES)] if len(self.trials) else self.trials

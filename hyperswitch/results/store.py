@@ -31,6 +31,8 @@ from hyperswitch.results.schema import (
 )
 
 TABLES = ("trials", "steps", "events")
+# String columns of steps/events read dictionary-encoded when asked (few distinct values, millions of rows).
+DICTIONARY_COLUMNS = frozenset({"trial_id", "optimizer", "kind"})
 
 
 class StudyFileError(ConfigError):
@@ -49,16 +51,23 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+def read_parquet(path: Path, columns: Sequence[str] | None = None,
+                 dictionary: Sequence[str] = ()) -> pa.Table | None:
     """Read one Parquet file through one open handle, or None if it is gone; :class:`StudyFileError` if it is
-    not readable Parquet.
+    not readable Parquet. ``columns``: only those (the ones the file has; None: all); ``dictionary``: columns
+    to read dictionary-encoded (cheap on millions of rows of a few distinct strings).
 
     One handle matters: writers replace files atomically, and a reader that opened the path twice (footer,
     then pages) could mix the old file's footer with the new file's pages.
     """
     try:
         with open(path, "rb") as f:
-            return pq.ParquetFile(f).read(columns=columns)
+            pf = pq.ParquetFile(f, read_dictionary=list(dictionary) or None)
+            cols = None
+            if columns is not None:
+                names = set(pf.schema_arrow.names)
+                cols = [c for c in columns if c in names]
+            return pf.read(columns=cols)
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError) as exc:
@@ -233,30 +242,45 @@ class StudyStore:
         return gone
 
     # --- tables -------------------------------------------------------------------------------------
-    def read_tables(self, include_running: bool = False) -> dict[str, pa.Table | None]:
-        """The three tables: compacted rows plus finished (and, if asked, running) parts; parts win.
+    def read_table(self, table: str, columns: Sequence[str] | None = None, *, include_running: bool = False,
+                   dictionary: bool = False, ids: Sequence[str] | None = None) -> pa.Table | None:
+        """One table: compacted rows plus finished (and, if asked, running) parts; parts win. ``columns``: only
+        those that the files have (None: all). ``dictionary``: the :data:`DICTIONARY_COLUMNS` of steps/events
+        read dictionary-encoded. ``ids``: the part trial ids to read, when the caller listed them already.
 
-        Safe while trials write and the driver compacts: parts are read before the compacted tables, so a
+        Safe while trials write and the driver compacts: parts are read before the compacted table, so a
         compaction in between can only show a trial twice (and the part copy wins), never lose it.
         """
-        ids = self.part_trial_ids(finished_only=not include_running)
-        parts: dict[str, list[pa.Table]] = {table: [] for table in TABLES}
-        read_ids = []
+        if ids is None:
+            ids = self.part_trial_ids(finished_only=not include_running)
+        wanted = columns
+        if ids and columns is not None and "trial_id" not in columns:  # needed to let parts win over the table
+            columns = [*columns, "trial_id"]
+        encoded: list[str] = []
+        if dictionary and table != "trials" and "trial_id" in (columns or ()):
+            encoded = [c for c in DICTIONARY_COLUMNS if c in (columns or ())]
+        parts: list[pa.Table] = []
+        read_ids: list[str] = []
         for tid in ids:
-            got = {table: read_parquet(self.part_path(tid, table)) for table in TABLES}
-            if got["trials"] is None:  # compacted (or discarded) meanwhile: the main table has it
+            row = read_parquet(self.part_path(tid, "trials"), columns if table == "trials" else ["trial_id"])
+            if row is None:  # compacted (or discarded) meanwhile: the main table has it
                 continue
             read_ids.append(tid)
-            for table, t in got.items():
-                if t is not None:
-                    parts[table].append(t)
-        out: dict[str, pa.Table | None] = {}
-        for table in TABLES:
-            main = read_parquet(self.table_path(table))
-            if main is not None and read_ids:
-                main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(read_ids))))
-            out[table] = concat([main, *parts[table]])
+            t = row if table == "trials" else read_parquet(self.part_path(tid, table), columns, encoded)
+            if t is not None:
+                parts.append(t)
+        main = read_parquet(self.table_path(table), columns, encoded)
+        if main is not None and read_ids and "trial_id" in main.column_names:
+            main = main.filter(pc.invert(pc.is_in(main.column("trial_id"), pa.array(read_ids))))
+        out = concat([main, *parts])
+        if out is not None and wanted is not None and list(wanted) != list(columns or []):
+            out = out.select([c for c in wanted if c in out.column_names])
         return out
+
+    def read_tables(self, include_running: bool = False) -> dict[str, pa.Table | None]:
+        """The three tables (every column), each as :meth:`read_table` reads it."""
+        ids = self.part_trial_ids(finished_only=not include_running)
+        return {table: self.read_table(table, ids=ids) for table in TABLES}
 
     def compact(self) -> int:
         """Fold finished parts into the study tables; return how many trials were folded."""

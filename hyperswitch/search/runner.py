@@ -238,7 +238,8 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
     store.write_meta({
         "name": study_name, "space_file": space.source, "space_text": space.text, "summary": space.summary(),
         "metric": space.metric, "mode": space.mode, "parameter_names": space.parameter_names,
-        "sampled_names": space.sampled_names, "versions": _versions(), "created": _now(), "updated": _now(),
+        "sampled_names": space.sampled_names, "distributions": space.distributions(),
+        "versions": _versions(), "created": _now(), "updated": _now(),
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
         "target_accuracy": space.train.get("target_accuracy"),
     })

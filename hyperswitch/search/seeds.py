@@ -38,6 +38,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from hyperswitch.results.select import same_value
+
 OBJECTIVE = "objective"
 
 
@@ -235,18 +237,6 @@ class FixedSearcher(_InOrder, Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal parameter values; numbers compared as floats (Parquet may have widened an int choice to a float)."""
-    def num(x: Any) -> bool:
-        return isinstance(x, int | float) and not isinstance(x, bool)
-
-    a = a.item() if hasattr(a, "item") else a
-    b = b.item() if hasattr(b, "item") else b
-    if num(a) and num(b):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-    return a == b
 
 
 class GridSearcher(_InOrder, Searcher):

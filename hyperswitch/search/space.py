@@ -55,6 +55,7 @@ Every error is a ``ConfigError`` naming the file, the key, the rule and the valu
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 import re
@@ -77,6 +78,7 @@ from hyperswitch.config.yamlio import YAMLSyntaxError
 from hyperswitch.config.yamlio import load as load_yaml
 from hyperswitch.config.yamlio import load_file as load_yaml_file
 from hyperswitch.errors import ConfigError, shown
+from hyperswitch.results.distributions import entry
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
@@ -224,6 +226,13 @@ class SearchSpace:
         if seeds is not None:
             new.seeds = list(range(number(seeds, "--seeds", integer=True, low=1)))
         return new
+
+    def distributions(self) -> list[dict[str, Any]]:
+        """Every parameter's distribution and every derived expression, in order, as study.json records them
+        (:mod:`hyperswitch.results.distributions`)."""
+        out = [entry(n, p.kind, low=p.low, high=p.high, log=p.log, step=p.step, choices=p.choices, value=p.value)
+               for n, p in self.parameters.items()]
+        return out + [entry(n, "derived", expression=e.text) for n, e in self.derived.items()]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -689,12 +698,23 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> 
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """Load and validate a search-space YAML file (safe loader)."""
-    doc, text = load_yaml_file(path, "search space")
-    return parse_space(doc, source=str(path), text=text)
+    """Load and validate a search-space YAML file (safe loader); a text already validated in this process under
+    the same source is not validated again (:func:`space_from_text`)."""
+    _, text = load_yaml_file(path, "search space")
+    return space_from_text(text, str(path))
 
 
 def space_from_text(text: str, source: str) -> SearchSpace:
+    """Parse and validate a search space's text; ``source`` names it in errors.
+
+    Parsed and validated once per process for each (text, source): validation probes every range end and
+    choice (building policies on a probe model), so a trial that asks for its space several times pays once.
+    Each call returns its own copy, so a caller that changes it changes no other caller's."""
+    return copy.deepcopy(_validated_space(text, source))
+
+
+@functools.lru_cache(maxsize=32)
+def _validated_space(text: str, source: str) -> SearchSpace:
     try:
         doc = load_yaml(text)
     except YAMLSyntaxError as exc:

@@ -1,0 +1,189 @@
+"""Choosing a study's best configurations from its trials (pure: a DataFrame in, ranked choices out), as
+``hyperswitch export`` and the sweep's closing summary do; and matching a table's value to a parameter's value.
+
+The rules (also in the package docstring):
+
+- A trial *counts* for its configuration when it finished with status ``completed`` and a finite value of the
+  metric. A finished trial that diverged, errored, was stopped by the scheduler (its value comes from a shorter
+  run) or has no value (NaN, e.g. ``time_to_target_s`` when the target was never reached) is a *failed seed*.
+  Running trials are ignored.
+- ``mean`` (default): a configuration is eligible when it has no failed seed. Among the eligible ones only those
+  with the most counted seeds compete, so a configuration whose other seeds have not run yet cannot win on one
+  lucky seed. They are ranked by the mean of the metric over their seeds (better first by the metric's mode),
+  ties by the smaller standard deviation, then by ``config_id``.
+- ``best``: the single completed trial with the best finite value; ``top N`` gives the best trials of N different
+  configurations (ties by ``config_id``, then seed). The provenance still reports the configuration's mean.
+- ``pareto``: among the configurations eligible for ``mean``, with a finite mean ``wall_time_s``: the fastest
+  one's mean wall time ``t_min`` sets the budget ``max_time_ratio * t_min``; the configurations within the
+  budget are ranked by mean metric (ties by the smaller mean wall time, then ``config_id``). The first one is on
+  the accuracy-vs-time Pareto front: anything faster and at least as good would be within the budget and rank
+  before it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hyperswitch.errors import ConfigError
+from hyperswitch.results.schema import COMPLETED, FINISHED_STATUSES, METRICS
+
+SELECTIONS = ("mean", "best", "pareto")
+TIME_METRIC = "wall_time_s"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One configuration chosen for export."""
+
+    rank: int
+    config_id: str
+    trial_ids: tuple[str, ...]  # the seeds that count, by seed
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]  # the metric of each of those trials
+    mean: float
+    std: float | None  # sample standard deviation (ddof 1); None for a single seed
+    trial_id: str | None = None  # ``best``: the chosen trial
+    value: float | None = None  # ``best``: its value
+    wall_time_mean: float | None = None
+    time_ratio: float | None = None  # ``pareto``: mean wall time / the fastest eligible configuration's
+
+    @property
+    def n(self) -> int:
+        return len(self.trial_ids)
+
+
+@dataclass
+class Selection:
+    choices: list[Choice]
+    notes: list[str] = field(default_factory=list)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal parameter values; numbers compared as floats (Parquet may have widened an int choice to a float)."""
+    def num(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    a = a.item() if hasattr(a, "item") else a
+    b = b.item() if hasattr(b, "item") else b
+    if num(a) and num(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    return a == b
+
+
+def check_metric(metric: str, mode: str | None) -> str:
+    """The mode for ``metric``: its direction in the results schema; a contradicting ``mode`` is an error."""
+    if metric not in METRICS:
+        raise ConfigError("--metric", f"is not a results metric (one of: {', '.join(METRICS)})", metric)
+    if mode is not None and mode not in ("max", "min"):
+        raise ConfigError("--mode", "must be max or min", mode)
+    right = METRICS[metric]
+    if mode is not None and mode != right:
+        raise ConfigError("--mode", f"{metric} is better when it is {'higher' if right == 'max' else 'lower'}; "
+                          f"its mode is {right}", mode)
+    return right
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    return pd.to_numeric(col, errors="coerce").astype(float).to_numpy()
+
+
+def _config_table(trials: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(counted trials with a float ``_v`` column, per-configuration table: n_counted, n_failed, mean, std)."""
+    done = trials[trials["status"].isin(FINISHED_STATUSES)].copy()
+    done["_v"] = _numeric(done[metric]) if metric in done else np.nan
+    done["_ok"] = (done["status"] == COMPLETED).to_numpy() & np.isfinite(done["_v"].to_numpy())
+    done["_t"] = _numeric(done[TIME_METRIC]) if TIME_METRIC in done else np.nan
+    counted = done[done["_ok"]]
+    per = done.groupby("config_id", sort=True).agg(n_finished=("_ok", "size"), n_counted=("_ok", "sum"))
+    per["n_failed"] = per["n_finished"] - per["n_counted"]
+    stats = counted.groupby("config_id", sort=True).agg(mean=("_v", "mean"), std=("_v", "std"),
+                                                         wall=("_t", "mean"))
+    return counted, per.join(stats)
+
+
+def _choice(rank: int, cid: str, counted: pd.DataFrame, row: pd.Series, **extra: object) -> Choice:
+    mine = counted[counted["config_id"] == cid].sort_values("seed", kind="stable")
+    std = float(row["std"]) if math.isfinite(float(row["std"])) else None
+    wall = float(row["wall"]) if math.isfinite(float(row["wall"])) else None
+    return Choice(rank=rank, config_id=str(cid), trial_ids=tuple(str(t) for t in mine["trial_id"]),
+                  seeds=tuple(int(s) for s in mine["seed"]), values=tuple(float(v) for v in mine["_v"]),
+                  mean=float(row["mean"]), std=std, wall_time_mean=wall, **extra)  # type: ignore[arg-type]
+
+
+def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: str = "mean", top: int = 1,
+                          max_time_ratio: float | None = None) -> Selection:
+    """Rank the study's configurations by the rule ``select`` and return the ``top`` first (fewer when fewer
+    qualify, with a note). Raises ``ConfigError`` when none qualifies."""
+    if select not in SELECTIONS:
+        raise ConfigError("--select", f"must be one of {', '.join(SELECTIONS)}", select)
+    if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
+        raise ConfigError("--top", "must be an integer >= 1", top)
+    if select == "pareto":
+        if max_time_ratio is None:
+            raise ConfigError("--max-time-ratio", "is required with --select pareto (e.g. 1.5: at most 1.5 times "
+                              "the fastest configuration's mean wall time)", None)
+        if isinstance(max_time_ratio, bool) or not isinstance(max_time_ratio, int | float) \
+                or not math.isfinite(max_time_ratio) or max_time_ratio < 1:
+            raise ConfigError("--max-time-ratio", "must be a number >= 1", max_time_ratio)
+    elif max_time_ratio is not None:
+        raise ConfigError("--max-time-ratio", "applies only with --select pareto", max_time_ratio)
+    if not len(trials) or not trials["status"].isin(FINISHED_STATUSES).any():
+        raise ConfigError("STUDY", "has no finished trial yet; nothing to export", show_value=False)
+
+    counted, per = _config_table(trials, metric)
+    sign = -1.0 if mode == "max" else 1.0
+    notes: list[str] = []
+    if select == "best":
+        if not len(counted):
+            raise ConfigError("--metric", f"no completed trial has a finite value of {metric}; nothing to export",
+                              metric)
+        order = counted.assign(_key=sign * counted["_v"]).sort_values(["_key", "config_id", "seed"], kind="stable")
+        firsts = order.drop_duplicates("config_id").head(top)
+        choices = [_choice(k, str(r["config_id"]), counted, per.loc[r["config_id"]], trial_id=str(r["trial_id"]),
+                           value=float(r["_v"]))
+                   for k, (_, r) in enumerate(firsts.iterrows(), start=1)]
+    else:
+        eligible = per[(per["n_failed"] == 0) & (per["n_counted"] > 0)]
+        failed = per[per["n_failed"] > 0]
+        if len(failed):
+            listed = ", ".join(map(str, failed.index[:5])) + (", ..." if len(failed) > 5 else "")
+            notes.append(f"{len(failed)} configuration(s) left out: a seed diverged, errored, was stopped early or "
+                         f"has no {metric} ({listed})")
+        if not len(eligible):
+            raise ConfigError("--select", f"no configuration has all its finished seeds completed with a finite "
+                              f"{metric}; --select best exports the best single trial", select)
+        most = int(eligible["n_counted"].max())
+        fewer = eligible[eligible["n_counted"] < most]
+        if len(fewer):
+            notes.append(f"{len(fewer)} configuration(s) with fewer than {most} finished seeds not compared (their "
+                         "other seeds have not run)")
+        eligible = eligible[eligible["n_counted"] == most]
+        # means equal up to float round-off (the same values summed in another order) are ties
+        table = eligible.assign(_key=np.round(sign * eligible["mean"].to_numpy(float), 12),
+                                _std=np.round(eligible["std"].fillna(np.inf).to_numpy(float), 12),
+                                _cid=eligible.index.astype(str))
+        if select == "mean":
+            table = table.sort_values(["_key", "_std", "_cid"], kind="stable")
+            choices = [_choice(k, str(cid), counted, row) for k, (cid, row) in
+                       enumerate(table.head(top).iterrows(), start=1)]
+        else:
+            timed = table[np.isfinite(table["wall"].to_numpy(float))]
+            if not len(timed):
+                raise ConfigError("--select", f"no eligible configuration has a {TIME_METRIC}", select)
+            fastest = float(timed["wall"].min())
+            budget = max_time_ratio * fastest
+            within = timed[timed["wall"] <= budget * (1 + 1e-12)]
+            within = within.sort_values(["_key", "wall", "_cid"], kind="stable")
+            notes.append(f"time budget {max_time_ratio:g} x {fastest:.4g} s (fastest mean {TIME_METRIC}) = "
+                         f"{budget:.4g} s: {len(within)} of {len(timed)} configuration(s) within it")
+            choices = [_choice(k, str(cid), counted, row, time_ratio=float(row["wall"]) / fastest if fastest > 0
+                               else 1.0)
+                       for k, (cid, row) in enumerate(within.head(top).iterrows(), start=1)]
+    if len(choices) < top:
+        notes.append(f"only {len(choices)} configuration(s) qualify; --top {top} asked for more")
+    return Selection(choices, notes)
