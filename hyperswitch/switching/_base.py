@@ -7,6 +7,7 @@ Stepper owns the optimizers and asks its rule which one acts; the rule only sees
 from __future__ import annotations
 
 import abc
+import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,12 +83,30 @@ def optimizer_state_bytes(opt: torch.optim.Optimizer | None) -> int:
 
 
 class Stepper(abc.ABC):
-    """Trains ``model`` one mini-batch at a time under a policy."""
+    """Trains ``model`` one mini-batch at a time under a policy.
+
+    ``spec`` is the validated policy spec it was built from (``type`` included). ``copy.deepcopy(stepper)`` copies
+    the model and builds a stepper of the same spec on the copy, loaded from ``state_dict()``: it continues exactly
+    as the original would, and shares no tensor with it (the loss function is shared: it holds no state). Optimizers
+    are not copied attribute by attribute: torch's ``Optimizer`` pickles only its defaults, state and param groups,
+    and K-FAC's hooks stay with the model they were registered on (a copied model gets no-ops in their place).
+    """
+
+    spec: Mapping[str, Any]
 
     def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
         self.model = model
         self.loss_fn = loss_fn
         self.step_count = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Stepper:
+        from hyperswitch.switching._registry import get_policy_type
+
+        model = copy.deepcopy(self.model, memo)
+        twin = get_policy_type(self.spec["type"]).build(self.spec, model, self.loss_fn)
+        memo[id(self)] = twin
+        twin.load_state_dict(self.state_dict())
+        return twin
 
     @abc.abstractmethod
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> StepReport: ...

@@ -24,6 +24,7 @@ from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
 class SingleStepper(Stepper):
     def __init__(self, model: nn.Module, loss_fn: LossFn, spec: Mapping[str, Any]) -> None:
         super().__init__(model, loss_fn)
+        self.spec = spec
         self.name = str(spec["optimizer"]["name"])
         self.optimizer = self._build(wrap_spec(spec["optimizer"], spec.get("lr_rule")), "policy.optimizer")
         self.swats = _swats(self.optimizer)

@@ -2,14 +2,21 @@
 
 (a) it lowers the loss of a small MLP on fixed synthetic data over 30 full-batch steps, by the registry's
     stepping protocol (``batch_step`` if it has one, else ``zero_grad``/``backward``/``step``);
-(b) ``state_dict`` round-trips: a fresh optimizer on a copy of the model, loaded from the state dict,
-    continues exactly like the original (parameters ``torch.equal`` after 3 more steps);
-(c) a bad learning rate (``lr``, or GeN's ``lr0``) is a ``ConfigError`` whose rule states the value.
-"""
+(b) ``state_dict`` round-trips mid-run: after 5 steps the state goes through ``torch.save`` /
+    ``torch.load(weights_only=True)`` (as train.driver checkpoints); a fresh optimizer on a copy of the model,
+    loaded from it, takes the next 3 steps exactly like the original (losses equal, parameters ``torch.equal``);
+(c) a bad learning rate (``lr``, or GeN's ``lr0``) is a ``ConfigError`` whose rule states the value;
+(d) memory release: once the model and the optimizer are dropped, every tensor reachable from them (parameters,
+    gradients, optimizer state, preconditioner factors and caches) is freed.
 
+Deep copies are the stepper's contract (tests/contracts/test_policies.py): ``copy.deepcopy`` of a bare torch
+optimizer keeps only its defaults, state and param groups, and K-FAC's hooks stay with the model they were
+registered on, so a stepper copies itself through ``state_dict``, for every optimizer (``single-NAME`` there).
+"""
 from __future__ import annotations
 
-import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -18,6 +25,7 @@ from torch import nn
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.optim import build_optimizer, get_optimizer, optimizer_names
+from tests.contracts.toy import checkpoint, reachable_tensors
 
 # Defaults tuned for real workloads can be too timid or too bold for 30 steps on this toy; the contract is
 # about the mechanics, so a few get a learning rate that suits the toy (the defaults stay as registered).
@@ -79,13 +87,14 @@ def test_state_dict_round_trip_continues_identically(name):
         one_step(opt, model, x, y)
     twin = problem()[0]  # not deepcopy(model): that would also copy hooks an optimizer registered on it
     twin.load_state_dict(model.state_dict())
-    state = copy.deepcopy(opt.state_dict())
+    state = checkpoint(opt.state_dict())
     fresh = build_optimizer(spec_for(name), twin, F.cross_entropy)
     fresh.load_state_dict(state)
+    losses = []
     for o, m in ((opt, model), (fresh, twin)):
         torch.manual_seed(2)  # samplers that use torch's global generator draw the same labels
-        for _ in range(3):
-            one_step(o, m, x, y)
+        losses.append([one_step(o, m, x, y) for _ in range(3)])
+    assert losses[0] == losses[1], name
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b), name
 
@@ -99,3 +108,21 @@ def test_bad_learning_rate_is_a_config_error_naming_the_value(name):
     with pytest.raises(ConfigError) as err:
         build_optimizer({"name": name, key: -1.0}, model, F.cross_entropy)
     assert key in err.value.rule and "-1" in err.value.rule, str(err.value)
+
+
+def _trained_and_dropped(name: str) -> tuple[list[weakref.ref], int]:
+    model, x, y = problem()
+    opt = build_optimizer(spec_for(name), model, F.cross_entropy)
+    for _ in range(12):  # past K-FAC's and Shampoo's first inverse (every 10 steps by default)
+        one_step(opt, model, x, y)
+    opt.state_dict()  # a checkpoint taken and thrown away holds nothing either
+    tensors = reachable_tensors(opt, model)
+    return [weakref.ref(t) for t in tensors], len(tensors)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_memory_is_released_with_the_optimizer(name):
+    refs, n = _trained_and_dropped(name)
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert n >= 4 and not alive, f"{name}: {len(alive)} of {n} tensors still alive: {[tuple(t.shape) for t in alive]}"
