@@ -165,7 +165,7 @@ class Timer:
     """Server-side time of every Dash callback request (``/_dash-update-component``), and how many are in
     flight (a step of the benchmark starts when none is: a late callback of the previous step is not counted)."""
 
-    def __init__(self, server) -> None:  # noqa: ANN001
+    def __init__(self, server) -> None:
         # (output, wall s, CPU s of the request's thread: what it costs without other jobs on the machine)
         self.times: list[tuple[str, float, float]] = []
         self._t0: dict[int, tuple[float, float]] = {}
@@ -177,7 +177,7 @@ class Timer:
                 self._t0[threading.get_ident()] = (time.perf_counter(), time.thread_time())
 
         @server.teardown_request
-        def _stop(_exc) -> None:  # noqa: ANN001
+        def _stop(_exc) -> None:
             from flask import request
 
             with self._lock:
@@ -228,7 +228,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(storage: Path):  # noqa: ANN201
+def serve(storage: Path):
     from werkzeug.serving import make_server
 
     from dashboards.app import create_app
@@ -247,7 +247,7 @@ INPUT_CLOCK = ("window.__hsInput = null; document.addEventListener('pointerdown'
                "() => { window.__hsInput = performance.now(); }, true);")
 
 
-def wait_title(page, graph_id: str, contains: str, timeout_s: float = 60) -> float:  # noqa: ANN001
+def wait_title(page, graph_id: str, contains: str, timeout_s: float = 60) -> float:
     """Wait until the graph's title or subtitle (its SVG text) contains ``contains``; the page's clock
     (``performance.now()``, ms since the page's navigation started) at the first animation frame it did."""
     handle = page.wait_for_function(
@@ -257,13 +257,13 @@ def wait_title(page, graph_id: str, contains: str, timeout_s: float = 60) -> flo
     return float(handle.json_value())
 
 
-def open_dropdown(page, dropdown_id: str) -> None:  # noqa: ANN001
+def open_dropdown(page, dropdown_id: str) -> None:
     """Open a Dash 4 dropdown (its options show in a popover with role "option")."""
     page.click(f"#{dropdown_id}")
     page.get_by_role("option").first.wait_for()
 
 
-def choose(page, label: str) -> None:  # noqa: ANN001
+def choose(page, label: str) -> None:
     """Click ``label`` in the open dropdown, then close it."""
     page.get_by_role("option", name=label, exact=True).click()
     page.keyboard.press("Escape")
@@ -382,7 +382,7 @@ def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
                 breakdown(shown)
                 shoot(prefix)
 
-            def change(what: str, action, graph_id: str, title: str, prepare=None) -> None:  # noqa: ANN001
+            def change(what: str, action, graph_id: str, title: str, prepare=None) -> None:
                 """``prepare`` (untimed: opening a dropdown), then ``action`` (timed from its pointer press)."""
                 if prepare:
                     prepare()

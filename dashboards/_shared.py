@@ -101,7 +101,7 @@ def guarded(outputs: Sequence[str], where: str) -> Callable[[Callable[..., Any]]
             activity(True)
             try:
                 out = fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001  (the guard's purpose)
+            except Exception as exc:  # the guard's purpose
                 text = explain(exc, where)
                 kind = "info" if isinstance(exc, NotApplicable) else "error"
                 # A view that does not apply says so once: in its figure when it has one.
@@ -131,7 +131,7 @@ def run_guarded(fn: Callable[[], Any], where: str) -> Any:
     """Build a page layout; failures become a message box."""
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return message_box(explain(exc, where), "info" if isinstance(exc, NotApplicable) else "error")
 
 

@@ -139,7 +139,7 @@ def connect(address: str | None, *, verbose: bool = False, num_cpus: int | None 
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
                      runtime_env=runtime_env(modules))
-        except Exception as exc:  # noqa: BLE001  (connection, authentication: a user error, one line)
+        except Exception as exc:  # connection, authentication: a user error, one line
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ConfigError("--address", f"cannot connect to the Ray cluster: {text}", address) from None
         return
@@ -148,7 +148,7 @@ def connect(address: str | None, *, verbose: bool = False, num_cpus: int | None 
         # the job's own runtime_env (--working-dir) carries the code to its workers.
         try:
             ray.init(log_to_driver=verbose, logging_level="WARNING")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ConfigError("RAY_ADDRESS", f"cannot connect to the Ray cluster: {text}",
                               os.environ["RAY_ADDRESS"]) from None
@@ -192,7 +192,7 @@ def cluster_line() -> str:
 
     try:
         where = ray.get_runtime_context().gcs_address
-    except Exception:  # noqa: BLE001
+    except Exception:
         where = os.environ.get("RAY_ADDRESS", "?")
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     cpus = float(cluster_resources().get("CPU", 0))
@@ -300,7 +300,7 @@ def train_reports_pending() -> Callable[[], bool] | None:
         from ray.train._internal.session import get_session
 
         session = get_session()
-    except Exception:  # noqa: BLE001  (not in a Tune trial)
+    except Exception:  # not in a Tune trial
         return None
     queue = getattr(session, "_inter_actor_queue", None) if session is not None else None
     if queue is None:
@@ -321,7 +321,7 @@ def trial_exception(trial: Any) -> BaseException | None:
 
         with open(path, "rb") as f:
             exc = cloudpickle.load(f)
-    except Exception:  # noqa: BLE001  (an unreadable error is an unknown one)
+    except Exception:  # an unreadable error is an unknown one
         return None
     return exc if isinstance(exc, BaseException) else None
 

@@ -183,7 +183,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     for path in list_studies(args.storage):
         try:
             study = open_study(path, include_running=True)
-        except Exception as exc:  # noqa: BLE001  (one broken study must not hide the others)
+        except Exception as exc:  # one broken study must not hide the others
             rows.append({"name": path.name, "status": f"unreadable: {exc}", "done": "-", "total": "-",
                          "metric": "-", "best": None, "best_trial": "-"})
             continue

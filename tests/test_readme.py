@@ -14,7 +14,7 @@ def test_readme_policy_example_runs():
     os.chdir(ROOT)
     try:
         namespace: dict = {}
-        exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+        exec(compile(blocks[0], "README.md", "exec"), namespace)  # our own README
     finally:
         os.chdir(cwd)
     assert namespace["report"].step == 20 and namespace["report"].loss < 2.3

@@ -74,7 +74,7 @@ def _syntax_error(exc: yaml.YAMLError, text: str) -> YAMLSyntaxError:
 def load(text: str) -> Any:
     """``yaml.safe_load`` with YAML 1.2 floats; a syntax error raises ``YAMLSyntaxError``."""
     try:
-        return yaml.load(text, Loader=SafeLoader)  # noqa: S506  (a SafeLoader subclass)
+        return yaml.load(text, Loader=SafeLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text) from None
 

@@ -88,7 +88,7 @@ def prefetch(root: str | Path) -> None:
             for cols in STEP_COLUMNS_BY_USE:
                 _wait_idle()
                 study_table(root, "steps", cols)
-        except Exception as exc:  # noqa: BLE001  (a view will read again and report it)
+        except Exception as exc:  # a view will read again and report it
             log.debug("prefetch of %s failed: %s", root, exc)
 
     threading.Thread(target=run, name=f"prefetch-{root.name}", daemon=True).start()
@@ -108,7 +108,7 @@ def second_order_names() -> frozenset[str]:
             from hyperswitch.optim import registry
 
             _second_order = frozenset(registry.optimizer_names(order="second")) or SECOND_ORDER_FALLBACK
-        except Exception:  # noqa: BLE001  (labels only: the known names are a fine fallback)
+        except Exception:  # labels only: the known names are a fine fallback
             _second_order = SECOND_ORDER_FALLBACK
     return _second_order
 

@@ -188,13 +188,13 @@ def write_pngs(figs: list[go.Figure], paths: list[Path], keys: list[int]) -> Ite
     heights = [int(f.layout.height or 460) for f in figs]
     try:
         pio.write_images(figs, paths, height=heights, **sizes)
-    except Exception as exc:  # noqa: BLE001  (a renderer that cannot start must not lose the HTML)
+    except Exception as exc:  # a renderer that cannot start must not lose the HTML
         log.warning("PNG batch not written (%s); trying each figure alone", " ".join(str(exc).split())[:200])
     for fig, path, key, height in zip(figs, paths, keys, heights, strict=True):
         if not (path.is_file() and path.stat().st_size):
             try:
                 fig.write_image(str(path), height=height, **sizes)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("PNG of %s not written: %s", path.stem, " ".join(str(exc).split())[:200])
                 continue
         yield key, path

@@ -61,7 +61,7 @@ def supervised(run: Callable[[], int]) -> int:
             code = 130
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        except BaseException:  # noqa: BLE001  (a bug: its traceback, as without the supervisor)
+        except BaseException:  # a bug: its traceback, as without the supervisor
             traceback.print_exc()
             code = 1
         tell(end=True, code=code)

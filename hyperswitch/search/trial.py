@@ -32,13 +32,13 @@ def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str
     if values is None:
         try:
             values = space.resolve(config["params"])
-        except Exception:  # noqa: BLE001  (a row must still be written)
+        except Exception:  # a row must still be written
             values = dict(config.get("params", {}))
     workload, policy = space.workload, space.policy
     try:
         workload, policy = space.instantiate(values)
         optimizers = ",".join(get_policy_type(policy["type"]).optimizer_names(policy))
-    except Exception:  # noqa: BLE001
+    except Exception:
         optimizers = None
     row: dict[str, Any] = {
         "trial_id": config["trial_id"], "config_id": config["config_id"], "seed": int(config["seed"]),
@@ -140,7 +140,7 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
     try:
         space = job.space()
         job.prepare()
-    except Exception as exc:  # noqa: BLE001  (a bad combination is this trial's error, not the sweep's)
+    except Exception as exc:  # a bad combination is this trial's error, not the sweep's
         msg = f"{type(exc).__name__}: {exc}"
         job.record(ERROR, None, error=msg)
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
@@ -161,7 +161,7 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
                 job, workers=res["workers"], use_gpu=use_gpu, cpus_per_worker=res["cpus_per_worker"],
                 gpus_per_worker=res["gpus_per_worker"], storage=Path(study_dir) / "train", name=trial_id,
                 max_failures=res["max_failures"], in_tune=True, resume=resume)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from hyperswitch.search.faults import is_system_failure
 
         if is_system_failure(exc):  # e.g. Ray Train's workers died past max_failures: unfinished, not failed;

@@ -80,7 +80,7 @@ def latest_checkpoint(roots: list[Path]) -> dict[str, Any] | None:
         for f in sorted(Path(root).glob(f"checkpoint_*/{STATE_FILE}")):
             try:
                 state = load_state(f.parent)
-            except Exception:  # noqa: BLE001  (a truncated file from a killed process)
+            except Exception:  # a truncated file from a killed process
                 continue
             if best is None or int(state["step"]) > best[0]:
                 best = (int(state["step"]), state)

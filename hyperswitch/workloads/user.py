@@ -68,7 +68,7 @@ def _import_factory(name: str, key: str) -> Callable[..., Any]:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001  (any failure to import is the user's to fix: one line)
+    except Exception as exc:  # any failure to import is the user's to fix: one line
         text = " ".join(str(exc).split())[:200]
         raise ConfigError(key, f"cannot import module {module_name!r} ({type(exc).__name__}: {text})", name) from None
     factory = getattr(module, attr, None)

@@ -84,19 +84,19 @@ FIG_JS = """id => {
 }"""
 
 
-def figure(page, graph_id: str) -> dict | None:  # noqa: ANN001
+def figure(page, graph_id: str) -> dict | None:
     """What Plotly drew in ``#graph_id``: trace types and names, titles, axis titles, heatmap cell labels."""
     return page.evaluate(FIG_JS, graph_id)
 
 
-def wait_figure(page, graph_id: str, js_condition: str, timeout_s: float = 30) -> dict:  # noqa: ANN001
+def wait_figure(page, graph_id: str, js_condition: str, timeout_s: float = 30) -> dict:
     """Wait until ``js_condition`` (an expression over ``f``, the object :func:`figure` returns) holds."""
     page.wait_for_function(f"id => {{ const f = ({FIG_JS})(id); return !!f && ({js_condition}); }}", arg=graph_id,
                            timeout=timeout_s * 1000)
     return figure(page, graph_id)
 
 
-def pick(page, dropdown_id: str, label: str) -> None:  # noqa: ANN001
+def pick(page, dropdown_id: str, label: str) -> None:
     """Choose ``label`` in a Dash dropdown (its options open in a popover with role "option")."""
     page.click(f"#{dropdown_id}")
     page.get_by_role("option", name=label, exact=True).click()

@@ -34,7 +34,7 @@ max_concurrent: 2
 """
 
 
-def shot(page, tmp_path: Path, name: str) -> Path:  # noqa: ANN001
+def shot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / "screens" / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(path), full_page=True)

@@ -115,7 +115,7 @@ def test_reading_while_trials_rewrite_parts_and_driver_compacts(tmp_path):
                 study = open_study(store.root, include_running=True)
                 assert "c0000-s0" in set(study.trials.trial_id)
                 assert study.trials.trial_id.is_unique
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
                 break
     finally:
