@@ -8,16 +8,15 @@
 Steps count from 1. The rule observes update t's loss; if it fires, update t+1 is the first after the switch
 and the ``switch`` event is recorded at t+1 (so ``at: N`` means updates 1..N in phase 1).
 
-Corrector (gradient-vector correction, ALGORITHMS.md §3): for ``T1`` updates after the switch the direction is
-``d = mu·g + (1 − mu)·d_second`` with ``g`` the mini-batch gradient and ``d_second`` the phase-1 optimizer's
-preconditioned gradient from its cached preconditioner (``precondition_grads()``; the factors are frozen),
-applied through a momentum buffer ``v ← beta·v + d``, ``w ← w − lr·v`` with ``lr`` phase 2's learning rate.
-Then the phase-1 state is released (``release()``: factors, caches and hooks freed, memory falls to the
-first-order level), phase 2 is built, and when phase 2 is SGD with momentum its momentum buffer starts from
-``v``. ``T1: 0`` switches directly (the ablation without corrector). Events: ``switch`` (detail: from, to,
-rule, score = mean loss-change rate for the adaptive rule) and ``fusion_end``. ``switch_report()`` says whether
-the rule fired and what it saw (for the adaptive rule the lowest mean rate and where, also when it never fired);
-it is part of the stepper's state.
+Corrector (gradient-vector correction, docs/algorithms.md#corrector): for ``T1`` updates after the switch the direction
+is ``d = mu·g + (1 − mu)·d_second`` with ``g`` the mini-batch gradient and ``d_second`` the phase-1 optimizer's
+preconditioned gradient from its cached preconditioner (``precondition_grads()``; the factors are frozen), applied
+through a momentum buffer ``v ← beta·v + d``, ``w ← w − lr·v`` with ``lr`` phase 2's learning rate. Then the phase-1
+state is released (``release()``: factors, caches and hooks freed, memory falls to the first-order level), phase 2 is
+built, and when phase 2 is SGD with momentum its momentum buffer starts from ``v``. ``T1: 0`` switches directly (the
+ablation without corrector). Events: ``switch`` (detail: from, to, rule, score = mean loss-change rate for the adaptive
+rule) and ``fusion_end``. ``switch_report()`` says whether the rule fired and what it saw (for the adaptive rule the
+lowest mean rate and where, also when it never fired); it is part of the stepper's state.
 
 ``lr_rule: {name: gen, phi, gamma, ...}`` wraps both phases' optimizers in GeN (the corrector's fused
 updates use phase 2's base learning rate).

@@ -1,4 +1,4 @@
-"""IOMT (002, ALGORITHMS.md §4) against references written here: the score by hand, weights and the seeded
+"""IOMT (002, docs/algorithms.md#iomt) against references written here: the score by hand, weights and the seeded
 weighted choice replayed with numpy, the surrogate choice against scikit-learn GPs fitted in the test, PCA
 against torch.linalg.svdvals; resume mid-cycle; validation; the digits workload."""
 
