@@ -20,7 +20,7 @@ mini-batch losses ``l_1..l_tau``; ``(v, s)`` joins the candidate's GP data.
 ``use_transferability: false`` (ablation "w/o omega_t", and training from scratch) sets ``omega_t = 0``.
 With ``use_transferability: true`` the spec gives ``omega_p`` (the pre-trained model's target accuracy) and
 the ``logme`` and ``leep`` values; ``omega_t = beta·omega_p + (1 - beta)·(sigmoid(logme) + sigmoid(leep))/2``
-(``_transfer.omega_t``).
+(``workloads._transferability.omega_t``).
 
 Defaults: ``tau 25``, ``n_ini 20``, ``n_components 2`` and the 15 candidates ``{sgd, sgdm, adagrad, rmsprop,
 adam} x lr {0.1, 0.01, 0.001}`` are 002's (§5.1, Appendix C.1 and D); 002 states no value for ``alpha``,
@@ -59,7 +59,7 @@ from hyperswitch.switching._base import (
 from hyperswitch.switching._iomt_score import Compressor, Surrogates, acquisition, cycle_score
 from hyperswitch.switching._probe import check_optimizer_values
 from hyperswitch.switching._registry import register_policy
-from hyperswitch.switching._transfer import omega_t as transfer_weight
+from hyperswitch.workloads._transferability import omega_t as transfer_weight
 
 DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = tuple(
     {"name": name, "lr": lr} for name in ("sgd", "sgdm", "adagrad", "rmsprop", "adam") for lr in (0.1, 0.01, 0.001)

@@ -142,8 +142,8 @@ def transfer(seed: int, *, rank: int = 0, world_size: int = 1, mode: str, batch_
 def transferability(spec: Mapping[str, Any] | None = None) -> dict[str, float]:
     """``omega_p``, ``logme`` and ``leep`` of the pre-trained model for the target task (see the module doc),
     plus ``source_accuracy`` (the pre-trained model on digits 0-4). ``spec``: the workload's options."""
-    from hyperswitch.switching._transfer import leep, logme
     from hyperswitch.workloads import validate_workload
+    from hyperswitch.workloads._transferability import leep, logme
 
     full = validate_workload({"name": "transfer", **{k: v for k, v in (spec or {}).items() if k != "name"}})
     state, source_acc = pretrained(int(full["hidden"]), float(full["val_fraction"]), int(full["split_seed"]),

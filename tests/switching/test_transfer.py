@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from hyperswitch.switching._transfer import leep, logme, omega_t
+from hyperswitch.workloads._transferability import leep, logme, omega_t
 
 
 def direct_log_evidence(f, y, log_alpha, log_beta):
