@@ -74,9 +74,9 @@ def test_every_choice_builds_and_trains_two_steps(path):
 def test_space_runs_at_smoke_size_on_ray(path, local_ray, tmp_path):
     space = load_space(smoke_copy(path, tmp_path))
     lines: list[str] = []
-    study = run_sweep(space, storage=tmp_path / "runs", samples=2, seeds=1, out=lines.append)
+    study = run_sweep(space, storage=tmp_path / "runs", samples=1, seeds=1, out=lines.append)  # one trial each
     trials = study.trials
-    n = min(2, load_space(path).n_configurations())
+    n = 1
     assert len(trials) == n, lines
     assert set(trials.status) <= {"completed", "diverged"}, trials[["trial_id", "status", "error"]].to_dict()
     assert trials.config_id.nunique() == n and (trials.seed == 0).all()

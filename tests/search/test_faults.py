@@ -121,8 +121,7 @@ def test_node_removed_mid_sweep_trials_retried_elsewhere(tmp_path):
     assert study.trials.restarts.max() >= 1  # the trial(s) on the lost node continued from a checkpoint
 
 
-DRIVER_SPACE = DP_SPACE.replace("name: dp_fault", "name: dp_driver").replace("steps: 600", "steps: 500") \
-    .replace("choices: [0.05]", "choices: [0.05, 0.1]")
+DRIVER_SPACE = DP_SPACE.replace("name: dp_fault", "name: dp_driver").replace("steps: 600", "steps: 500")
 
 
 def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path, ray_tmp):
@@ -160,11 +159,11 @@ def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "took over the lock of study dp_driver" in out.stdout  # its holder was SIGKILLed with the program
     final = open_study(study_dir)
-    assert final.meta["status"] == "completed" and len(final.trials) == 2 and final.trials.trial_id.is_unique
+    assert final.meta["status"] == "completed" and len(final.trials) == 1
     assert set(final.trials.status) == {"completed"} and set(final.trials.workers) == {2}
     assert_each_step_once(final, 500)
     restarts = dict(zip(final.trials.trial_id, final.trials.restarts, strict=True))
-    assert restarts == {"c0000-s0": 1, "c0001-s0": 0}, restarts
+    assert restarts == {"c0000-s0": 1}, restarts  # continued from its checkpoint
 
 
 KILL_SPACE = """\
