@@ -210,7 +210,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hyperswitch.switching import load_policy
-    from hyperswitch.train.loop import validate_train
+    from hyperswitch.train.spec import TrainSpec
     from hyperswitch.workloads import validate_workload
 
     policy = load_policy(args.policy)
@@ -226,11 +226,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if workload.get("batch_size") and workload["batch_size"] % args.workers:
         raise ConfigError("--workers", f"the global batch size {workload['batch_size']} must be divisible by the "
                           "number of workers", args.workers)
-    train = dict(policy.train or {"steps": 300})
+    given = dict(policy.train or {"steps": 300})
     if args.steps:
-        train.pop("epochs", None)
-        train["steps"] = args.steps
-    train = validate_train(train, "train")
+        given.pop("epochs", None)
+        given["steps"] = args.steps
+    train = TrainSpec.from_mapping(given, "train")
     from hyperswitch.train.driver import run_job
 
     threads = args.threads or policy.provenance.get("threads_per_worker")

@@ -156,8 +156,8 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
         "wall_time_s_mean": choice.wall_time_mean,
         "parameters": {k: _plain(values[k]) for k in space.parameter_names if k in values},
         "workload": workload.get("name"),
-        "workers": int(res["workers"]),
-        "threads_per_worker": max(1, int(res["cpus_per_worker"])),
+        "workers": int(res.workers),
+        "threads_per_worker": max(1, int(res.cpus_per_worker)),
         "study_status": "complete" if n_total is not None and n_finished >= n_total else
                         f"unfinished: {n_finished} of {n_total if n_total is not None else '?'} trials finished",
         "notes": list(selection.notes),
@@ -170,7 +170,7 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
         "description": description,
         "policy": _plain(policy),
         "workload": _plain(workload),
-        "train": _plain(dict(space.train)),
+        "train": _plain(space.train.as_dict()),
         "provenance": _plain(provenance),
     }
 

@@ -241,7 +241,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         "sampled_names": space.sampled_names, "distributions": space.distributions(),
         "versions": _versions(), "created": _now(), "updated": _now(),
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
-        "target_accuracy": space.train.get("target_accuracy"),
+        "target_accuracy": space.train.target_accuracy,
     })
     return store
 
@@ -344,10 +344,10 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
                                      study_dir=str(store.root), samples=samples, seeds=seeds)
     r = space.resources
-    single = r["workers"] == 1
+    single = r.workers == 1
     # One worker: the trial's own process trains, with the worker's resources. More: Ray Train workers hold
     # the resources and the trial function only waits on them (a token share of a CPU; 0 is refused).
-    res = {"cpu": r["cpus_per_worker"], "gpu": r["gpus_per_worker"]} if single else {"cpu": 0.01}
+    res = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if single else {"cpu": 0.01}
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
         # reusing trial processes saves ~5 s a trial; it hangs when a trial running Ray Train is stopped
@@ -355,7 +355,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
                                     reuse_actors=single, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
                                   callbacks=[callback := _study_callback(store, space, progress)],
-                                  failure_config=tune.FailureConfig(max_failures=r["max_failures"],
+                                  failure_config=tune.FailureConfig(max_failures=r.max_failures,
                                                                     fail_fast=False)),
     )
     interrupted, ray_failed = False, None
@@ -401,14 +401,14 @@ def _concurrency(space: SearchSpace, out: Printer) -> int:
     """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Ray
     Train then waits for a placement group that never comes)."""
     r = space.resources
-    if r["workers"] == 1:
+    if r.workers == 1:
         return space.max_concurrent
     cpus = float(_ray.cluster_resources().get("CPU", 0))
-    need = r["workers"] * r["cpus_per_worker"]
+    need = r.workers * r.cpus_per_worker
     if need > cpus + 1e-9:
         raise ConfigError("resources", f"a trial needs workers x cpus_per_worker = {need:g} CPUs but the Ray "
                           f"cluster has {cpus:g}; lower cpus_per_worker (fractions work) or workers",
-                          dict(r), file=space.source)
+                          r.as_dict(), file=space.source)
     fit = max(1, int((cpus + 1e-9) // need))
     if fit < space.max_concurrent:
         out(f"note: {space.max_concurrent} concurrent trials of {need:g} CPUs do not fit in {cpus:g} CPUs; "

@@ -82,6 +82,7 @@ from hyperswitch.results.distributions import entry
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
 from hyperswitch.search.expr import ExpressionError, parse_expression
+from hyperswitch.train.spec import TrainSpec
 
 TOP_KEYS = ("name", "description", "workload", "policy", "train", "parameters", "derived", "search", "seeds",
             "scheduler", "metric", "mode", "resources", "max_concurrent")
@@ -141,12 +142,38 @@ class Param:
         return [self.low, self.high]
 
 
+@dataclass(frozen=True, slots=True)
+class ResourcesSpec:
+    """``resources:`` of a search space, validated (:meth:`from_mapping`): what each trial runs on."""
+
+    workers: int = 1  # > 1: the trial trains data-parallel on Ray Train workers
+    cpus_per_worker: float = 1  # fractions work
+    gpus_per_worker: float = 0
+    max_failures: int = 2  # restarts of a trial whose process, worker or node died, from its latest checkpoint
+
+    @classmethod
+    def from_mapping(cls, value: Any, key: str = "resources") -> ResourcesSpec:
+        value = require_mapping(value or {}, key)
+        check_keys(value, ("workers", "cpus_per_worker", "gpus_per_worker", "max_failures"), key)
+        return cls(
+            workers=number(value.get("workers", 1), f"{key}.workers", integer=True, low=1),
+            cpus_per_worker=number(value.get("cpus_per_worker", 1), f"{key}.cpus_per_worker", low=0,
+                                   low_open=True),
+            gpus_per_worker=number(value.get("gpus_per_worker", 0), f"{key}.gpus_per_worker", low=0),
+            max_failures=number(value.get("max_failures", 2), f"{key}.max_failures", integer=True, low=0),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"workers": self.workers, "cpus_per_worker": self.cpus_per_worker,
+                "gpus_per_worker": self.gpus_per_worker, "max_failures": self.max_failures}
+
+
 @dataclass
 class SearchSpace:
     name: str
     workload: dict[str, Any]
     policy: dict[str, Any]
-    train: dict[str, Any]
+    train: TrainSpec
     parameters: dict[str, Param]
     derived: dict[str, Any]  # name -> Expression, in evaluation order
     algorithm: str = "tpe"
@@ -156,8 +183,7 @@ class SearchSpace:
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     metric: str = "val_accuracy"
     mode: str = "max"
-    resources: dict[str, Any] = field(default_factory=lambda: {"workers": 1, "cpus_per_worker": 1,
-                                                               "gpus_per_worker": 0, "max_failures": 2})
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     max_concurrent: int = 2
     description: str = ""
     source: str = "<string>"
@@ -478,18 +504,6 @@ def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
     return out
 
 
-def _resources(value: Any) -> dict[str, Any]:
-    value = require_mapping(value or {}, "resources")
-    check_keys(value, ("workers", "cpus_per_worker", "gpus_per_worker", "max_failures"), "resources")
-    return {
-        "workers": number(value.get("workers", 1), "resources.workers", integer=True, low=1),
-        "cpus_per_worker": number(value.get("cpus_per_worker", 1), "resources.cpus_per_worker", low=0,
-                                  low_open=True),
-        "gpus_per_worker": number(value.get("gpus_per_worker", 0), "resources.gpus_per_worker", low=0),
-        "max_failures": number(value.get("max_failures", 2), "resources.max_failures", integer=True, low=0),
-    }
-
-
 def parse_space(doc: Any, *, source: str = "<string>", text: str = "") -> SearchSpace:
     """Validate a parsed YAML document; errors carry ``source`` as the file."""
     try:
@@ -500,7 +514,6 @@ def parse_space(doc: Any, *, source: str = "<string>", text: str = "") -> Search
 
 def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     from hyperswitch.switching import validate_policy
-    from hyperswitch.train.loop import validate_train
     from hyperswitch.workloads import check_workload_keys, validate_workload
 
     doc = require_mapping(doc, TOP_LEVEL)
@@ -510,7 +523,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     if not (isinstance(workload.get("name"), str) and _PLACEHOLDER_RE.match(workload["name"])):
         check_workload_keys(workload, "workload")  # else checked for every choice by _probe
     policy = dict(require_mapping(doc["policy"], "policy"))
-    train = validate_train(doc.get("train"), "train")
+    train = TrainSpec.from_mapping(doc.get("train"), "train")
 
     params_doc = require_mapping(doc.get("parameters") or {}, "parameters")
     params = {str(n): _param(str(n), s) for n, s in params_doc.items()}
@@ -554,8 +567,8 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     space = SearchSpace(
         name=name, workload=workload, policy=policy, train=train, parameters=params, derived=derived,
         algorithm=algorithm, samples=samples, search_seed=search_seed, seeds=_seeds(doc.get("seeds", 1)),
-        scheduler=_scheduler(doc.get("scheduler"), metric, train["steps"]), metric=metric, mode=mode,
-        resources=_resources(doc.get("resources")),
+        scheduler=_scheduler(doc.get("scheduler"), metric, train.steps), metric=metric, mode=mode,
+        resources=ResourcesSpec.from_mapping(doc.get("resources")),
         max_concurrent=number(doc.get("max_concurrent", 2), "max_concurrent", integer=True, low=1),
         description=str(doc.get("description", "")), source=source, text=text, set_order=set_order,
     )
@@ -590,9 +603,9 @@ def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | No
     if space.metric in ACCURACY_METRICS:
         raise ConfigError("metric", f"workload {name} is a regression task with no accuracy{where}; use val_loss or "
                           "train_loss", space.metric)
-    if space.train.get("target_accuracy") is not None:
+    if space.train.target_accuracy is not None:
         raise ConfigError("train.target_accuracy", f"workload {name} is a regression task with no accuracy{where}",
-                          space.train["target_accuracy"])
+                          space.train.target_accuracy)
 
 
 def _uses(obj: Any, path: str, out: dict[str, str]) -> None:

@@ -145,11 +145,11 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         job.record(ERROR, None, error=msg)
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
     res = space.resources
-    use_gpu = res["gpus_per_worker"] > 0 and torch.cuda.is_available()
+    use_gpu = res.gpus_per_worker > 0 and torch.cuda.is_available()
     trial_id = str(config["trial_id"])
     try:
-        if res["workers"] == 1:
-            torch.set_num_threads(max(1, int(res["cpus_per_worker"])))
+        if res.workers == 1:
+            torch.set_num_threads(max(1, int(res.cpus_per_worker)))
             resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
             final = job.run(rank=0, world_size=1, device=torch.device("cuda" if use_gpu else "cpu"), resume=resume,
                             report=driver.tune_report)
@@ -158,9 +158,9 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
             if not (Path(study_dir) / "train" / trial_id).exists():
                 resume = driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
             final = driver.run_data_parallel(
-                job, workers=res["workers"], use_gpu=use_gpu, cpus_per_worker=res["cpus_per_worker"],
-                gpus_per_worker=res["gpus_per_worker"], storage=Path(study_dir) / "train", name=trial_id,
-                max_failures=res["max_failures"], in_tune=True, resume=resume)
+                job, workers=res.workers, use_gpu=use_gpu, cpus_per_worker=res.cpus_per_worker,
+                gpus_per_worker=res.gpus_per_worker, storage=Path(study_dir) / "train", name=trial_id,
+                max_failures=res.max_failures, in_tune=True, resume=resume)
     except Exception as exc:
         from hyperswitch.search.faults import is_system_failure
 
@@ -169,11 +169,11 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         job.record(ERROR, None, error=msg)
         traceback.print_exc()
-        if res["workers"] > 1:
+        if res.workers > 1:
             driver.wait_forwarded()
             return None
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
-    if res["workers"] == 1:
+    if res.workers == 1:
         tune.report(final)
         return final
     # Ray Train's reports (the final one included) reached Tune through TuneReportCallback; returning a result

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from hyperswitch import _ray
+from hyperswitch.train.spec import TrainSpec
 
 STATE_FILE = "state.pt"
 Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
@@ -171,9 +172,10 @@ def wait_forwarded(timeout_s: float = 60.0) -> None:
 class CliJob:
     """``hyperswitch train``: one policy on one workload; returns status, summary and events."""
 
-    def __init__(self, workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any],
-                 seed: int) -> None:
-        self.workload, self.policy_spec, self.train, self.seed = dict(workload), dict(policy_spec), dict(train), seed
+    def __init__(self, workload: Mapping[str, Any], policy_spec: Mapping[str, Any],
+                 train: TrainSpec | Mapping[str, Any], seed: int) -> None:
+        self.workload, self.policy_spec, self.seed = dict(workload), dict(policy_spec), seed
+        self.train = TrainSpec.coerce(train)  # frozen: shared, not copied
 
     def run(self, *, rank: int, world_size: int, device: torch.device, resume: Mapping[str, Any] | None,
             report: Report) -> dict[str, Any]:
@@ -188,8 +190,8 @@ class CliJob:
                 "switch": result.switch, "steps": result.steps if rank == 0 else []}
 
 
-def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: Mapping[str, Any], seed: int, *,
-            workers: int = 1, gpu: bool = False, address: str | None = None,
+def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: TrainSpec | Mapping[str, Any],
+            seed: int, *, workers: int = 1, gpu: bool = False, address: str | None = None,
             storage: str | Path | None = None, threads: int | None = None) -> dict[str, Any]:
     """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
     ``threads``: torch threads per worker (default: torch's own in this process, the CPU share on Ray).

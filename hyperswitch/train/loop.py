@@ -21,45 +21,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hyperswitch.config.validate import check_keys, number, require_mapping
-from hyperswitch.errors import ConfigError
 from hyperswitch.optim._dist import world_size as dist_world_size
 from hyperswitch.switching import Policy
 from hyperswitch.switching._base import tensor_bytes
+from hyperswitch.train.spec import TRAIN_DEFAULTS as TRAIN_DEFAULTS  # re-exported: their home is train.spec
+from hyperswitch.train.spec import TrainSpec
+from hyperswitch.train.spec import validate_train as validate_train
 from hyperswitch.workloads import build_workload
 
-TRAIN_DEFAULTS: dict[str, Any] = {"steps": 300, "epochs": None, "eval_every": 25, "target_accuracy": None,
-                                  "divergence_loss": 1e6, "checkpoint_every": None}
 CHECKPOINT_FORMAT = 1
-
-
-def validate_train(spec: Any, key: str = "train") -> dict[str, Any]:
-    """``checkpoint_every``: steps between checkpoints, a multiple of ``eval_every`` (checkpoints are taken
-    at evaluations); ``null`` (default) checkpoints at every evaluation, ``0`` never."""
-    spec = require_mapping(spec if spec is not None else {}, key)
-    check_keys(spec, tuple(TRAIN_DEFAULTS), key)
-    full = {**TRAIN_DEFAULTS, **spec}
-    if "epochs" in spec and "steps" not in spec:
-        full["steps"] = None
-    if full["steps"] is not None and full["epochs"] is not None:
-        raise ConfigError(f"{key}.epochs", "give either steps or epochs, not both", full["epochs"])
-    if full["steps"] is None and full["epochs"] is None:
-        raise ConfigError(f"{key}.steps", "steps or epochs is required", None, show_value=False)
-    if full["steps"] is not None:
-        number(full["steps"], f"{key}.steps", integer=True, low=1)
-    if full["epochs"] is not None:
-        number(full["epochs"], f"{key}.epochs", integer=True, low=1)
-    number(full["eval_every"], f"{key}.eval_every", integer=True, low=1)
-    if full["target_accuracy"] is not None:
-        number(full["target_accuracy"], f"{key}.target_accuracy", low=0.0, low_open=True, high=1.0)
-    number(full["divergence_loss"], f"{key}.divergence_loss", low=0.0, low_open=True)
-    ce = full["checkpoint_every"]
-    if ce is not None:
-        number(ce, f"{key}.checkpoint_every", integer=True, low=0)
-        if ce and ce % full["eval_every"]:
-            raise ConfigError(f"{key}.checkpoint_every", f"must be a multiple of eval_every ({full['eval_every']}) "
-                              "or 0 (checkpoints are taken at evaluations)", ce)
-    return full
 
 
 @dataclass
@@ -76,13 +46,6 @@ def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _checkpoint_due(train: Mapping[str, Any], step: int) -> bool:
-    every = train["checkpoint_every"]
-    if every is None:
-        return True
-    return bool(every) and step % every == 0
-
-
 def wrap_data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     """DDP around ``model`` when a process group with more than one worker is up (gradients averaged)."""
     if dist_world_size() == 1:
@@ -96,7 +59,7 @@ def wrap_data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
 def train_run(
     workload_spec: Mapping[str, Any],
     policy: Policy,
-    train_spec: Mapping[str, Any],
+    train_spec: TrainSpec | Mapping[str, Any],
     seed: int,
     *,
     device: str | torch.device = "cpu",
@@ -105,16 +68,17 @@ def train_run(
     rank: int = 0,
     world_size: int = 1,
 ) -> RunResult:
-    """Train ``policy`` on the workload for ``train_spec`` steps/epochs with ``seed``."""
-    train = validate_train(train_spec)
+    """Train ``policy`` on the workload for ``train_spec`` steps/epochs with ``seed`` (a mapping is validated
+    into a :class:`TrainSpec` first)."""
+    train = TrainSpec.coerce(train_spec)
     device = torch.device(device)
     wl = build_workload(workload_spec, seed, rank=rank, world_size=world_size).to(device)
     model = wrap_data_parallel(wl.model, device)
     stepper = policy.build(model, wl.loss_fn)
     batches = wl.train
     steps_per_epoch = len(batches)
-    total = train["steps"] if train["steps"] is not None else train["epochs"] * steps_per_epoch
-    target = train["target_accuracy"]
+    total = train.total_steps(steps_per_epoch)
+    target = train.target_accuracy
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -161,8 +125,8 @@ def train_run(
                    "memory_bytes": int(mem)}
             for ev in report.events:
                 result.events.append({"step": ev.step, "kind": ev.kind, "detail": ev.detail_json()})
-            diverged = not math.isfinite(report.loss) or abs(report.loss) > train["divergence_loss"]
-            if diverged or step % train["eval_every"] == 0 or step >= total:
+            diverged = not math.isfinite(report.loss) or abs(report.loss) > train.divergence_loss
+            if diverged or step % train.eval_every == 0 or step >= total:
                 last_eval = wl.evaluate()
                 row.update(last_eval)
                 acc = last_eval.get("val_accuracy")
@@ -180,7 +144,7 @@ def train_run(
                 result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
                                           batches.batch_size, cuda, device)
                 state = None
-                if _checkpoint_due(train, step):
+                if train.checkpoint_due(step):
                     state = {
                         "format": CHECKPOINT_FORMAT, "step": step, "epoch": epoch, "batch_in_epoch": b + 1,
                         "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),

@@ -4,6 +4,8 @@ gets its own copy, and an invalid space is an error every time."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hyperswitch.errors import ConfigError
@@ -53,10 +55,12 @@ def test_the_same_text_is_validated_once(probes, tmp_path):
 def test_each_caller_gets_its_own_copy(probes):
     a = sp.space_from_text(TEXT, "s.yaml")
     a.policy["optimizer"]["momentum"] = 0.0
-    a.train["steps"] = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.train.steps = 1  # a TrainSpec is frozen: replaced, never changed in place
+    a.train = dataclasses.replace(a.train, steps=1)
     a.parameters.pop("lr")
     b = sp.space_from_text(TEXT, "s.yaml")
-    assert b.policy["optimizer"]["momentum"] == 0.9 and b.train["steps"] == 20 and "lr" in b.parameters
+    assert b.policy["optimizer"]["momentum"] == 0.9 and b.train.steps == 20 and "lr" in b.parameters
     assert len(probes) == 1
 
 

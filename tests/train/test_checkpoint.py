@@ -69,8 +69,8 @@ def test_checkpoint_file_round_trip_and_truncated_file_skipped(tmp_path):
 
 
 def test_checkpoint_every_rules():
-    assert validate_train({"steps": 10, "eval_every": 5, "checkpoint_every": 10})["checkpoint_every"] == 10
-    assert validate_train({"steps": 10, "eval_every": 5, "checkpoint_every": 0})["checkpoint_every"] == 0
+    assert validate_train({"steps": 10, "eval_every": 5, "checkpoint_every": 10}).checkpoint_every == 10
+    assert validate_train({"steps": 10, "eval_every": 5, "checkpoint_every": 0}).checkpoint_every == 0
     with pytest.raises(ConfigError, match="multiple of eval_every"):
         validate_train({"steps": 10, "eval_every": 5, "checkpoint_every": 7})
 
