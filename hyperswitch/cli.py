@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hyperswitch import __version__
 from hyperswitch.errors import ConfigError
@@ -179,7 +180,7 @@ def _fmt_metric(v: object) -> str:
 def cmd_studies(args: argparse.Namespace) -> int:
     from hyperswitch.results.reader import list_studies, open_study
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in list_studies(args.storage):
         try:
             study = open_study(path, include_running=True)

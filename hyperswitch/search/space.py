@@ -112,13 +112,20 @@ class Param:
     def sampled(self) -> bool:
         return self.kind != "fixed"
 
+    def _range(self) -> tuple[float | int, float | int]:
+        """``(low, high)`` of a float or int parameter (both are set for those kinds)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.name} is {self.kind}, not a range")
+        return self.low, self.high
+
     def distribution(self) -> Any:
         import optuna.distributions as d
 
         if self.kind == "float":
-            return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+            return d.FloatDistribution(*self._range(), log=self.log, step=self.step)
         if self.kind == "int":
-            return d.IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
+            low, high = self._range()  # ints already (validated with integer=True): int() changes nothing
+            return d.IntDistribution(int(low), int(high), log=self.log, step=int(self.step or 1))
         if self.kind == "categorical":
             return d.CategoricalDistribution(self.choices)
         raise ValueError(f"{self.name} is fixed")
@@ -128,10 +135,13 @@ class Param:
             return list(self.choices)
         if self.kind == "fixed":
             return [self.value]
+        low, high = self._range()
         if self.kind == "int":
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9))
-        return [round(self.low + k * self.step, 12) for k in range(n + 1)]
+            return list(range(int(low), int(high) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise ValueError(f"{self.name}: a float range on a grid needs a step")  # parse_space requires one
+        n = int(math.floor((high - low) / self.step + 1e-9))
+        return [round(low + k * self.step, 12) for k in range(n + 1)]
 
     def probe_values(self) -> list[Any]:
         """Values to check eagerly: both ends of a range, every choice."""
@@ -226,7 +236,9 @@ class SearchSpace:
         if self.set_order:
             values = dict(values)
             for n in self.set_order:
-                for m in next(iter(self.parameters[n].sets.values())):
+                sets = self.parameters[n].sets
+                assert sets is not None  # set_order lists only parameters with sets
+                for m in next(iter(sets.values())):
                     if m in values:
                         values[m] = _substitute(values[m], values)
         return _substitute(self.workload, values), _substitute(self.policy, values)

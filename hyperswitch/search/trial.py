@@ -131,7 +131,7 @@ class TrialJob:
 
 
 def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
-              samples: int | None = None, seeds: int | None = None) -> dict[str, Any]:
+              samples: int | None = None, seeds: int | None = None) -> dict[str, Any] | None:
     from ray import tune
 
     from hyperswitch.train import driver
