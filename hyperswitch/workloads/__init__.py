@@ -12,6 +12,12 @@ Workloads (options with their defaults; each module's docstring has the details)
   batch_size 64.
 - ``char_lm``: GPT-style character model on the standard library's own sources. chars 200000, context 64,
   width 64, layers 2, heads 4, batch_size 32.
+- ``mlp_wide``: 004's wide MLP (ReLU) on labels of a fixed random teacher network over Gaussian inputs (seeded by
+  split_seed). width 2048, depth 2, input_dim 128, classes 10, n_train 50000, n_val 10000, batch_size 64,
+  teacher_width 64, teacher_depth 4, label_noise 0.0.
+- ``text_lm``: GPT-style model on local text: the standard library's sources and docs, or the file/folder
+  ``data_path`` (.txt/.py/.md/.rst, recursively). data_path null, tokens byte | char, max_bytes 1000000,
+  context 64, width 64, layers 2, heads 4, batch_size 32.
 - ``transfer``: pre-trained on digits 0-4, tuned on 5-9. mode head | full, batch_size 32, hidden 64,
   pretrain_epochs 30.
 - ``package.module:function``: a user's own (``workloads.user``). The function's keyword defaults,
@@ -27,8 +33,10 @@ from hyperswitch.workloads import (  # noqa: F401  (importing a module registers
     digits,
     digits_cnn,
     least_squares,
+    mlp_wide,
     synthetic,
     tabular,
+    text_lm,
     transfer,
 )
 from hyperswitch.workloads._base import (

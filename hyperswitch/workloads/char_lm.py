@@ -100,15 +100,15 @@ class Block(nn.Module):
 
 
 class CharGPT(nn.Module):
-    """``(N, T)`` character codes -> ``(N, T, 128)`` next-character logits."""
+    """``(N, T)`` token codes -> ``(N, T, vocab)`` next-token logits (``vocab`` 128: char_lm's ASCII codes)."""
 
-    def __init__(self, context: int, width: int, layers: int, heads: int) -> None:
+    def __init__(self, context: int, width: int, layers: int, heads: int, vocab: int = VOCAB) -> None:
         super().__init__()
-        self.tok = nn.Embedding(VOCAB, width)
+        self.tok = nn.Embedding(vocab, width)
         self.pos = nn.Embedding(context, width)
         self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(layers)))
         self.ln_f = nn.LayerNorm(width)
-        self.head = nn.Linear(width, VOCAB)
+        self.head = nn.Linear(width, vocab)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(idx.shape[1], device=idx.device)
