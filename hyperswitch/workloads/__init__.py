@@ -18,6 +18,9 @@ Workloads (options with their defaults; each module's docstring has the details)
 - ``text_lm``: GPT-style model on local text: the standard library's sources and docs, or the file/folder
   ``data_path`` (.txt/.py/.md/.rst, recursively). data_path null, tokens byte | char, max_bytes 1000000,
   context 64, width 64, layers 2, heads 4, batch_size 32.
+- ``curves_autoencoder``: deep autoencoder 784-400-200-100-50-25-6 (mirrored, sigmoid) on generated CURVES
+  (Hinton & Salakhutdinov 2006); regression (``val_loss``, plus ``val_recon_error``). n_train 20000, n_test 10000,
+  batch_size 256.
 - ``transfer``: pre-trained on digits 0-4, tuned on 5-9. mode head | full, batch_size 32, hidden 64,
   pretrain_epochs 30.
 - ``package.module:function``: a user's own (``workloads.user``). The function's keyword defaults,
@@ -30,6 +33,7 @@ split, never the trial seed); those with a fixed split take ``val_fraction``. ``
 
 from hyperswitch.workloads import (  # noqa: F401  (importing a module registers its workloads)
     char_lm,
+    curves,
     digits,
     digits_cnn,
     least_squares,
