@@ -235,7 +235,7 @@ def combined_table(ctx: Context, names: Sequence[str], table: str, columns: Sequ
         df = study_table(ctx.study_path(n), table, columns)
         if len(names) > 1:
             df = df.copy()
-            df["trial_id"] = df["trial_id"].cat.rename_categories(lambda c, n=n: f"{n}/{c}")
+            df["trial_id"] = df["trial_id"].cat.rename_categories([f"{n}/{c}" for c in df["trial_id"].cat.categories])
         frames.append(df)
     if len(frames) == 1:
         return frames[0]

@@ -89,7 +89,8 @@ def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, wa
     ctx = Context(Path(storage).resolve(), Path(policies).resolve())
     pages = list(pages or PAGES)
     by_path = {p.path: p for p in pages}
-    app = dash.Dash(__name__, title="hyperswitch", update_title=None, use_pages=False,
+    # update_title=None: Dash documents None ("" too) as "leave the title alone" but annotates it str
+    app = dash.Dash(__name__, title="hyperswitch", update_title=None, use_pages=False,  # type: ignore[arg-type]
                     suppress_callback_exceptions=True, serve_locally=True, assets_folder=str(
                         Path(__file__).with_name("assets")), include_assets_files=False)
     app.index_string = INDEX

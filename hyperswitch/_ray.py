@@ -137,7 +137,7 @@ def connect(address: str | None, *, verbose: bool = False, num_cpus: int | None 
         # The package travels with the job so that the cluster's workers run this driver's hyperswitch.
         _check_reachable(address)
         try:
-            ray.init(address=address, log_to_driver=verbose, logging_level="WARNING",
+            ray.init(address=address, log_to_driver=verbose, logging_level=logging.WARNING,
                      runtime_env=runtime_env(modules))
         except Exception as exc:  # connection, authentication: a user error, one line
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -147,14 +147,14 @@ def connect(address: str | None, *, verbose: bool = False, num_cpus: int | None 
         # A driver started by `ray job submit` (or pointed at a cluster by the environment): join that cluster;
         # the job's own runtime_env (--working-dir) carries the code to its workers.
         try:
-            ray.init(log_to_driver=verbose, logging_level="WARNING")
+            ray.init(log_to_driver=verbose, logging_level=logging.WARNING)
         except Exception as exc:
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise ConfigError("RAY_ADDRESS", f"cannot connect to the Ray cluster: {text}",
                               os.environ["RAY_ADDRESS"]) from None
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every port on 127.0.0.1
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level="WARNING",
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=verbose, logging_level=logging.WARNING,
              configure_logging=True, _node_ip_address="127.0.0.1")
 
 
@@ -302,7 +302,9 @@ def train_reports_pending() -> Callable[[], bool] | None:
         session = get_session()
     except Exception:  # not in a Tune trial
         return None
-    queue = getattr(session, "_inter_actor_queue", None) if session is not None else None
+    if session is None:
+        return None
+    queue = getattr(session, "_inter_actor_queue", None)
     if queue is None:
         return None
     return lambda: not queue.empty() or not session.result_queue.empty()

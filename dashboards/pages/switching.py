@@ -85,7 +85,8 @@ def table_component(t: fs.SwitchTable) -> Any:
     cols = [{"name": f"{k} (binned)" if k in t.binned else k, "id": k} for k in keys]
     cols += [{"name": "runs", "id": "runs"}, {"name": "switched", "id": "switched"}]
     cols += [{"name": v, "id": k} for k, v in names.items()]
-    return dash_table.DataTable(
+    # dash.dash_table's __init__ is all `# type: ignore` (its names come from a star import): mypy sees none
+    return dash_table.DataTable(  # type: ignore[attr-defined]
         id=f"{P}-table-rows", columns=cols, data=rows[[c["id"] for c in cols]].to_dict("records"), page_size=15,
         sort_action="native", style_table={"overflowX": "auto"},
         style_cell={"fontFamily": "system-ui, sans-serif", "fontSize": 13, "padding": "4px 8px", "textAlign": "left"},

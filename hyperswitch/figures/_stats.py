@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -32,7 +33,8 @@ def t_quantile(dof: np.ndarray) -> np.ndarray:
     return out
 
 
-class GroupStats(NamedTuple):
+@dataclass(frozen=True)
+class GroupStats:  # not a NamedTuple: its field ``count`` would hide tuple.count
     count: np.ndarray  # values per group
     mean: np.ndarray
     std: np.ndarray  # sample standard deviation (ddof 1); NaN where count < 2
@@ -125,10 +127,10 @@ def axis_for(series: pd.Series, max_values: int) -> Axis:
     s = series
     if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
         keys = s.astype("string")
-        uniq = sorted(keys.dropna().unique().tolist(), key=_natural)
-        pos = {k: i for i, k in enumerate(uniq)}
+        names = sorted(keys.dropna().unique().tolist(), key=_natural)
+        pos = {k: i for i, k in enumerate(names)}
         codes = np.array([pos.get(k, -1) if isinstance(k, str) else -1 for k in keys.tolist()], dtype=np.int64)
-        return Axis(codes, [str(u) for u in uniq], None, False, False)
+        return Axis(codes, [str(u) for u in names], None, False, False)
     v = s.to_numpy(dtype=float, na_value=np.nan)
     ok = np.isfinite(v)
     uniq = np.unique(v[ok])

@@ -114,6 +114,7 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
     xv = xv_all[sel]
 
     bins = None
+    xpos: np.ndarray
     if x == "elapsed_s":
         bins = time_bins
         hi = float(xv.max())
@@ -159,7 +160,7 @@ def curves_data(steps: pd.DataFrame, groups: pd.Series, switch_steps: pd.Series 
             keep = has_rows[runs_sw]
             runs_sw, mark_x = runs_sw[keep], xv_all[rows[first[keep]]].astype(float)
             if x == "elapsed_s":  # at the centre of its time bin, as the curve (and pooled per bin when many)
-                mark_x = xpos[np.minimum((mark_x / width).astype(np.intp), bins - 1)]
+                mark_x = xpos[np.minimum((mark_x / width).astype(np.intp), time_bins - 1)]  # bins == time_bins here
         cat_names = np.asarray(pd.Index(cats).astype(str), dtype=object)
         for g, name in enumerate(names):
             mine = group_of_run[runs_sw] == g

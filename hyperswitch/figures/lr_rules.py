@@ -5,7 +5,7 @@ batch size, their ratio stays roughly constant)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -73,8 +73,13 @@ def ratio_heatmaps_data(trials: pd.DataFrame, x_param: str, y_param: str, facet:
     if facet == NONE:
         groups = [("all", rows)]
     else:
-        groups = [(fmt(v) if not isinstance(v, str) else v, g) for v, g in rows.groupby(facet, sort=True)]
-    facets, maps, ratios, points = [], [], [], []
+        # the facet (a batch-size column) holds numbers or strings; pandas types a group key as any scalar
+        groups = [(fmt(cast(float, v)) if not isinstance(v, str) else v, g)
+                  for v, g in rows.groupby(facet, sort=True)]
+    facets: list[str] = []
+    maps: list[Heatmap] = []
+    ratios: list[float | None] = []
+    points: list[tuple[float, float] | None] = []
     for name, g in groups:
         maps.append(heatmap_data(g, x_param, y_param, metric, mode, max_bins))
         conf = config_means(g, [x_param, y_param], metric)

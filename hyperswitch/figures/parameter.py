@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,7 @@ def sensitivity_figure(d: Sensitivity) -> go.Figure:
     hover = [f"{d.param} = {lab}<br>mean = {m * s:.4g}<br>runs = {n}" for lab, m, n in
              zip(d.labels, d.mean, d.n, strict=True)]
     xaxis = axis(d.param + (" (binned)" if d.binned else ""))
+    data: list[dict[str, Any]]
     if d.x is None:  # categorical: points with error bars
         data = [{"type": "scatter", "x": d.labels, "y": d.mean * s, "mode": "markers+lines", "name": "mean",
                  "marker": {"size": 9, "color": color}, "hovertext": hover, "hoverinfo": "text",
@@ -118,7 +120,8 @@ def sensitivity_figure(d: Sensitivity) -> go.Figure:
 
 # --- two parameters -----------------------------------------------------------------------------------------
 
-class Heatmap(NamedTuple):
+@dataclass(frozen=True)
+class Heatmap:  # not a NamedTuple: its field ``count`` would hide tuple.count
     x_param: str
     y_param: str
     metric: str
@@ -255,7 +258,7 @@ class Importance(NamedTuple):
 def _distributions(conf: pd.DataFrame, params: Sequence[str], log_hints: dict[str, bool]) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    out = {}
+    out: dict[str, FloatDistribution | CategoricalDistribution] = {}
     for p in params:
         col = conf[p]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
@@ -300,7 +303,7 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     if method == "auto":
         method = "ped-anova" if len(conf) >= 50 else "fanova"
     dists = _distributions(conf, params, log_hints(distributions))
-    direction = "maximize" if mode == "max" else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if mode == "max" else "minimize"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction=direction)
     if len(conf) > max_configs:  # Optuna copies every trial into its storage: keep the cost bounded
@@ -311,6 +314,7 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     frozen = [optuna.trial.create_trial(value=v, params={p: cols[p][i] for p in params}, distributions=dists)
               for i, v in enumerate(values)]
     study.add_trials(frozen)
+    evaluator: PedAnovaImportanceEvaluator | FanovaImportanceEvaluator
     if method == "ped-anova":
         evaluator = PedAnovaImportanceEvaluator()
         target = (lambda t: -t.value) if mode == "max" else (lambda t: t.value)  # PED-ANOVA: lower is better

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from hyperswitch.config.validate import writable_folder
@@ -43,12 +44,13 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     params = info.varied_parameters
     root = info.path
 
-    def events() -> object:
+    def events() -> pd.DataFrame:
         return study_table(root, "events", ["step", "kind"])
 
     for p in params:
-        yield (f"parameter_{p}", "Parameter study", f"{metric} vs {p}",
-               lambda p=p: fp.sensitivity_figure(fp.sensitivity_data(t, p, metric, "std")))
+        def sensitivity(p: str = p) -> go.Figure:
+            return fp.sensitivity_figure(fp.sensitivity_data(t, p, metric, "std"))
+        yield (f"parameter_{p}", "Parameter study", f"{metric} vs {p}", sensitivity)
     if len(params) >= 2:
         yield ("parameter_heatmap", "Parameter study", f"{metric}: {params[1]} x {params[0]}",
                lambda: fp.heatmap_figure(fp.heatmap_data(t, params[0], params[1], metric, mode)))
@@ -106,8 +108,9 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     names = [f for f, _ in factors]
     for f, label in factors:
         split = fa.default_split(names, f)
-        yield (f"ablation_{f}", "Ablations", label + (f", per {split}" if split != fa.NONE else ""),
-               lambda f=f, split=split: fa.ablation_figure(fa.ablation_split_data(t, f, split, metric), f, split))
+        def ablation(f: str = f, split: str = split) -> go.Figure:
+            return fa.ablation_figure(fa.ablation_split_data(t, f, split, metric), f, split)
+        yield (f"ablation_{f}", "Ablations", label + (f", per {split}" if split != fa.NONE else ""), ablation)
 
     def lr_traj() -> go.Figure:
         steps = study_table(root, "steps", ["step", "lr"])
@@ -126,8 +129,8 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     yield ("lr_damping_ratio", "Learning-rate rules", "damping-to-learning-rate heatmaps", ratio)
 
 
-def _first_switch(events: object) -> object:
-    ev = events[events["kind"].astype(str) == "switch"]  # type: ignore[index]
+def _first_switch(events: pd.DataFrame) -> pd.Series:
+    ev = events[events["kind"].astype(str) == "switch"]
     return ev.groupby(ev["trial_id"].astype(str))["step"].min()
 
 

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,8 +43,8 @@ def switch_points(trials: pd.DataFrame, events: pd.DataFrame, step_epochs: pd.Da
         tid = step_epochs["trial_id"]
         tid = tid if isinstance(tid.dtype, pd.CategoricalDtype) else tid.astype("category")
         codes = tid.cat.codes.to_numpy(np.int64)
-        want = out.set_index("trial_id")["switch_step"].reindex(tid.cat.categories.astype(str))
-        want = want.to_numpy(dtype=float, na_value=np.nan)
+        want = (out.set_index("trial_id")["switch_step"].reindex(tid.cat.categories.astype(str))
+                .to_numpy(dtype=float, na_value=np.nan))
         srow = step_epochs["step"].to_numpy(dtype=float, na_value=np.nan)
         hit = np.flatnonzero((codes >= 0) & (srow == want[np.maximum(codes, 0)]))
         epochs = pd.Series(step_epochs["epoch"].to_numpy(dtype=float, na_value=np.nan)[hit],
@@ -97,7 +97,7 @@ def switch_table(points: pd.DataFrame, trials: pd.DataFrame, by: Sequence[str]) 
         raise NotApplicable("no finished run switched optimizer (this study has no switch events)")
     t, binned = grouping(trials, by)
     m = points.merge(t, on="trial_id", how="left")
-    keys = by or [lambda _: "all runs"]
+    keys: list[str | Callable[[Any], str]] = [*by] if by else [lambda _: "all runs"]
     if by:  # sort bins by position, values by value
         m = m.sort_values([f"_order_{b}" for b in by], kind="stable")
     g = m.groupby(keys, dropna=False, sort=False)
@@ -204,7 +204,7 @@ def iomt_timeline_data(events: pd.DataFrame, trial_id: str) -> IomtTimeline:
                         score, [str(d.get("select", "")) for d in details])
 
 
-def _num(v: object) -> float:
+def _num(v: Any) -> float:
     try:
         return float(v) if v is not None else np.nan
     except (TypeError, ValueError):

@@ -30,8 +30,11 @@ but got -1")``. ``prodigy`` and ``dadapt_adam`` adapt their own step size; GeN r
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
+
+import torch
 
 from hyperswitch.optim.registry import register_optimizer
 
@@ -62,6 +65,8 @@ def _check(**values: tuple[Any, str]) -> None:
             raise ValueError(f"{name} must be finite, but got {value!r}")
 
 
+# The factories' hyperparameters are typed Any: _check (through _adam_like) rejects whatever is not a number in
+# range, with the message a user sees.
 def _adam_like(lr: Any, beta1: Any, beta2: Any, weight_decay: Any, **others: tuple[Any, str]) -> None:
     _check(lr=(lr, "> 0"), beta1=(beta1, "in [0, 1)"), beta2=(beta2, "in [0, 1)"),
            weight_decay=(weight_decay, ">= 0"), **others)
@@ -71,7 +76,8 @@ _ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999}
 
 
 @register_optimizer("lamb", defaults={**_ADAM, "eps": 1e-6, "weight_decay": 0.0})
-def _lamb(params, *, lr, beta1, beta2, eps, weight_decay):
+def _lamb(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, eps: Any,
+          weight_decay: Any) -> torch.optim.Optimizer:
     """LAMB (You et al.): Adam with a layer-wise trust ratio."""
     _adam_like(lr, beta1, beta2, weight_decay, eps=(eps, "> 0"))
     return _lib().Lamb(params, lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, weight_decouple=True,
@@ -80,7 +86,8 @@ def _lamb(params, *, lr, beta1, beta2, eps, weight_decay):
 
 
 @register_optimizer("swats", defaults={**_ADAM, "eps": 1e-6, "weight_decay": 0.0, "nesterov": False})
-def _swats(params, *, lr, beta1, beta2, eps, weight_decay, nesterov):
+def _swats(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, eps: Any, weight_decay: Any,
+           nesterov: Any) -> torch.optim.Optimizer:
     """SWATS (Keskar & Socher): Adam that switches to SGD once its projected rate settles."""
     _adam_like(lr, beta1, beta2, weight_decay, eps=(eps, "> 0"))
     return _lib().SWATS(params, lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, weight_decouple=False,
@@ -89,7 +96,8 @@ def _swats(params, *, lr, beta1, beta2, eps, weight_decay, nesterov):
 
 
 @register_optimizer("padam", defaults={**_ADAM, "lr": 0.1, "partial": 0.25, "eps": 1e-8, "weight_decay": 0.0})
-def _padam(params, *, lr, beta1, beta2, partial, eps, weight_decay):
+def _padam(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, partial: Any, eps: Any,
+           weight_decay: Any) -> torch.optim.Optimizer:
     """Padam (Chen & Gu): partially adaptive Adam, v^partial in the denominator."""
     _adam_like(lr, beta1, beta2, weight_decay, partial=(partial, "in (0, 0.5]"), eps=(eps, "> 0"))
     return _lib().PAdam(params, lr=lr, betas=(beta1, beta2), partial=partial, weight_decay=weight_decay,
@@ -100,7 +108,8 @@ def _padam(params, *, lr, beta1, beta2, partial, eps, weight_decay):
     "adabound",
     defaults={**_ADAM, "final_lr": 0.1, "gamma": 1e-3, "eps": 1e-8, "weight_decay": 0.0},
 )
-def _adabound(params, *, lr, beta1, beta2, final_lr, gamma, eps, weight_decay):
+def _adabound(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, final_lr: Any, gamma: Any, eps: Any,
+              weight_decay: Any) -> torch.optim.Optimizer:
     """AdaBound (Luo et al.): Adam with per-coordinate rates clipped into bounds that converge to final_lr."""
     _adam_like(lr, beta1, beta2, weight_decay, final_lr=(final_lr, "> 0"), gamma=(gamma, "> 0"),
                eps=(eps, "> 0"))
@@ -110,7 +119,7 @@ def _adabound(params, *, lr, beta1, beta2, final_lr, gamma, eps, weight_decay):
 
 
 @register_optimizer("lion", defaults={"lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0})
-def _lion(params, *, lr, beta1, beta2, weight_decay):
+def _lion(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, weight_decay: Any) -> torch.optim.Optimizer:
     """Lion (Chen et al.): sign of an interpolated momentum."""
     _adam_like(lr, beta1, beta2, weight_decay)
     return _lib().Lion(params, lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, weight_decouple=True,
@@ -122,7 +131,8 @@ def _lion(params, *, lr, beta1, beta2, weight_decay):
     defaults={**_ADAM, "lr": 1.0, "beta3": None, "d0": 1e-6, "d_coef": 1.0, "growth_rate": math.inf,
               "eps": 1e-8, "weight_decay": 0.0},
 )
-def _prodigy(params, *, lr, beta1, beta2, beta3, d0, d_coef, growth_rate, eps, weight_decay):
+def _prodigy(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, beta3: Any, d0: Any, d_coef: Any,
+             growth_rate: Any, eps: Any, weight_decay: Any) -> torch.optim.Optimizer:
     """Prodigy (Mishchenko & Defazio): Adam with a D-adapted step size."""
     others: dict[str, tuple[Any, str]] = {"d0": (d0, "> 0"), "d_coef": (d_coef, "> 0"),
                                           "growth_rate": (growth_rate, ">= 1"), "eps": (eps, "> 0")}
@@ -139,7 +149,8 @@ def _prodigy(params, *, lr, beta1, beta2, beta3, d0, d_coef, growth_rate, eps, w
     "dadapt_adam",
     defaults={**_ADAM, "lr": 1.0, "d0": 1e-6, "growth_rate": math.inf, "eps": 1e-8, "weight_decay": 0.0},
 )
-def _dadapt_adam(params, *, lr, beta1, beta2, d0, growth_rate, eps, weight_decay):
+def _dadapt_adam(params: Iterable[Any], *, lr: Any, beta1: Any, beta2: Any, d0: Any, growth_rate: Any, eps: Any,
+                 weight_decay: Any) -> torch.optim.Optimizer:
     """D-Adaptation Adam (Defazio & Mishchenko): Adam with a D-adapted step size."""
     _adam_like(lr, beta1, beta2, weight_decay, d0=(d0, "> 0"), growth_rate=(growth_rate, ">= 1"),
                eps=(eps, "> 0"))

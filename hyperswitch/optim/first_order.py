@@ -15,6 +15,9 @@ torch validates values eagerly ("Invalid learning rate: -1.0"); ``build_optimize
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
 from hyperswitch.optim.registry import register_optimizer
@@ -39,7 +42,7 @@ def _common(lr: float, weight_decay: float, **others: tuple[float, str]) -> None
 
 
 @register_optimizer("sgd", defaults={"lr": 0.1, "weight_decay": 0.0})
-def _sgd(params, *, lr, weight_decay):
+def _sgd(params: Iterable[Any], *, lr: float, weight_decay: float) -> torch.optim.SGD:
     """Plain stochastic gradient descent."""
     _common(lr, weight_decay)
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
@@ -48,7 +51,8 @@ def _sgd(params, *, lr, weight_decay):
 @register_optimizer(
     "sgdm", defaults={"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}
 )
-def _sgdm(params, *, lr, momentum, nesterov, weight_decay):
+def _sgdm(params: Iterable[Any], *, lr: float, momentum: float, nesterov: bool,
+          weight_decay: float) -> torch.optim.SGD:
     """SGD with (heavy-ball or Nesterov) momentum."""
     _common(lr, weight_decay, momentum=(momentum, "in [0, 1)"))
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=bool(nesterov), weight_decay=weight_decay)
@@ -58,14 +62,16 @@ _ADAM_DEFAULTS = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight
 
 
 @register_optimizer("adam", defaults=_ADAM_DEFAULTS)
-def _adam(params, *, lr, beta1, beta2, eps, weight_decay):
+def _adam(params: Iterable[Any], *, lr: float, beta1: float, beta2: float, eps: float,
+          weight_decay: float) -> torch.optim.Adam:
     """Adam (Kingma & Ba)."""
     _common(lr, weight_decay, beta1=(beta1, "in [0, 1)"), beta2=(beta2, "in [0, 1)"), eps=(eps, "> 0"))
     return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
 
 
 @register_optimizer("adamw", defaults={**_ADAM_DEFAULTS, "weight_decay": 1e-2})
-def _adamw(params, *, lr, beta1, beta2, eps, weight_decay):
+def _adamw(params: Iterable[Any], *, lr: float, beta1: float, beta2: float, eps: float,
+           weight_decay: float) -> torch.optim.AdamW:
     """AdamW (decoupled weight decay)."""
     _common(lr, weight_decay, beta1=(beta1, "in [0, 1)"), beta2=(beta2, "in [0, 1)"), eps=(eps, "> 0"))
     return torch.optim.AdamW(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
@@ -74,14 +80,15 @@ def _adamw(params, *, lr, beta1, beta2, eps, weight_decay):
 @register_optimizer(
     "rmsprop", defaults={"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0}
 )
-def _rmsprop(params, *, lr, alpha, eps, momentum, weight_decay):
+def _rmsprop(params: Iterable[Any], *, lr: float, alpha: float, eps: float, momentum: float,
+             weight_decay: float) -> torch.optim.RMSprop:
     """RMSprop."""
     _common(lr, weight_decay, alpha=(alpha, "in [0, 1)"), eps=(eps, "> 0"), momentum=(momentum, "in [0, 1)"))
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
 
 
 @register_optimizer("adagrad", defaults={"lr": 1e-2, "eps": 1e-10, "weight_decay": 0.0})
-def _adagrad(params, *, lr, eps, weight_decay):
+def _adagrad(params: Iterable[Any], *, lr: float, eps: float, weight_decay: float) -> torch.optim.Adagrad:
     """Adagrad."""
     _common(lr, weight_decay, eps=(eps, "> 0"))
     return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)

@@ -264,7 +264,8 @@ class GeN(torch.optim.Optimizer):
             b.copy_(saved)
         _set_rng_state(rng)
 
-    def _fit(self, inputs, targets, rng, params, w, lr_prev: float, loss0: float) -> float:
+    def _fit(self, inputs: torch.Tensor, targets: torch.Tensor, rng: Any, params: list[torch.Tensor],
+             w: list[torch.Tensor], lr_prev: float, loss0: float) -> float:
         """Fit on ``w' → 2w − w'``, then set ``w − (lr_t/lr_prev)(w − w')``; one fused pass per move."""
         loss_minus = self._loss(inputs, targets, rng)  # at w' = w − lr_prev·d
         torch._foreach_lerp_(params, w, 2.0)  # w' + 2(w − w') = w + lr_prev·d
@@ -280,7 +281,8 @@ class GeN(torch.optim.Optimizer):
         torch._foreach_lerp_(params, w, 1.0 + lr_new / lr_prev)
         return lr_new
 
-    def _search(self, inputs, targets, rng, params, w, lr_prev: float) -> float:
+    def _search(self, inputs: torch.Tensor, targets: torch.Tensor, rng: Any, params: list[torch.Tensor],
+                w: list[torch.Tensor], lr_prev: float) -> float:
         """lr0 = "search": the grid point of smallest loss along the base's direction."""
         w_prime = [p.detach().clone() for p in params]
 
@@ -337,7 +339,8 @@ class GeN(torch.optim.Optimizer):
     needs_model=True,
     needs_loss=True,
 )
-def _gen(params, *, model, loss_fn, base, base_params, lr0, gamma, phi, clip):
+def _gen(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, base: Any, base_params: Any, lr0: Any, gamma: Any,
+         phi: Any, clip: Any) -> GeN:  # the values are checked here (check_gen and below)
     """GeN: generalized-Newton learning rate (two extra forwards every phi steps) around any optimizer."""
     check_gen(lr0, gamma, phi, clip)
     if not isinstance(base, str):

@@ -351,13 +351,13 @@ class FOOF(KFAC):
 
 
 @register_optimizer("kfac", defaults=KFAC_DEFAULTS, order="second", needs_model=True)
-def _kfac(params, *, model, **hparams):
+def _kfac(params: Iterable[Any], *, model: nn.Module, **hparams: Any) -> KFAC:
     """K-FAC (Martens & Grosse) for Linear/Conv2d layers; inverse eigen | cholesky | triangular."""
     return KFAC(params, model, **hparams)
 
 
 @register_optimizer("foof", defaults={k: v for k, v in KFAC_DEFAULTS.items() if k != "variant"},
                     order="second", needs_model=True)
-def _foof(params, *, model, **hparams):
+def _foof(params: Iterable[Any], *, model: nn.Module, **hparams: Any) -> FOOF:
     """FOOF: K-FAC with the input factor only (G = I)."""
     return FOOF(params, model, **hparams)

@@ -446,13 +446,13 @@ _COMMON = {"damping": 1e-7, "momentum": 0.0, "weight_decay": 0.0}
 
 
 @register_optimizer("ef", defaults={"lr": 0.01, **_COMMON}, order="second", needs_model=True, needs_loss=True)
-def _ef(params, *, model, loss_fn, **hparams):
+def _ef(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, **hparams: Any) -> EmpiricalFisher:
     """Empirical Fisher natural gradient in the N×N (per-sample) space."""
     return EmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)
 
 
 @register_optimizer("ief", defaults={"lr": 1.0, **_COMMON}, order="second", needs_model=True, needs_loss=True)
-def _ief(params, *, model, loss_fn, **hparams):
+def _ief(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, **hparams: Any) -> ImprovedEmpiricalFisher:
     """Improved empirical Fisher (iEF, 003): EF rescaled per sample by ‖∂l_n/∂z_n‖²."""
     return ImprovedEmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)
 
@@ -465,6 +465,6 @@ def _ief(params, *, model, loss_fn, **hparams):
     needs_model=True,
     needs_loss=True,
 )
-def _sf(params, *, model, loss_fn, **hparams):
+def _sf(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, **hparams: Any) -> SampledFisher:
     """Sampled-Fisher natural gradient F̂(M) by the Woodbury (N·M×N·M) form."""
     return SampledFisher(params, model=model, loss_fn=loss_fn, **hparams)

@@ -196,6 +196,6 @@ class Shampoo(PreconditionedSGD):
 
 
 @register_optimizer("shampoo", defaults=SHAMPOO_DEFAULTS, order="second")
-def _shampoo(params, **hparams):
+def _shampoo(params: Iterable[Any], **hparams: Any) -> Shampoo:
     """Shampoo: left/right inverse fourth roots per weight matrix, optional SGD/Adam grafting."""
     return Shampoo(params, **hparams)

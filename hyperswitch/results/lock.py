@@ -294,9 +294,11 @@ def release_dead_holder(root: str | os.PathLike[str], pid: int) -> bool:
     stale lock to take over). True if a lock was removed."""
     lock = StudyLock(root)
     held = lock._read()
-    if held is None or held[1] is None or held[1].get("pid") != pid:
+    if held is None:
         return False
     raw, record, mtime = held
+    if record is None or record.get("pid") != pid:
+        return False
     if lock._why_stale(record, mtime) is None or record.get("host") != lock.host:
         return False
     return lock._take_aside(raw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -59,8 +59,10 @@ class Study:
         t = t[t[self.metric].notna()]
         if not len(t):
             return None
-        idx = t[self.metric].idxmax() if self.mode == "max" else t[self.metric].idxmin()
-        return t.loc[idx].to_dict()
+        # by position (the first best row, as idxmax/idxmin would find it): a label from idxmax is typed Hashable,
+        # which .loc does not take; the columns of a study's table are named by strings
+        pos = t[self.metric].argmax() if self.mode == "max" else t[self.metric].argmin()
+        return cast(dict[str, Any], t.iloc[int(pos)].to_dict())
 
 
 def _frame(table: Any, schema: Any = None) -> pd.DataFrame:

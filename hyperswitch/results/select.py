@@ -176,6 +176,7 @@ def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: 
             if not len(timed):
                 raise ConfigError("--select", f"no eligible configuration has a {TIME_METRIC}", select)
             fastest = float(timed["wall"].min())
+            assert max_time_ratio is not None  # --select pareto: checked above (ConfigError when missing)
             budget = max_time_ratio * fastest
             within = timed[timed["wall"] <= budget * (1 + 1e-12)]
             within = within.sort_values(["_key", "wall", "_cid"], kind="stable")

@@ -34,7 +34,7 @@ import random
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
@@ -137,7 +137,8 @@ class SeedRepeater(Searcher):
         self.queue.extend((k, s) for s in self.seeds)
         return True
 
-    def suggest(self, tune_trial_id: str) -> dict | None:
+    # Ray annotates Searcher.suggest Optional[Dict], but Tune takes Searcher.FINISHED (a str) from it too
+    def suggest(self, tune_trial_id: str) -> dict | str | None:  # type: ignore[override]
         if not self.queue and self.to_propose and self._propose() is None:
             return None  # waiting for results: Tune asks again later
         if not self.queue:
@@ -215,10 +216,13 @@ class OptunaProposer:
 class _InOrder:
     """A proposer whose proposals do not depend on results: the next point of its own order, never waiting."""
 
+    if TYPE_CHECKING:
+        def suggest(self, trial_id: str) -> dict | str | None: ...  # the subclass's, a Searcher's
+
     def needs(self, index: int) -> int:
         return 0
 
-    def propose(self, index: int, told: Sequence[Any], pending: Sequence[Any]) -> dict | None:
+    def propose(self, index: int, told: Sequence[Any], pending: Sequence[Any]) -> dict | str | None:
         return self.suggest(f"inner-{config_id(index)}")
 
 
@@ -229,7 +233,8 @@ class FixedSearcher(_InOrder, Searcher):
         super().__init__(metric=OBJECTIVE, mode=mode)
         self.done = False
 
-    def suggest(self, trial_id: str) -> dict | None:
+    # Ray annotates Searcher.suggest Optional[Dict], but Tune takes Searcher.FINISHED (a str) from it too
+    def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
         if self.done:
             return Searcher.FINISHED
         self.done = True
@@ -259,7 +264,8 @@ class GridSearcher(_InOrder, Searcher):
                 return True
         return False
 
-    def suggest(self, trial_id: str) -> dict | None:
+    # Ray annotates Searcher.suggest Optional[Dict], but Tune takes Searcher.FINISHED (a str) from it too
+    def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
         if not self.points:
             return Searcher.FINISHED
         return dict(self.points.pop(0))
@@ -267,5 +273,6 @@ class GridSearcher(_InOrder, Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
 
-    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, **kwargs: Any) -> None:
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
         self.skip(parameters)

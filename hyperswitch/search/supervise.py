@@ -189,12 +189,13 @@ def _watch(child: int, r: int) -> int:
 def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: dict[str, Any]) -> int:
     """The sweep's child ended without finishing: say what died and how to go on. Exit status 75, or 128 + the
     signal that killed the driver when no Ray process died (as a shell reports it)."""
-    killed = status is not None and os.WIFSIGNALED(status) and not dead
+    signum = os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) and not dead else None
+    killed = signum is not None
     if dead:
         names = [f"{name.removeprefix('ray::')} (pid {pid})" for pid, name in dead]  # seen in one look: any order
         what = f"Ray's {', '.join(names[:-1]) + ' and ' if len(names) > 1 else ''}{names[-1]} died"
-    elif killed:
-        what = f"the sweep's driver (pid {child}) was killed ({signal.Signals(os.WTERMSIG(status)).name})"
+    elif signum is not None:
+        what = f"the sweep's driver (pid {child}) was killed ({signal.Signals(signum).name})"
     else:
         code = os.waitstatus_to_exitcode(status) if status is not None else "?"
         what = (f"the sweep's driver (pid {child}) died (exit status {code}; Ray ends a driver that lost its node "
@@ -221,7 +222,7 @@ def _report(child: int, status: int | None, dead: list[tuple[int, str]], info: d
     resume = info.get("resume")
     how = f"continue with `{resume}`" if resume else "nothing was saved yet"
     print(f"hyperswitch: {what}; {saved}{how}", file=sys.stderr, flush=True)
-    return 128 + os.WTERMSIG(status) if killed else EXIT_RAY_LOST
+    return 128 + signum if signum is not None else EXIT_RAY_LOST
 
 
 def _cmdline(pid: int) -> str:

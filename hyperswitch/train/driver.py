@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -126,14 +126,20 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
     ``storage``/``name``: where Train keeps the run's checkpoints (an absolute path, shared by all nodes on a
     multi-node cluster). A run of the same name found there is continued from its latest checkpoint.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    if TYPE_CHECKING:  # ray.train picks its classes as it is imported: Train V2's (Ray's default, what this runs
+        # on), where mypy sees the V1 ones (whose trainer takes no return value, whose Result has no return_value)
+        from ray.train.v2.api.callback import UserCallback
+        from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+        from ray.train.v2.torch.torch_trainer import TorchTrainer
+    else:
+        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
 
     _ray.set_train_env_defaults()  # Ray Train's start-up and reporting costs cut (_ray.TRAIN_ENV)
     resources: dict[str, float] = {"CPU": cpus_per_worker}
     if use_gpu:
         resources["GPU"] = gpus_per_worker or 1
-    callbacks = []
+    callbacks: list[UserCallback] = []
     if in_tune:
         from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -149,7 +155,8 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
     result = trainer.fit()
     if result.error is not None:
         raise result.error
-    return result.return_value
+    # Train V2's fit() is annotated with ray.train.Result, which mypy resolves to V1's class (no return_value)
+    return result.return_value  # type: ignore[attr-defined]
 
 
 def wait_forwarded(timeout_s: float = 60.0) -> None:
