@@ -21,6 +21,15 @@ Workloads (options with their defaults; each module's docstring has the details)
 - ``curves_autoencoder``: deep autoencoder 784-400-200-100-50-25-6 (mirrored, sigmoid) on generated CURVES
   (Hinton & Salakhutdinov 2006); regression (``val_loss``, plus ``val_recon_error``). n_train 20000, n_test 10000,
   batch_size 256.
+- ``resnet_small``: CIFAR-style ResNet-(6n+2) with BatchNorm on generated 32x32 colour images (5 shapes x 2
+  stripe orientations, random colours, position, scale, noise). depth 8, width 16, batch_size 16, n_train
+  10000, n_test 2000, augment false.
+- ``cifar10``: CIFAR-10 from its python batches at ``data_path`` (the cifar-10-batches-py folder or its
+  parent). model resnet_small | a torchvision model name, depth 20, width 16, batch_size 128, augment true,
+  n_test null (all of test_batch).
+- ``image_folder``: a CLASS/IMAGE tree of PNG/JPEG files at ``data_path`` (train/ and val/ or test/ trees, or one
+  tree split by val_fraction), resized to image_size 32. model resnet_small, depth 8, width 16, batch_size 32,
+  augment false.
 - ``transfer``: pre-trained on digits 0-4, tuned on 5-9. mode head | full, batch_size 32, hidden 64,
   pretrain_epochs 30.
 - ``package.module:function``: a user's own (``workloads.user``). The function's keyword defaults,
@@ -36,8 +45,10 @@ from hyperswitch.workloads import (  # noqa: F401  (importing a module registers
     curves,
     digits,
     digits_cnn,
+    image_files,
     least_squares,
     mlp_wide,
+    resnet_small,
     synthetic,
     tabular,
     text_lm,
