@@ -242,6 +242,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         "versions": _versions(), "created": _now(), "updated": _now(),
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
         "target_accuracy": space.train.target_accuracy,
+        "target_loss": space.train.target_loss,
     })
     return store
 

@@ -134,6 +134,10 @@ def train_run(
                     best_acc = max(best_acc, acc)
                     if target is not None and time_to_target is None and acc >= target:
                         time_to_target = row["elapsed_s"]
+                vloss = last_eval.get("val_loss")
+                if (train.target_loss is not None and time_to_target is None and vloss is not None
+                        and vloss <= train.target_loss):
+                    time_to_target = row["elapsed_s"]
             result.steps.append(row)
             if diverged:
                 result.status = "diverged"

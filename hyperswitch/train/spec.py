@@ -5,6 +5,8 @@ train: {steps: 300, eval_every: 25, target_accuracy: 0.95, divergence_loss: 1.0e
 ```
 ``steps`` or ``epochs`` (not both; ``epochs`` alone sets ``steps`` to null); ``eval_every``: steps between
 evaluations; ``target_accuracy``: the accuracy whose first crossing is ``time_to_target_s`` (null: none);
+``target_loss``: instead, the validation loss at or below which the target is reached (regression tasks, the
+curves autoencoder; give one target, not both);
 ``divergence_loss``: a loss above it (or not finite) stops the run as diverged; ``checkpoint_every``: see
 :meth:`TrainSpec.from_mapping`.
 
@@ -30,6 +32,7 @@ class TrainSpec:
     epochs: int | None = None
     eval_every: int = 25
     target_accuracy: float | None = None
+    target_loss: float | None = None
     divergence_loss: float = 1e6
     checkpoint_every: int | None = None
 
@@ -55,6 +58,11 @@ class TrainSpec:
         number(full["eval_every"], f"{key}.eval_every", integer=True, low=1)
         if full["target_accuracy"] is not None:
             number(full["target_accuracy"], f"{key}.target_accuracy", low=0.0, low_open=True, high=1.0)
+        if full["target_loss"] is not None:
+            number(full["target_loss"], f"{key}.target_loss")
+            if full["target_accuracy"] is not None:
+                raise ConfigError(f"{key}.target_loss", "give either target_accuracy or target_loss, not both",
+                                  full["target_loss"])
         number(full["divergence_loss"], f"{key}.divergence_loss", low=0.0, low_open=True)
         ce = full["checkpoint_every"]
         if ce is not None:

@@ -12,12 +12,12 @@ from hyperswitch.errors import ConfigError
 from hyperswitch.search.space import ResourcesSpec, space_from_text
 from hyperswitch.train.spec import TRAIN_DEFAULTS, TrainSpec, validate_train
 
-KEYS = ["steps", "epochs", "eval_every", "target_accuracy", "divergence_loss", "checkpoint_every"]
+KEYS = ["steps", "epochs", "eval_every", "target_accuracy", "target_loss", "divergence_loss", "checkpoint_every"]
 
 
 def test_defaults_are_the_dataclass_defaults():
     assert TRAIN_DEFAULTS == {"steps": 300, "epochs": None, "eval_every": 25, "target_accuracy": None,
-                              "divergence_loss": 1e6, "checkpoint_every": None}
+                              "target_loss": None, "divergence_loss": 1e6, "checkpoint_every": None}
     assert list(TRAIN_DEFAULTS) == KEYS == [f.name for f in dataclasses.fields(TrainSpec)]
     assert TrainSpec.from_mapping(None) == TrainSpec() and TrainSpec.from_mapping({}).as_dict() == TRAIN_DEFAULTS
 
@@ -54,6 +54,8 @@ def test_frozen_and_coerce():
     ({"eval_every": True}, "run.eval_every", "must be an integer"),
     ({"target_accuracy": 1.5}, "run.target_accuracy", "must be <= 1.0"),
     ({"divergence_loss": math.inf}, "run.divergence_loss", "must be finite"),
+    ({"target_loss": "low"}, "run.target_loss", "must be a number"),
+    ({"target_accuracy": 0.9, "target_loss": 0.1}, "run.target_loss", "either target_accuracy or target_loss"),
     ({"eval_every": 5, "checkpoint_every": 7}, "run.checkpoint_every", "multiple of eval_every"),
     ({"stepz": 3}, "run.stepz", "unknown key"),
 ])
@@ -97,3 +99,21 @@ resources: {workers: 2, cpus_per_worker: 0.5}
 """, "typed.yaml")
     assert space.train == TrainSpec(steps=None, epochs=2, eval_every=10, target_accuracy=0.9)
     assert space.resources == ResourcesSpec(workers=2, cpus_per_worker=0.5)
+
+
+def test_target_loss_sets_time_to_target_at_the_first_evaluation_at_or_below_it():
+    from hyperswitch.switching import Policy
+    from hyperswitch.train.loop import train_run
+
+    spec = {"name": "least_squares", "n": 400, "d": 8, "batch_size": 20}
+    policy = Policy.from_spec({"type": "single", "optimizer": {"name": "sgd", "lr": 0.05}})
+    free = train_run(spec, policy, {"steps": 60, "eval_every": 10}, seed=0)
+    evals = [r for r in free.steps if r.get("val_loss") is not None]
+    assert free.summary["time_to_target_s"] is None  # no target given
+    goal = sorted(r["val_loss"] for r in evals)[len(evals) // 2]  # reached part-way, not at the first evaluation
+    run = train_run(spec, policy, {"steps": 60, "eval_every": 10, "target_loss": goal}, seed=0)
+    rows = [r for r in run.steps if r.get("val_loss") is not None]
+    first = next(r for r in rows if r["val_loss"] <= goal)
+    assert run.summary["time_to_target_s"] == first["elapsed_s"]
+    never = train_run(spec, policy, {"steps": 60, "eval_every": 10, "target_loss": -1.0}, seed=0)
+    assert never.summary["time_to_target_s"] is None
