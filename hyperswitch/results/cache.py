@@ -26,7 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hyperswitch.results.distributions import study_distributions
-from hyperswitch.results.schema import EVENTS_SCHEMA, FINISHED_STATUSES, METRICS, STEPS_SCHEMA
+from hyperswitch.results.schema import (
+    EVENTS_SCHEMA,
+    FINISHED_STATUSES,
+    STEPS_SCHEMA,
+    meta_metric,
+    meta_mode,
+)
 from hyperswitch.results.store import DICTIONARY_COLUMNS, StudyFileError, StudyStore
 
 SCHEMAS = {"steps": STEPS_SCHEMA, "events": EVENTS_SCHEMA}
@@ -55,11 +61,11 @@ class StudyInfo:
 
     @property
     def metric(self) -> str:
-        return str(self.meta.get("metric", "val_accuracy"))
+        return meta_metric(self.meta)
 
     @property
     def mode(self) -> str:
-        return str(self.meta.get("mode", METRICS.get(self.metric, "max")))
+        return meta_mode(self.meta)
 
     @property
     def status(self) -> str:

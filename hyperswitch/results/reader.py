@@ -9,7 +9,13 @@ from typing import Any, cast
 import pandas as pd
 
 from hyperswitch.results.distributions import study_distributions
-from hyperswitch.results.schema import EVENTS_SCHEMA, FINISHED_STATUSES, METRICS, STEPS_SCHEMA
+from hyperswitch.results.schema import (
+    EVENTS_SCHEMA,
+    FINISHED_STATUSES,
+    STEPS_SCHEMA,
+    meta_metric,
+    meta_mode,
+)
 from hyperswitch.results.store import StudyStore
 
 
@@ -33,11 +39,11 @@ class Study:
 
     @property
     def metric(self) -> str:
-        return str(self.meta.get("metric", "val_accuracy"))
+        return meta_metric(self.meta)
 
     @property
     def mode(self) -> str:
-        return str(self.meta.get("mode", METRICS.get(self.metric, "max")))
+        return meta_mode(self.meta)
 
     @property
     def parameters(self) -> list[str]:

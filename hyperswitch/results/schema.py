@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pyarrow as pa
 
 STEPS_SCHEMA = pa.schema([
@@ -66,3 +69,13 @@ METRICS: dict[str, str] = {
     "peak_memory_bytes": "min",
     "switch_step": "min",
 }
+
+
+def meta_metric(meta: Mapping[str, Any]) -> str:
+    """A study's metric from its study.json (``val_accuracy`` where an old study has none)."""
+    return str(meta.get("metric", "val_accuracy"))
+
+
+def meta_mode(meta: Mapping[str, Any]) -> str:
+    """A study's mode from its study.json (else the metric's own direction, else ``max``)."""
+    return str(meta.get("mode", METRICS.get(meta_metric(meta), "max")))

@@ -59,7 +59,7 @@ import functools
 import itertools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,19 +291,26 @@ def _substitute(obj: Any, values: Mapping[str, Any]) -> Any:
     return obj
 
 
-def _placeholders(obj: Any, path: str, out: dict[str, str]) -> None:
+def _strings(obj: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string leaf of a template with its path (``policy.phase2.lr``, ``policy.candidates[0].name``)."""
     if isinstance(obj, str):
-        if obj.startswith("$"):
-            m = _PLACEHOLDER_RE.match(obj)
-            if not m:
-                raise ConfigError(path, "a placeholder must be $ followed by a parameter name", obj)
-            out.setdefault(m.group(1), path)
+        yield path, obj
     elif isinstance(obj, Mapping):
         for k, v in obj.items():
-            _placeholders(v, f"{path}.{k}", out)
+            yield from _strings(v, f"{path}.{k}")
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            _placeholders(v, f"{path}[{i}]", out)
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def _placeholders(obj: Any, path: str, out: dict[str, str]) -> None:
+    """Each placeholder's name -> the first path that uses it; a malformed ``$...`` is an error."""
+    for where, text in _strings(obj, path):
+        if text.startswith("$"):
+            m = _PLACEHOLDER_RE.match(text)
+            if not m:
+                raise ConfigError(where, "a placeholder must be $ followed by a parameter name", text)
+            out.setdefault(m.group(1), where)
 
 
 # --- parsing ------------------------------------------------------------------------------------------
@@ -622,16 +629,10 @@ def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | No
 
 def _uses(obj: Any, path: str, out: dict[str, str]) -> None:
     """Every template path that is a placeholder -> its name (``_placeholders`` keeps each name's first only)."""
-    if isinstance(obj, str):
-        m = _PLACEHOLDER_RE.match(obj)
+    for where, text in _strings(obj, path):
+        m = _PLACEHOLDER_RE.match(text)
         if m:
-            out[path] = m.group(1)
-    elif isinstance(obj, Mapping):
-        for k, v in obj.items():
-            _uses(v, f"{path}.{k}", out)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            _uses(v, f"{path}[{i}]", out)
+            out[where] = m.group(1)
 
 
 def _at(p: Param, value: Any) -> str:

@@ -121,15 +121,20 @@ def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def _check(spec: dict[str, Any], key: str) -> None:
-    check_common(spec, key)
-    number(spec["chars"], f"{key}.chars", integer=True, low=1000)
-    number(spec["context"], f"{key}.context", integer=True, low=2, high=1024)
+def check_gpt_shape(spec: dict[str, Any], key: str, *, max_context: int, max_layers: int) -> None:
+    """The model's options (context, width, layers, heads; heads divide width), shared with ``text_lm``."""
+    number(spec["context"], f"{key}.context", integer=True, low=2, high=max_context)
     number(spec["width"], f"{key}.width", integer=True, low=1)
-    number(spec["layers"], f"{key}.layers", integer=True, low=0, high=12)
+    number(spec["layers"], f"{key}.layers", integer=True, low=0, high=max_layers)
     number(spec["heads"], f"{key}.heads", integer=True, low=1)
     if spec["width"] % spec["heads"]:
         raise ConfigError(f"{key}.heads", f"must divide width ({spec['width']})", spec["heads"])
+
+
+def _check(spec: dict[str, Any], key: str) -> None:
+    check_common(spec, key)
+    number(spec["chars"], f"{key}.chars", integer=True, low=1000)
+    check_gpt_shape(spec, key, max_context=1024, max_layers=12)
     if spec["chars"] // (spec["context"] + 1) < 10:
         raise ConfigError(f"{key}.chars", f"must hold at least 10 windows of context + 1 = {spec['context'] + 1} "
                           "characters", spec["chars"])

@@ -42,7 +42,7 @@ from hyperswitch.config.validate import choice, number
 from hyperswitch.errors import ConfigError
 from hyperswitch.workloads._base import Workload, register_workload
 from hyperswitch.workloads._common import check_common, fraction_of, make_batches, split_indices
-from hyperswitch.workloads.char_lm import STDLIB_DIR, CharGPT, sequence_cross_entropy
+from hyperswitch.workloads.char_lm import STDLIB_DIR, CharGPT, check_gpt_shape, sequence_cross_entropy
 
 TEXT_SUFFIXES = (".txt", ".py", ".md", ".rst")
 SKIPPED_FOLDERS = ("site-packages", "dist-packages", "__pycache__")
@@ -143,12 +143,7 @@ def _check(spec: dict[str, Any], key: str) -> None:
     check_common(spec, key)
     choice(spec["tokens"], ("byte", "char"), f"{key}.tokens")
     number(spec["max_bytes"], f"{key}.max_bytes", integer=True, low=1000)
-    number(spec["context"], f"{key}.context", integer=True, low=2, high=4096)
-    number(spec["width"], f"{key}.width", integer=True, low=1)
-    number(spec["layers"], f"{key}.layers", integer=True, low=0, high=48)
-    number(spec["heads"], f"{key}.heads", integer=True, low=1)
-    if spec["width"] % spec["heads"]:
-        raise ConfigError(f"{key}.heads", f"must divide width ({spec['width']})", spec["heads"])
+    check_gpt_shape(spec, key, max_context=4096, max_layers=48)
     if spec["max_bytes"] // (spec["context"] + 1) < 10:
         raise ConfigError(f"{key}.max_bytes", "must hold at least 10 windows of context + 1 = "
                           f"{spec['context'] + 1} tokens", spec["max_bytes"])

@@ -25,7 +25,7 @@ from torch import nn
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.optim import build_optimizer, get_optimizer, optimizer_names
-from tests.contracts.toy import checkpoint, reachable_tensors
+from tests.contracts.toy import checkpoint, optimizer_step, reachable_tensors
 
 # Defaults tuned for real workloads can be too timid or too bold for 30 steps on this toy; the contract is
 # about the mechanics, so a few get a learning rate that suits the toy (the defaults stay as registered).
@@ -47,17 +47,6 @@ def problem(seed: int = 0):
     return model, x, y
 
 
-def one_step(opt, model, x, y) -> float:
-    batch_step = getattr(opt, "batch_step", None)
-    if batch_step is not None:
-        return float(batch_step(x, y))
-    opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return float(loss.detach())
-
-
 def spec_for(name: str) -> dict:
     return {"name": name, **LR_OVERRIDES.get(name, {})}
 
@@ -71,7 +60,7 @@ def test_loss_decreases(name):
     opt = build_optimizer(spec_for(name), model, F.cross_entropy)
     torch.manual_seed(1)
     for _ in range(STEPS):
-        one_step(opt, model, x, y)
+        optimizer_step(opt, model, x, y)
     with torch.no_grad():
         first = float(F.cross_entropy(problem()[0](x), y))
         last = float(F.cross_entropy(model(x), y))
@@ -84,7 +73,7 @@ def test_state_dict_round_trip_continues_identically(name):
     opt = build_optimizer(spec_for(name), model, F.cross_entropy)
     torch.manual_seed(1)
     for _ in range(5):
-        one_step(opt, model, x, y)
+        optimizer_step(opt, model, x, y)
     twin = problem()[0]  # not deepcopy(model): that would also copy hooks an optimizer registered on it
     twin.load_state_dict(model.state_dict())
     state = checkpoint(opt.state_dict())
@@ -93,7 +82,7 @@ def test_state_dict_round_trip_continues_identically(name):
     losses = []
     for o, m in ((opt, model), (fresh, twin)):
         torch.manual_seed(2)  # samplers that use torch's global generator draw the same labels
-        losses.append([one_step(o, m, x, y) for _ in range(3)])
+        losses.append([optimizer_step(o, m, x, y) for _ in range(3)])
     assert losses[0] == losses[1], name
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.equal(a, b), name
@@ -114,7 +103,7 @@ def _trained_and_dropped(name: str) -> tuple[list[weakref.ref], int]:
     model, x, y = problem()
     opt = build_optimizer(spec_for(name), model, F.cross_entropy)
     for _ in range(12):  # past K-FAC's and Shampoo's first inverse (every 10 steps by default)
-        one_step(opt, model, x, y)
+        optimizer_step(opt, model, x, y)
     opt.state_dict()  # a checkpoint taken and thrown away holds nothing either
     tensors = reachable_tensors(opt, model)
     return [weakref.ref(t) for t in tensors], len(tensors)
