@@ -8,6 +8,7 @@ its names (``study_info``, ``study_table``, ``StudyInfo``, ``StudyReadError``, `
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -43,6 +44,19 @@ class NotApplicable(ValueError):
 
 _PREFETCHING: set[tuple[Any, ...]] = set()
 _PREFETCHING_LOCK = threading.Lock()
+# Prefetch threads are daemons (a closing dashboard does not wait for a whole study's columns), but one still inside
+# pyarrow while the interpreter finalises aborts or hangs the process ("terminate called without an active
+# exception"): at exit they are told to stop and joined, which waits at most for the read in progress.
+_PREFETCH_STOP = threading.Event()
+_PREFETCH_THREADS: list[threading.Thread] = []
+
+
+@atexit.register
+def _stop_prefetching(timeout_s: float = 60.0) -> None:
+    _PREFETCH_STOP.set()
+    deadline = time.monotonic() + timeout_s
+    for thread in list(_PREFETCH_THREADS):
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 STEP_COLUMNS_BY_USE = (["step", "loss", "epoch"], ["val_accuracy", "val_loss", "elapsed_s", "lr"],
@@ -60,14 +74,17 @@ def activity(busy: bool) -> None:
         _ACTIVITY["last"] = time.monotonic()
 
 
-def _wait_idle(quiet_s: float = 0.5, give_up_s: float = 120.0) -> None:
+def _wait_idle(quiet_s: float = 0.5, give_up_s: float = 120.0) -> bool:
+    """Wait until no view has been computed for ``quiet_s`` (or ``give_up_s`` passed); False once told to stop."""
     deadline = time.monotonic() + give_up_s
     while time.monotonic() < deadline:
         with _ACTIVITY_LOCK:
             idle = _ACTIVITY["busy"] <= 0 and time.monotonic() - _ACTIVITY["last"] > quiet_s
         if idle:
-            return
-        time.sleep(0.1)
+            break
+        if _PREFETCH_STOP.wait(0.1):
+            return False
+    return not _PREFETCH_STOP.is_set()
 
 
 def prefetch(root: str | Path) -> None:
@@ -83,15 +100,21 @@ def prefetch(root: str | Path) -> None:
 
     def run() -> None:
         try:
-            _wait_idle()
+            if not _wait_idle():
+                return
             study_table(root, "events", ["step", "kind"])
             for cols in STEP_COLUMNS_BY_USE:
-                _wait_idle()
+                if not _wait_idle():
+                    return
                 study_table(root, "steps", cols)
         except Exception as exc:  # a view will read again and report it
             log.debug("prefetch of %s failed: %s", root, exc)
 
-    threading.Thread(target=run, name=f"prefetch-{root.name}", daemon=True).start()
+    thread = threading.Thread(target=run, name=f"prefetch-{root.name}", daemon=True)
+    with _PREFETCHING_LOCK:
+        _PREFETCH_THREADS[:] = [t for t in _PREFETCH_THREADS if t.is_alive()]
+        _PREFETCH_THREADS.append(thread)
+    thread.start()
 
 
 # --- helpers shared by figure modules ----------------------------------------------------------------------
