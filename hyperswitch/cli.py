@@ -257,13 +257,17 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"seed {args.seed}, {where}: {out['status']}")
     for ev in out["events"]:
         print(f"  step {ev['step']:>6}  {ev['kind']:<9} {ev['detail']}")
+    from hyperswitch.results.schema import WORKLOAD_METRICS
     from hyperswitch.switching import explain_switch
 
     said = explain_switch(out.get("switch"))
     if said:
         print(f"  {said}")
-    for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "time_to_target_s",
-              "wall_time_s", "samples_per_s", "peak_memory_bytes", "memory_source", "peak_rss_bytes"):
+    for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "val_recon_error",
+              "time_to_target_s", "wall_time_s", "samples_per_s", "peak_memory_bytes", "memory_source",
+              "peak_rss_bytes"):
+        if k in WORKLOAD_METRICS and s.get(k) is None:
+            continue  # a metric of other workloads
         print(f"  {k:<18} {_fmt_metric(s.get(k))}")
     return 0
 

@@ -20,6 +20,7 @@ STEPS_SCHEMA = pa.schema([
     ("loss", pa.float64()),
     ("val_loss", pa.float64()),
     ("val_accuracy", pa.float64()),
+    ("val_recon_error", pa.float64()),
     ("lr", pa.float64()),
     ("optimizer", pa.string()),
     ("elapsed_s", pa.float64()),
@@ -40,6 +41,7 @@ TRIAL_METRIC_COLUMNS: dict[str, pa.DataType] = {
     "val_loss": pa.float64(),
     "val_accuracy": pa.float64(),
     "best_val_accuracy": pa.float64(),
+    "val_recon_error": pa.float64(),
     "steps_done": pa.int64(),
     "epochs_done": pa.int64(),
     "switch_step": pa.int64(),
@@ -54,6 +56,10 @@ TRIAL_METRIC_COLUMNS: dict[str, pa.DataType] = {
     "error": pa.string(),
 }
 
+# Metrics only some workloads report (their registration lists them; null for the others): the curves
+# autoencoder's reconstruction error, the squared error per image that the K-FAC papers report.
+WORKLOAD_METRICS = ("val_recon_error",)
+
 # Trial status values.
 COMPLETED, DIVERGED, STOPPED, ERROR, RUNNING = "completed", "diverged", "stopped", "error", "running"
 FINISHED_STATUSES = (COMPLETED, DIVERGED, STOPPED, ERROR)
@@ -63,6 +69,7 @@ METRICS: dict[str, str] = {
     "val_accuracy": "max",
     "best_val_accuracy": "max",
     "val_loss": "min",
+    "val_recon_error": "min",
     "train_loss": "min",
     "time_to_target_s": "min",
     "wall_time_s": "min",

@@ -80,7 +80,7 @@ from hyperswitch.config.yamlio import load_file as load_yaml_file
 from hyperswitch.errors import ConfigError, shown
 from hyperswitch.results.distributions import entry
 from hyperswitch.results.names import check_study_name
-from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS
+from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS, WORKLOAD_METRICS
 from hyperswitch.search.expr import ExpressionError, parse_expression
 from hyperswitch.train.spec import TrainSpec
 
@@ -91,7 +91,7 @@ ALGORITHMS = ("tpe", "random", "grid")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"^\$([A-Za-z][A-Za-z0-9_]*)$")
 # Metrics that exist while a trial runs (what ASHA can compare at a rung).
-INTERMEDIATE_METRICS = ("val_accuracy", "best_val_accuracy", "val_loss", "train_loss")
+INTERMEDIATE_METRICS = ("val_accuracy", "best_val_accuracy", "val_loss", "val_recon_error", "train_loss")
 RESERVED = set(TRIAL_ID_COLUMNS) | set(TRIAL_METRIC_COLUMNS)
 MAX_GRID = 100_000
 
@@ -608,17 +608,22 @@ ACCURACY_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s")
 
 
 def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | None) -> None:
-    """A regression workload has no accuracy: neither an accuracy metric nor a target accuracy applies."""
-    from hyperswitch.workloads import get_workload
+    """A regression workload has no accuracy: neither an accuracy metric nor a target accuracy applies; a
+    workload-specific metric (``val_recon_error``) needs a workload that reports it."""
+    from hyperswitch.workloads import get_workload, workload_names
 
     name = workload.get("name")
     try:
-        task = get_workload(name).task
+        entry = get_workload(name)
     except ConfigError:  # an unknown name: the probe reports it against its parameter
         return
-    if task != "regression":
-        return
     where = f" (parameters.{param} = {name!r})" if param else ""
+    if space.metric in WORKLOAD_METRICS and entry.task is not None and space.metric not in entry.metrics:
+        reporting = ", ".join(sorted(n for n in workload_names() if space.metric in get_workload(n).metrics))
+        raise ConfigError("metric", f"workload {name} does not report {space.metric}{where}; only {reporting} do",
+                          space.metric)
+    if entry.task != "regression":
+        return
     if space.metric in ACCURACY_METRICS:
         raise ConfigError("metric", f"workload {name} is a regression task with no accuracy{where}; use val_loss or "
                           "train_loss", space.metric)

@@ -97,19 +97,22 @@ class WorkloadEntry:
     check: Callable[[dict[str, Any], str], None] | None
     doc: str
     task: str | None = "classification"  # "regression": no val_accuracy; None: known only once built (user's)
+    metrics: tuple[str, ...] = ()  # what evaluate() adds of results.schema.WORKLOAD_METRICS
 
 
 _WORKLOADS: dict[str, WorkloadEntry] = {}
 
 
 def register_workload(name: str, *, defaults: Mapping[str, Any],
-                      check: Callable[[dict[str, Any], str], None] | None = None, task: str = "classification"):
+                      check: Callable[[dict[str, Any], str], None] | None = None, task: str = "classification",
+                      metrics: tuple[str, ...] = ()):
     """Register ``factory(seed, *, rank, world_size, **options) -> Workload``; ``task`` is the task of the
-    workloads it builds (``regression``: they report no accuracy)."""
+    workloads it builds (``regression``: they report no accuracy); ``metrics`` the workload-specific metrics their
+    ``evaluate()`` adds (of ``results.schema.WORKLOAD_METRICS``)."""
 
     def deco(factory: Callable[..., Workload]) -> Callable[..., Workload]:
         _WORKLOADS[name] = WorkloadEntry(name, factory, dict(defaults), check,
-                                         (factory.__doc__ or "").strip().splitlines()[0], task)
+                                         (factory.__doc__ or "").strip().splitlines()[0], task, tuple(metrics))
         return factory
 
     return deco

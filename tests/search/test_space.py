@@ -408,3 +408,13 @@ def test_exponent_numbers_without_a_dot_are_floats_and_quoted_numbers_are_errors
     code, err, storage = run_cli(tmp_path, space_file(quoted, "q.yaml"), capsys)
     assert code == 2 and len(err.splitlines()) == 1 and not storage.exists(), err
     assert "policy.phase1.lr: must be a number" in err and "(got '1e-3')" in err, err
+
+
+def test_a_workload_metric_needs_a_workload_that_reports_it(space_file, tmp_path, capsys):
+    curves = REGRESSION.replace("choices: [digits_mlp, least_squares]", "choices: [curves_autoencoder]")
+    assert load_space(space_file(curves.replace("metric: val_loss", "metric: val_recon_error"))).mode == "min"
+    code, err, _ = run_cli(tmp_path, space_file(REGRESSION.replace("metric: val_loss", "metric: val_recon_error")),
+                           capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "metric: workload digits_mlp does not report val_recon_error" in err
+    assert "only curves_autoencoder do" in err and "(got 'val_recon_error')" in err, err

@@ -123,3 +123,37 @@ def test_kfac_preconditions_every_linear_layer_and_trains():
     assert layers == {m for m in wl.model.modules() if isinstance(m, nn.Linear)} and len(layers) == 12
     res = train_run(SMALL, policy, {"steps": 8, "eval_every": 8}, seed=0)
     assert res.status == "completed" and res.summary["val_loss"] < wl.evaluate()["val_loss"]
+
+
+CURVES_SPACE = """\
+name: curves_recon
+workload: {name: curves_autoencoder, n_train: 128, n_test: 64, batch_size: 32}
+policy: {type: single, optimizer: {name: sgdm, lr: $lr, momentum: 0.9}}
+train: {steps: 8, eval_every: 4}
+parameters:
+  lr: {type: categorical, choices: [0.01, 0.02]}
+search: grid
+metric: val_recon_error
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_records_and_optimises_the_reconstruction_error(local_ray, tmp_path):
+    """val_recon_error is a results column (steps at evaluations, trials) and a metric a sweep selects by."""
+    from hyperswitch.results import open_study
+    from hyperswitch.search.runner import run_sweep
+    from hyperswitch.search.space import load_space
+
+    path = tmp_path / "curves_recon.yaml"
+    path.write_text(CURVES_SPACE)
+    study = run_sweep(load_space(path), storage=tmp_path / "runs", seeds=1, out=lambda line: None)
+    trials = open_study(tmp_path / "runs" / "curves_recon").trials
+    assert list(trials.status) == ["completed", "completed"] and len(study.trials) == 2
+    evals = open_study(tmp_path / "runs" / "curves_recon").steps.dropna(subset=["val_loss"])
+    assert len(evals) == 4 and evals.val_recon_error.notna().all() and (evals.val_recon_error > 0).all()
+    for _, t in trials.iterrows():  # the trial's value is its last evaluation's
+        last = evals[evals.trial_id == t.trial_id].sort_values("step").iloc[-1]
+        assert t.val_recon_error == last.val_recon_error and t.val_loss == last.val_loss
+    best = study.best_trial()
+    assert study.metric == "val_recon_error" and study.mode == "min"
+    assert best is not None and best["val_recon_error"] == trials.val_recon_error.min()
