@@ -277,7 +277,7 @@ def browser_bench(storage: Path, study: str, shots: Path | None) -> list[dict]:
     (wall, thread CPU) and the server process's CPU during the step."""
     from playwright.sync_api import sync_playwright
 
-    from hyperswitch.figures import clear_cache
+    from hyperswitch.results.cache import clear_cache
 
     clear_cache()
     srv, port, timer = serve(storage)
@@ -460,7 +460,7 @@ def inprocess_bench(storage: Path, study: str) -> list[dict]:
     """Without a browser: the page layouts and callbacks called directly (cold, then warm)."""
     from dashboards._shared import Context
     from dashboards.pages import curves, parameters, switching
-    from hyperswitch.figures import clear_cache
+    from hyperswitch.results.cache import clear_cache
 
     ctx = Context(storage.resolve())
     rows = []

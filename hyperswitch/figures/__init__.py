@@ -1,7 +1,7 @@
 """Figures: pure data -> small named tuple -> plotly figure functions, shared by the dashboard and the report.
 
-Studies are read through :mod:`hyperswitch.results` (``results.cache``: cached, column-selective reads per study
-file version; ``StudyReadError``), re-exported here.
+Studies are read through :mod:`hyperswitch.results.cache` (cached, column-selective reads per study file
+version; ``StudyReadError``); import them from there.
 
 - ``data``: ``NotApplicable``, policy labels, background prefetching for the dashboard, small helpers.
 - ``parameter``: metric vs one parameter (mean, spread band), heatmap of two, parallel coordinates, importance.
@@ -12,6 +12,5 @@ file version; ``StudyReadError``), re-exported here.
 """
 
 from hyperswitch.figures.data import NotApplicable
-from hyperswitch.results.cache import StudyReadError, clear_cache, study_info, study_table
 
-__all__ = ["NotApplicable", "StudyReadError", "clear_cache", "study_info", "study_table"]
+__all__ = ["NotApplicable"]

@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 
 from hyperswitch.figures._common import METRIC_SCALE, PALETTE, axis, error_array, figure, metric_label
 from hyperswitch.figures._stats import SPREAD_LONG, fmt
-from hyperswitch.figures.data import NotApplicable, nunique, policy_labels
+from hyperswitch.figures.data import NotApplicable, policy_labels
 from hyperswitch.figures.memory import GroupBars, group_bars_data, group_bars_figure
+from hyperswitch.results.cache import nunique
 
 CORRECTOR, POLICY, NONE = "corrector", "policy", "none"
 MAX_LEVELS = 8

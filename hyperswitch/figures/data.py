@@ -2,8 +2,7 @@
 study's columns for the dashboard, and small helpers.
 
 Studies are read through :mod:`hyperswitch.results.cache` (cached per study file version, column-selective);
-its names (``study_info``, ``study_table``, ``StudyInfo``, ``StudyReadError``, ``cached``, ``clear_cache``,
-``study_version``) are re-exported here for existing callers.
+import its names from there.
 """
 
 from __future__ import annotations
@@ -19,21 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hyperswitch.results.cache import (
-    StudyInfo,
-    StudyReadError,
-    cached,
-    clear_cache,
-    nunique,
-    read_table,
-    study_info,
-    study_table,
-    study_version,
-)
+from hyperswitch.results.cache import study_table, study_version
 
-__all__ = ["NotApplicable", "StudyInfo", "StudyReadError", "activity", "cached", "clear_cache", "finite", "numeric",
-           "nunique", "policy_family", "policy_labels", "prefetch", "read_table", "second_order_names", "study_info",
-           "study_table", "study_version", "warm_up"]
+__all__ = ["NotApplicable", "activity", "finite", "numeric", "policy_family", "policy_labels", "prefetch",
+           "second_order_names", "warm_up"]
 
 log = logging.getLogger("hyperswitch.figures")
 

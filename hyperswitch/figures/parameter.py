@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 
 from hyperswitch.figures._common import METRIC_SCALE, PALETTE, axis, error_array, figure, metric_label, rgba
 from hyperswitch.figures._stats import SPREAD_SHORT, SPREADS, axis_for, band, check_spread, grouped_stats
-from hyperswitch.figures.data import NotApplicable, nunique
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import nunique
 from hyperswitch.results.schema import FINISHED_STATUSES, METRICS
 
 

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 
 from hyperswitch.figures._common import PALETTE, WEBGL_POINTS, axis, figure
 from hyperswitch.figures._stats import axis_for
-from hyperswitch.figures.data import NotApplicable, nunique
+from hyperswitch.figures.data import NotApplicable
+from hyperswitch.results.cache import nunique
 from hyperswitch.results.schema import FINISHED_STATUSES
 
 SWITCH_KINDS = ("switch",)

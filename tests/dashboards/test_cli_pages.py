@@ -13,7 +13,7 @@ from dashboards._shared import Context
 from dashboards.app import create_app
 from dashboards.pages import PAGES, curves, parameters, switching
 from hyperswitch.cli import main
-from hyperswitch.figures.data import clear_cache
+from hyperswitch.results.cache import clear_cache
 from hyperswitch.results.store import StudyStore
 
 

@@ -129,7 +129,8 @@ def test_exporting_a_study_and_drawing_its_figures_imports_no_ray(small_study, t
     code = textwrap.dedent(f"""
         import json, sys
         from hyperswitch.export import export_study
-        from hyperswitch.figures import parameter as fp, study_info
+        from hyperswitch.figures import parameter as fp
+        from hyperswitch.results.cache import study_info
         [r] = export_study({str(small_study)!r}, output={str(tmp_path / "best.yaml")!r})
         info = study_info({str(small_study)!r})
         d = fp.importance_data(info.trials, ["lr", "momentum"], "val_accuracy", "max", "fanova", info.distributions)
