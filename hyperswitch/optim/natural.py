@@ -3,10 +3,10 @@
 Described in docs/algorithms.md#natural-gradient-ef-ief-sf.
 
 ``J ∈ R^{N×P}`` holds the gradients of the per-sample losses ``l_n = loss_fn(model(x_n[None]), y_n[None])``
-over the optimizer's parameters, computed with ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``);
-``loss_fn`` is the mean-reduced mini-batch loss (cross-entropy, MSE, ...), so ``L = mean_n l_n`` and
-``∇L = Jᵀ1/N``. Every update is solved in the ``N×N`` space (Cholesky of the damped Gram matrix, in float64;
-an eigen-decomposition pseudo-inverse if Cholesky fails), never as a ``P×P`` matrix:
+over the optimizer's parameters; ``loss_fn`` is the mean-reduced mini-batch loss (cross-entropy, MSE, ...),
+so ``L = mean_n l_n`` and ``∇L = Jᵀ1/N``. Every update is solved in the ``N×N`` space (Cholesky of the
+damped Gram matrix, in float64; an eigen-decomposition pseudo-inverse if Cholesky fails), never as a ``P×P``
+matrix, and only through the products ``J Jᵀ``, ``Jᵀc``, ``J v`` (``hyperswitch.optim._natural_factored.Rows``):
 
 - ``ef``  (``EmpiricalFisher``):         ``d = Jᵀ (J Jᵀ + λI)⁻¹ 1``
 - ``ief`` (``ImprovedEmpiricalFisher``): ``d = Jᵀ (J Jᵀ + λI)⁻¹ s``, ``s_n = ‖∂l_n/∂z_n‖²``, ``z_n`` the
@@ -34,6 +34,19 @@ dominates and ``sf`` moves like SGD at rate ``lr/λ`` there; hence ``sf``'s larg
 a Levenberg-Marquardt-like regime; 1e-7 with ``lr`` ~1e-7 is the literal 003 setting). The ``sf``
 products are computed in float64.
 
+How ``J`` is obtained (``jacobian``, **choice**: ``auto``, the default, or ``torch.func``):
+
+- ``auto``: if every optimized parameter is the weight or bias of an ``nn.Linear`` or ``nn.Conv2d`` (groups 1,
+  zero padding) that owns it alone, the *factored* path: one batched forward with hooks recording each layer's
+  inputs ``A``, one input-only backward of ``Σ_n l_n`` for the output gradients ``Δ`` (plus one per SF draw),
+  and the products from the factors without forming ``J`` (``(J Jᵀ)_{nm} = Σ_layers (a_n·a_m)(δ_n·δ_m)``,
+  ``Jᵀc = Σ_layers Δᵀ diag(c) A``; Conv2d and sequence inputs through their positions). The first step
+  compares the factored rows of two samples with plain autograd (eval mode); a mismatch (a weight also used
+  outside its module, a layer fed batch-second) warns and switches to ``torch.func`` for good. Any other
+  parameterised layer (LayerNorm, Embedding, a bare ``nn.Parameter``) sends the *whole model* to
+  ``torch.func``; ``fallback_reason`` says why, ``jacobian_path`` which path the last step took.
+- ``torch.func``: ``J`` materialised by ``functional_call`` + ``vmap`` + ``grad`` (always available).
+
 Defaults (pinned, registry entries ``ef``, ``ief``, ``sf``; all ``order: second``, model and loss needed):
 
 | name         | ef    | ief   | sf     | rule                                     |
@@ -45,6 +58,7 @@ Defaults (pinned, registry entries ``ef``, ``ief``, ``sf``; all ``order: second`
 | n_samples    |       |       | 1      | integer >= 1 (M)                         |
 | sample_seed  |       |       | None   | None (torch's global generator) or int   |
 | likelihood   |       |       | "auto" | auto, categorical, gaussian              |
+| jacobian     | auto  | auto  | auto   | auto, torch.func                         |
 
 With ``sample_seed`` an integer, labels are drawn from a private ``torch.Generator`` seeded with
 ``sample_seed + rank`` whose state is saved in ``state_dict``; with ``None`` they come from torch's global
@@ -53,22 +67,22 @@ generator (reproducible under ``torch.manual_seed``).
 Stepping: these optimizers compute their own per-sample gradients, so they implement the registry's
 ``batch_step(inputs, targets) -> Tensor`` (the mean loss before the update); ``step()`` raises. After a step
 ``p.grad`` holds the mean mini-batch gradient ``∇L`` (for callers that inspect gradients). Models with
-batch-statistics layers in training mode (BatchNorm) are not supported (``vmap`` sees one sample at a time);
-dropout is sampled independently per sample.
+batch-statistics layers in training mode (BatchNorm) are not supported (``vmap`` sees one sample at a time;
+they also disable the factored path); dropout is sampled independently per sample.
 
-Data parallelism: ``vmap`` bypasses DDP's gradient all-reduce, so when ``torch.distributed`` is initialised
+Data parallelism: neither path uses DDP's gradient all-reduce, so when ``torch.distributed`` is initialised
 with world size > 1 every worker all-gathers the rows of ``J`` (and ``s``, or ``Js``) and the per-sample
 losses (rank order; unequal local batches allowed), so that every worker solves the same global ``N×N``
 system and applies the identical update; the returned loss is the global mean. Communication is ``O(NP)``
-per step. Pass a DDP-wrapped model or the bare module (DDP is unwrapped).
+per step with ``torch.func``; the factored path gathers the factors ``A`` and ``Δ`` instead (``O(N·L·(d_in +
+d_out))`` per layer). Pass a DDP-wrapped model or the bare module (DDP is unwrapped).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import operator
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -76,12 +90,35 @@ import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from hyperswitch.optim._natural_factored import (
+    Blocks,
+    DenseRows,
+    FactoredRows,
+    LossFn,
+    Objectives,
+    Pass,
+    Plan,
+    Rows,
+    Unsupported,
+    any_worker,
+    batch_coupled,
+    check_rows,
+    factored_pass,
+    gather_rows,
+    gram,
+    make_plan,
+    row_counts,
+    tmul_sum,
+    world,
+)
 from hyperswitch.optim.registry import register_optimizer
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["EmpiricalFisher", "ImprovedEmpiricalFisher", "SampledFisher", "gather_rows", "gram", "row_counts",
+           "solve_gram"]
+
 LIKELIHOODS = ("auto", "categorical", "gaussian")
-Terms = dict[str, torch.Tensor]
-Blocks = list[torch.Tensor]
+JACOBIANS = ("auto", "torch.func")
+Terms = dict[str, torch.Tensor | Rows]
 
 
 # -- validation -------------------------------------------------------------------------------------------
@@ -106,7 +143,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return value
 
 
-# -- linear algebra and communication ---------------------------------------------------------------------
+# -- linear algebra ----------------------------------------------------------------------------------------
 def solve_gram(gram: torch.Tensor, rhs: torch.Tensor, damping: float) -> tuple[torch.Tensor, bool]:
     """``(gram + damping·I)⁻¹ rhs`` in float64 by Cholesky; if the matrix is not numerically positive
     definite, by an eigen-decomposition pseudo-inverse. Returns ``(solution, used_fallback)``."""
@@ -123,47 +160,6 @@ def solve_gram(gram: torch.Tensor, rhs: torch.Tensor, damping: float) -> tuple[t
     return (evecs @ (inv[:, None] * (evecs.T @ b))).reshape(rhs.shape), True
 
 
-def gram(blocks: Blocks) -> torch.Tensor:
-    """``J Jᵀ`` from the column blocks of ``J``."""
-    out = blocks[0] @ blocks[0].T
-    for b in blocks[1:]:
-        out.addmm_(b, b.T)
-    return out
-
-
-def _world() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def row_counts(n: int, device: torch.device) -> list[int]:
-    """Every worker's number of rows (rank order); ``[n]`` without a process group."""
-    world = _world()
-    if world == 1:
-        return [n]
-    mine = torch.tensor([n], device=device, dtype=torch.int64)
-    sizes = [torch.zeros_like(mine) for _ in range(world)]
-    dist.all_gather(sizes, mine)
-    return [int(c) for c in sizes]
-
-
-def gather_rows(t: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
-    """Concatenate ``t`` along dim 0 over all workers in rank order (local batches may differ in size;
-    ``counts`` from ``row_counts`` saves one exchange)."""
-    world = _world()
-    if world == 1:
-        return t
-    t = t.contiguous()
-    counts = counts or row_counts(t.shape[0], t.device)
-    m = max(counts)
-    if m > t.shape[0]:
-        t = torch.cat([t, t.new_zeros((m - t.shape[0], *t.shape[1:]))])
-    out = [torch.empty_like(t) for _ in range(world)]
-    dist.all_gather(out, t)
-    return torch.cat([o[:c] for o, c in zip(out, counts, strict=True)])
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
         return model.module
@@ -174,8 +170,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 class PerSampleNaturalGradient(torch.optim.Optimizer):
     """Base class: per-sample gradients, cross-worker gathering and the SGD-style update.
 
-    A variant implements ``_local_terms`` (extra rows to gather, e.g. ``s``) and ``_direction`` (the
-    direction at lr 1 from the gathered rows).
+    A variant implements ``_local_terms`` (extra rows to gather, e.g. ``s``, on the ``torch.func`` path),
+    ``_factored_terms`` / ``_objectives`` (the same on the factored path) and ``_direction`` (the direction at
+    lr 1 from the gathered rows).
     """
 
     returns_global_loss = True  # batch_step gathers every worker's per-sample losses
@@ -192,17 +189,21 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
         damping: float = 1e-7,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        jacobian: str = "auto",
         **extra: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, but got {type(model).__name__}")
         if not callable(loss_fn):
             raise ValueError(f"loss_fn must be callable, but got {loss_fn!r}")
+        if jacobian not in JACOBIANS:
+            raise ValueError(f"jacobian must be one of {', '.join(JACOBIANS)}, but got {jacobian!r}")
         defaults = {
             "lr": check_value("lr", lr, ">= 0"),
             "damping": check_value("damping", damping, "> 0"),
             "momentum": check_value("momentum", momentum, "in [0, 1)"),
             "weight_decay": check_value("weight_decay", weight_decay, ">= 0"),
+            "jacobian": jacobian,
             **extra,
         }
         super().__init__(params, defaults)
@@ -217,6 +218,16 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
             )
         self._names = [names[id(p)] for p in self._params]
         self.solve_fallbacks = 0
+        #: why the factored path is not used (None while it is); "jacobian: torch.func" when forced
+        self.fallback_reason: str | None = None
+        self._plan: Plan | None = None
+        self._checked = False
+        if jacobian == "torch.func":
+            self.fallback_reason = "jacobian: torch.func"
+        else:
+            self._plan, self.fallback_reason = make_plan(self.model, self._params)
+        #: the path of the last step: "factored" or "torch.func"
+        self.jacobian_path: str | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -242,9 +253,35 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
         # J is kept as one (N, P_k) block per parameter (views, no N×P concatenation copy)
         return [grads[n].detach().reshape(rows, -1) for n in self._names]
 
+    def _factored_plan(self, inputs: torch.Tensor, targets: torch.Tensor) -> Plan | None:
+        """The plan if this step takes the factored path (checked against autograd on the first step;
+        a failed check switches to ``torch.func`` for good, with a warning)."""
+        plan = self._plan
+        if plan is None or batch_coupled(self.model):
+            return None
+        if not self._checked:
+            reason = check_rows(self.model, plan, self.loss_fn, inputs, targets)
+            if any_worker(reason is not None, inputs.device):
+                reason = reason or "the factored check failed on another worker"
+                warnings.warn(f"{type(self).__name__}: per-sample gradients by torch.func from now on: {reason}",
+                              RuntimeWarning, stacklevel=3)
+                self._plan, self.fallback_reason = None, reason
+                return None
+            self._checked = True
+        return plan
+
     def per_sample(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Blocks, torch.Tensor]:
         """``(losses (N,), J, outputs (N, ...))`` at the current parameters (local batch); ``J`` as a list
-        of ``(N, P_k)`` blocks, one per parameter in optimizer order (``torch.cat(J, 1)`` is ``J``)."""
+        of ``(N, P_k)`` blocks, one per parameter in optimizer order (``torch.cat(J, 1)`` is ``J``).
+        On the factored path ``J`` is materialised from the factors."""
+        plan = self._factored_plan(inputs, targets)
+        if plan is not None:
+            out = factored_pass(self.model, plan, inputs, targets, self.loss_fn)
+            return out.losses, out.rows.blocks(), out.outputs
+        return self._func_per_sample(inputs, targets)
+
+    def _func_per_sample(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[
+            torch.Tensor, Blocks, torch.Tensor]:
         model, loss_fn = self.model, self.loss_fn
 
         def sample_loss(pd: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> Any:
@@ -268,29 +305,53 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
 
     # -- variant hooks ------------------------------------------------------------------------------------
     def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+        """Extra per-sample terms on the ``torch.func`` path."""
         return {}
 
-    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+    def _objectives(self, targets: torch.Tensor) -> Objectives | None:
+        """Extra per-sample objectives whose gradients the factored pass also needs (SF)."""
+        return None
+
+    def _factored_terms(self, out: Pass, targets: torch.Tensor) -> Terms:
+        """Extra per-sample terms on the factored path, from its pass."""
+        return {}
+
+    def _direction(self, jac: Rows, terms: Terms) -> Blocks:
         raise NotImplementedError
 
-    def _solve(self, jac: Blocks, rhs: torch.Tensor, damping: float) -> Blocks:
+    def _solve(self, jac: Rows, rhs: torch.Tensor, damping: float) -> Blocks:
         """``Jᵀ (J Jᵀ + λI)⁻¹ rhs`` (the N×N form), block by block."""
-        coef, fallback = solve_gram(gram(jac), rhs, damping)
+        coef, fallback = solve_gram(jac.gram(), rhs, damping)
         self.solve_fallbacks += int(fallback)
-        coef = coef.to(jac[0].dtype)
-        return [b.T @ coef for b in jac]
+        return jac.tmul(coef.to(jac.dtype))
 
     # -- the step -----------------------------------------------------------------------------------------
+    def _rows(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Rows, Terms]:
+        plan = self._factored_plan(inputs, targets)
+        if plan is not None:
+            try:
+                out = factored_pass(self.model, plan, inputs, targets, self.loss_fn, self._objectives(targets))
+            except Unsupported as e:  # e.g. a layer called on a differently shaped input from now on
+                warnings.warn(f"{type(self).__name__}: per-sample gradients by torch.func from now on: {e}",
+                              RuntimeWarning, stacklevel=3)
+                self._plan, self.fallback_reason = None, str(e)
+            else:
+                self.jacobian_path = "factored"
+                return out.losses, out.rows, self._factored_terms(out, targets)
+        self.jacobian_path = "torch.func"
+        losses, jac, outputs = self._func_per_sample(inputs, targets)
+        return losses, DenseRows(jac), self._local_terms(inputs, targets, outputs)
+
     def batch_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One update on the mini-batch; returns the mean loss before it (global mean when distributed)."""
-        losses, jac, outputs = self.per_sample(inputs, targets)
-        terms = self._local_terms(inputs, targets, outputs)
-        if _world() > 1:
+        losses, jac, terms = self._rows(inputs, targets)
+        if world() > 1:
             counts = row_counts(losses.shape[0], losses.device)
-            losses, jac = gather_rows(losses, counts), [gather_rows(b, counts) for b in jac]
-            terms = {k: gather_rows(v) for k, v in terms.items()}
+            memo: dict[int, Any] = {}  # inputs shared by the rows of J and of SF's Js are gathered once
+            losses, jac = gather_rows(losses, counts), jac.gather(counts, memo)
+            terms = {k: v.gather(None, memo) if isinstance(v, Rows) else gather_rows(v) for k, v in terms.items()}
         direction = self._direction(jac, terms)
-        self._apply(direction, [b.sum(0) / b.shape[0] for b in jac])
+        self._apply(direction, [b / jac.rows for b in jac.col_sum()])
         return losses.mean()
 
     @torch.no_grad()
@@ -325,8 +386,8 @@ class EmpiricalFisher(PerSampleNaturalGradient):
 
     name = "ef"
 
-    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
-        ones = torch.ones(jac[0].shape[0], dtype=jac[0].dtype, device=jac[0].device)
+    def _direction(self, jac: Rows, terms: Terms) -> Blocks:
+        ones = torch.ones(jac.rows, dtype=jac.dtype, device=jac.device)
         return self._solve(jac, ones, self.param_groups[0]["damping"])
 
 
@@ -338,8 +399,14 @@ class ImprovedEmpiricalFisher(PerSampleNaturalGradient):
     def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
         return {"s": self.output_grad_norms(outputs, targets)}
 
-    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
-        return self._solve(jac, terms["s"].to(jac[0].dtype), self.param_groups[0]["damping"])
+    def _factored_terms(self, out: Pass, targets: torch.Tensor) -> Terms:
+        gz = out.output_grads
+        return {"s": gz.reshape(gz.shape[0], -1).pow(2).sum(1)}
+
+    def _direction(self, jac: Rows, terms: Terms) -> Blocks:
+        s = terms["s"]
+        assert isinstance(s, torch.Tensor)
+        return self._solve(jac, s.to(jac.dtype), self.param_groups[0]["damping"])
 
 
 class SampledFisher(PerSampleNaturalGradient):
@@ -371,7 +438,7 @@ class SampledFisher(PerSampleNaturalGradient):
         if seed is None:
             return None
         if self._generator is None:
-            rank = dist.get_rank() if _world() > 1 else 0
+            rank = dist.get_rank() if world() > 1 else 0
             self._generator = torch.Generator(device=device)
             if self._generator_state is not None:
                 self._generator.set_state(self._generator_state)
@@ -385,26 +452,34 @@ class SampledFisher(PerSampleNaturalGradient):
             kind = "gaussian" if targets.is_floating_point() else "categorical"
         return kind
 
-    def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+    def _draws(self, z: torch.Tensor, targets: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """``(kind, draws)``: labels ``(N, M)`` drawn from ``softmax(z_n)``, or Gaussian targets
+        ``(N, M, ...)`` = ``z_n + ε``."""
         m = self.defaults["n_samples"]
-        gen = self._rng(outputs.device)
+        gen = self._rng(z.device)
         kind = self._likelihood(targets)
-        model = self.model
-        z = outputs.detach()
         if kind == "categorical":
             if z.dim() != 2:
                 raise ValueError(f"categorical sampling needs outputs of shape (N, C), "
                                  f"but got {tuple(z.shape)}")
             probs = torch.softmax(z.to(torch.float64), dim=-1)
-            labels = torch.multinomial(probs, m, replacement=True, generator=gen)  # (N, M)
-            draws = nn.functional.one_hot(labels.reshape(-1), z.shape[1]).to(z.dtype)
+            return kind, torch.multinomial(probs, m, replacement=True, generator=gen)  # (N, M)
+        eps = torch.randn((z.shape[0], m, *z.shape[1:]), generator=gen, dtype=z.dtype, device=z.device)
+        return kind, z.unsqueeze(1) + eps
+
+    def _local_terms(self, inputs: torch.Tensor, targets: torch.Tensor, outputs: torch.Tensor) -> Terms:
+        m = self.defaults["n_samples"]
+        model = self.model
+        z = outputs.detach()
+        kind, drawn = self._draws(z, targets)
+        if kind == "categorical":
+            draws = nn.functional.one_hot(drawn.reshape(-1), z.shape[1]).to(z.dtype)
 
             def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
                 zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)
                 return (torch.log_softmax(zz, dim=-1) * onehot).sum()
         else:
-            eps = torch.randn((z.shape[0], m, *z.shape[1:]), generator=gen, dtype=z.dtype, device=z.device)
-            draws = (z.unsqueeze(1) + eps).reshape(-1, *z.shape[1:])
+            draws = drawn.reshape(-1, *z.shape[1:])
 
             def log_lik(pd: dict[str, torch.Tensor], x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
                 zz = functional_call(model, pd, (x.unsqueeze(0),)).squeeze(0)  # onehot: here the drawn target
@@ -412,18 +487,42 @@ class SampledFisher(PerSampleNaturalGradient):
 
         xs = inputs.repeat_interleave(m, dim=0)
         fn = vmap(grad(log_lik), in_dims=(None, 0, 0), randomness="different")
-        js = self._blocks(fn(self._detached(), xs, draws), xs.shape[0])
-        return {f"js{k}": b for k, b in enumerate(js)}
+        return {"js": DenseRows(self._blocks(fn(self._detached(), xs, draws), xs.shape[0]))}
 
-    def _direction(self, jac: Blocks, terms: Terms) -> Blocks:
+    def _objectives(self, targets: torch.Tensor) -> Objectives:
+        def objectives(z: torch.Tensor) -> list[torch.Tensor]:
+            kind, drawn = self._draws(z.detach(), targets)
+            if kind == "categorical":
+                logp = torch.log_softmax(z, dim=-1)
+                return [logp.gather(1, drawn[:, k:k + 1])[:, 0] for k in range(drawn.shape[1])]
+            return [-0.5 * (z - drawn[:, k]).pow(2).reshape(z.shape[0], -1).sum(1) for k in range(drawn.shape[1])]
+
+        return objectives
+
+    def _factored_terms(self, out: Pass, targets: torch.Tensor) -> Terms:
+        assert out.extra is not None
+        return {"js": out.extra}
+
+    def _direction(self, jac: Rows, terms: Terms) -> Blocks:
         lam = self.param_groups[0]["damping"]
         m = self.defaults["n_samples"]
-        js = [terms[f"js{k}"].to(torch.float64) for k in range(len(jac))]
-        g = [b.to(torch.float64).sum(0) for b in jac]
-        rhs = functools.reduce(operator.add, [a @ b for a, b in zip(js, g, strict=True)])  # as sum(), typed
-        coef, fallback = solve_gram(gram(js), rhs, lam * m)
+        js = terms["js"]
+        assert isinstance(js, Rows)
+        memo: dict[int, Any] = {}
+        jac64, js64 = jac.to(torch.float64, memo), js.to(torch.float64, memo)
+        k = js64.gram()
+        if isinstance(jac64, FactoredRows) and isinstance(js64, FactoredRows):
+            # Js g = (Js Jᵀ) 1 from the factors (their A Aᵀ parts are the Gram's), and the direction
+            # Jᵀ1 − Jsᵀc in one product per layer
+            coef, fallback = solve_gram(k, js64.cross_gram(jac64).sum(1), lam * m)
+            ones = torch.ones(jac64.rows, dtype=torch.float64, device=jac64.device)
+            d = tmul_sum([(jac64, ones), (js64, -coef)])
+        else:
+            g = jac64.col_sum()  # Σ_n ∇l_n
+            coef, fallback = solve_gram(k, js64.mul(g), lam * m)
+            d = [gk - ak for gk, ak in zip(g, js64.tmul(coef), strict=True)]
         self.solve_fallbacks += int(fallback)
-        return [((gk - a.T @ coef) / lam).to(b.dtype) for gk, a, b in zip(g, js, jac, strict=True)]
+        return [(dk / lam).to(jac.dtype) for dk in d]
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
@@ -442,7 +541,7 @@ class SampledFisher(PerSampleNaturalGradient):
 
 
 # -- registry ------------------------------------------------------------------------------------------------
-_COMMON = {"damping": 1e-7, "momentum": 0.0, "weight_decay": 0.0}
+_COMMON = {"damping": 1e-7, "momentum": 0.0, "weight_decay": 0.0, "jacobian": "auto"}
 
 
 @register_optimizer("ef", defaults={"lr": 0.01, **_COMMON}, order="second", needs_model=True, needs_loss=True)

@@ -275,3 +275,211 @@ def test_parameters_outside_the_model_are_rejected():
     stray = nn.Parameter(torch.zeros(2, dtype=DT))
     with pytest.raises(ValueError, match="must belong to model"):
         EmpiricalFisher([*model.parameters(), stray], model=model, loss_fn=F.cross_entropy, lr=0.1)
+
+
+# -- the factored path (Linear / Conv2d) against torch.func ----------------------------------------------------
+class Reused(nn.Module):
+    """One Linear applied twice (two calls of the same module: positions of one layer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.fc, self.out = nn.Linear(5, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.fc(torch.tanh(self.inp(x))))
+        return self.out(torch.tanh(self.fc(h)))
+
+
+class Sequence(nn.Module):
+    """A Linear on (N, T, d) inputs: T = 2 positions per sample; in-place ReLU on a Linear's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(6, 8), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu_(self.fc(x.reshape(-1, 2, 6))).flatten(1))
+
+
+def cnn() -> nn.Module:
+    """Conv2d with padding 1, padding "same" with an even kernel (asymmetric), stride 2 without padding."""
+    return nn.Sequential(
+        nn.Unflatten(1, (2, 6, 6)),
+        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(3, 4, 2, padding="same", bias=False), nn.Tanh(),
+        nn.Conv2d(4, 2, 3, stride=2, dilation=1), nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+
+
+MODELS = {
+    "mlp": lambda: nn.Sequential(nn.Linear(12, 7), nn.Tanh(), nn.Linear(7, 3)),
+    "cnn": cnn,
+    "reused": lambda: nn.Sequential(nn.Linear(12, 5), nn.Tanh(), Reused()),
+    "sequence": Sequence,
+    "layernorm": lambda: nn.Sequential(nn.Linear(12, 7), nn.LayerNorm(7), nn.Tanh(), nn.Linear(7, 3)),
+}
+METHODS = {
+    "ef": ("ef", {}),
+    "ief": ("ief", {}),
+    "sf": ("sf", {"n_samples": 2, "sample_seed": 5, "damping": 0.1}),
+    "sf-gaussian": ("sf", {"n_samples": 1, "sample_seed": 5, "damping": 0.1}),
+    "ief-mse": ("ief", {}),
+}
+
+
+def make(name: str) -> nn.Module:
+    torch.manual_seed(4)
+    return MODELS[name]().to(DT)
+
+
+def batch(method: str, n: int = 6):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(n, 72, generator=g, dtype=DT)
+    if method in ("sf-gaussian", "ief-mse"):
+        return x, torch.randn(n, 3, generator=g, dtype=DT), F.mse_loss
+    return x, torch.randint(0, 3, (n,), generator=g), F.cross_entropy
+
+
+def inputs_for(model_name: str, x: torch.Tensor) -> torch.Tensor:
+    return x if model_name == "cnn" else x[:, :12]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_factored_path_equals_torch_func(model_name, method):
+    """Two steps (momentum, weight decay) of the default path and of jacobian: torch.func, float64."""
+    name, extra = METHODS[method]
+    x, y, loss_fn = batch(method)
+    x = inputs_for(model_name, x)
+    runs = []
+    for jacobian in ("auto", "torch.func"):
+        model = make(model_name)
+        spec = {"name": name, "lr": 0.1, "momentum": 0.5, "weight_decay": 0.01, "jacobian": jacobian, **extra}
+        opt = build_optimizer(spec, model, loss_fn)
+        losses = [opt.batch_step(x, y) for _ in range(2)]
+        runs.append((opt, flat_params(model), torch.stack(losses),
+                     torch.cat([p.grad.reshape(-1) for p in model.parameters()])))
+    (fast, w_fast, l_fast, g_fast), (slow, w_slow, l_slow, g_slow) = runs
+    assert slow.jacobian_path == "torch.func"
+    if model_name == "layernorm":
+        assert fast.jacobian_path == "torch.func"
+        assert "LayerNorm" in fast.fallback_reason
+    else:
+        assert fast.jacobian_path == "factored", fast.fallback_reason
+    torch.testing.assert_close(l_fast, l_slow, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(w_fast, w_slow, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("pair_limit", [0, 1 << 24])
+@pytest.mark.parametrize("model_name", ["sequence", "cnn", "reused"])
+def test_factored_rows_equal_the_per_sample_gradients(model_name, pair_limit, monkeypatch):
+    """Gram, Jᵀc and J v of the factors against the materialised J (both Gram strategies: pair matrices and
+    materialised per-layer G), and J against an autograd loop."""
+    from hyperswitch.optim import _natural_factored as nf
+
+    monkeypatch.setattr(nf, "PAIR_LIMIT", pair_limit)
+    model = make(model_name)
+    x, y, loss_fn = batch("ef")
+    x = inputs_for(model_name, x)
+    plan, reason = nf.make_plan(model, list(model.parameters()))
+    assert reason is None
+    rows = nf.factored_pass(model, plan, x, y, loss_fn).rows
+    jac = loop_jacobian(model, loss_fn, x, y)
+    torch.testing.assert_close(torch.cat(rows.blocks(), 1), jac, rtol=1e-12, atol=1e-14)
+    rows = nf.factored_pass(model, plan, x, y, loss_fn).rows  # fresh: no cached G
+    torch.testing.assert_close(rows.gram(), jac @ jac.T, rtol=1e-12, atol=1e-13)
+    c = torch.linspace(-1, 2, x.shape[0], dtype=DT)
+    torch.testing.assert_close(torch.cat(rows.tmul(c)), jac.T @ c, rtol=1e-12, atol=1e-13)
+    v = torch.linspace(-1, 1, jac.shape[1], dtype=DT)
+    sizes = [p.numel() for p in model.parameters()]
+    torch.testing.assert_close(rows.mul(list(v.split(sizes))), jac @ v, rtol=1e-12, atol=1e-13)
+
+    # two extra per-sample objectives (as SF's M = 2 drawn labels): rows n·2 + k, sharing the inputs
+    out = nf.factored_pass(model, plan, x, y, loss_fn, lambda z: [z[:, 0], (z * z).sum(1)])
+    params = list(model.parameters())
+    js_rows = []
+    for i in range(x.shape[0]):
+        for k in range(2):
+            z = model(x[i:i + 1])
+            o = z[0, 0] if k == 0 else (z * z).sum()
+            js_rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(o, params)]))
+    js = torch.stack(js_rows)
+    torch.testing.assert_close(out.extra.gram(), js @ js.T, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(out.extra.cross_gram(out.rows), js @ jac.T, rtol=1e-12, atol=1e-13)
+    c2 = torch.linspace(1, 3, js.shape[0], dtype=DT)
+    both = torch.cat(nf.tmul_sum([(out.rows, c), (out.extra, c2)]))
+    torch.testing.assert_close(both, jac.T @ c + js.T @ c2, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(out.extra.mul(list(v.split(sizes))), js @ v, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(torch.cat(out.extra.blocks(), 1), js, rtol=1e-12, atol=1e-14)
+
+
+def test_factored_path_with_a_subset_of_parameters():
+    """Only the last layer's weight is optimized (its bias and the first layer are not)."""
+    x, y, loss_fn = batch("ief")
+    deltas = []
+    for jacobian in ("auto", "torch.func"):
+        model = make("mlp")
+        opt = ImprovedEmpiricalFisher([model[2].weight], model=model, loss_fn=loss_fn, lr=0.5, jacobian=jacobian)
+        deltas.append(step_delta(opt, model, x[:, :12], y))
+        assert opt.jacobian_path == ("factored" if jacobian == "auto" else "torch.func")
+    torch.testing.assert_close(deltas[0], deltas[1], rtol=1e-10, atol=1e-12)
+    assert deltas[0][:7 * 12 + 7].abs().max() == 0
+
+
+class WeightOutsideForward(nn.Module):
+    """Uses its Linear's weight a second time through F.linear: the hooks cannot see that use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(12, 12), nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(F.linear(torch.tanh(self.fc(x)), self.fc.weight)))
+
+
+class SequenceFirst(nn.Module):
+    """Feeds a Linear (T, N, d) tensors (batch second): the factors would mix samples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(6, 4), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.fc(x.reshape(x.shape[0], 2, 6).transpose(0, 1)))  # (2, N, 4)
+        return self.out(h.transpose(0, 1).reshape(x.shape[0], 8))
+
+
+@pytest.mark.parametrize("cls", [WeightOutsideForward, SequenceFirst])
+def test_first_step_check_falls_back_to_torch_func(cls):
+    x, y, loss_fn = batch("ef")
+    deltas = []
+    for jacobian in ("auto", "torch.func"):
+        torch.manual_seed(0)
+        model = cls().to(DT)
+        opt = EmpiricalFisher(model.parameters(), model=model, loss_fn=loss_fn, lr=0.1, jacobian=jacobian)
+        if jacobian == "auto":
+            with pytest.warns(RuntimeWarning, match="torch.func from now on"):
+                deltas.append(step_delta(opt, model, x[:, :12], y))
+            assert "differ from autograd" in opt.fallback_reason
+        else:
+            deltas.append(step_delta(opt, model, x[:, :12], y))
+        assert opt.jacobian_path == "torch.func"
+    torch.testing.assert_close(deltas[0], deltas[1], rtol=1e-12, atol=1e-14)
+
+
+def test_check_keeps_train_mode_and_dropout_models_use_the_factored_path():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 16), nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 3)).to(DT)
+    x, y, loss_fn = batch("ief")
+    opt = ImprovedEmpiricalFisher(model.parameters(), model=model, loss_fn=loss_fn, lr=0.1)
+    opt.batch_step(x[:, :12], y)
+    assert opt.jacobian_path == "factored" and model.training and model[1].training
+
+
+def test_jacobian_option_is_validated():
+    model = mlp()
+    with pytest.raises(ConfigError) as err:
+        build_optimizer({"name": "ef", "jacobian": "dense"}, model, F.cross_entropy)
+    assert "jacobian must be one of auto, torch.func, but got 'dense'" in str(err.value)
