@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -101,16 +101,17 @@ class WorkloadEntry:
 
 
 _WORKLOADS: dict[str, WorkloadEntry] = {}
+FactoryT = TypeVar("FactoryT", bound=Callable[..., Workload])
 
 
 def register_workload(name: str, *, defaults: Mapping[str, Any],
                       check: Callable[[dict[str, Any], str], None] | None = None, task: str = "classification",
-                      metrics: tuple[str, ...] = ()):
+                      metrics: tuple[str, ...] = ()) -> Callable[[FactoryT], FactoryT]:
     """Register ``factory(seed, *, rank, world_size, **options) -> Workload``; ``task`` is the task of the
     workloads it builds (``regression``: they report no accuracy); ``metrics`` the workload-specific metrics their
     ``evaluate()`` adds (of ``results.schema.WORKLOAD_METRICS``)."""
 
-    def deco(factory: Callable[..., Workload]) -> Callable[..., Workload]:
+    def deco(factory: FactoryT) -> FactoryT:
         _WORKLOADS[name] = WorkloadEntry(name, factory, dict(defaults), check,
                                          (factory.__doc__ or "").strip().splitlines()[0], task, tuple(metrics))
         return factory
