@@ -186,17 +186,25 @@ def cluster_resources() -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
-def cluster_line() -> str:
-    """Which cluster this driver joined: its address, live nodes and CPUs."""
+def cluster_facts() -> dict[str, Any]:
+    """The connected cluster: its GCS address, live nodes, CPUs and GPUs (public ``ray`` API)."""
     import ray
 
     try:
         where = ray.get_runtime_context().gcs_address
     except Exception:
         where = os.environ.get("RAY_ADDRESS", "?")
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    cpus = float(cluster_resources().get("CPU", 0))
-    return f"joined the Ray cluster at {where}: {nodes} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs"
+    total = cluster_resources()
+    return {"address": where, "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+            "cpus": float(total.get("CPU", 0)), "gpus": float(total.get("GPU", 0))}
+
+
+def cluster_line() -> str:
+    """Which cluster this driver joined: its address, live nodes and CPUs."""
+    facts = cluster_facts()
+    nodes = facts["nodes"]
+    return (f"joined the Ray cluster at {facts['address']}: {nodes} node{'s' if nodes != 1 else ''}, "
+            f"{facts['cpus']:g} CPUs")
 
 
 def _global_node() -> Any:

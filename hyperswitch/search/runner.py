@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -39,6 +40,36 @@ def _versions() -> dict[str, str]:
 
     return {"hyperswitch": __version__, "ray": ray.__version__, "optuna": optuna.__version__,
             "torch": torch.__version__, "pyarrow": pyarrow.__version__, "python": platform.python_version()}
+
+
+def _code() -> dict[str, Any]:
+    """What code ran: the package version and, where the package is a git checkout, its commit and whether the
+    working tree had uncommitted changes (``git`` not installed, or not a checkout: the version only)."""
+    import subprocess
+
+    facts: dict[str, Any] = {"version": __version__}
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode == 0 and (root / ".git").exists():
+            facts["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10)
+            facts["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return facts
+
+
+def _machine() -> dict[str, Any]:
+    """The driver's machine and torch's view of its accelerators."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "cuda": torch.version.cuda, "cuda_available": cuda,
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}
 
 
 def _now() -> str:
@@ -239,7 +270,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         "name": study_name, "space_file": space.source, "space_text": space.text, "summary": space.summary(),
         "metric": space.metric, "mode": space.mode, "parameter_names": space.parameter_names,
         "sampled_names": space.sampled_names, "distributions": space.distributions(),
-        "versions": _versions(), "created": _now(), "updated": _now(),
+        "versions": _versions(), "code": _code(), "machine": _machine(), "created": _now(), "updated": _now(),
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
         "target_accuracy": space.train.target_accuracy,
         "target_loss": space.train.target_loss,
@@ -338,6 +369,11 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     _ray.connect(address, verbose=verbose, modules=_user_modules(space) if address else None)
     if joining:
         out(_ray.cluster_line())
+    # where each session ran: a resumed study may move between machines and clusters
+    runs = list(store.read_meta().get("ray_sessions") or [])
+    runs.append({"session": sessions, "started": _now(), "joined": joining, **_ray.cluster_facts(),
+                 "code": _code()})
+    store.update_meta(ray_sessions=runs)
     tell(ray=ray_processes())  # the supervising `hyperswitch sweep` watches them
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)

@@ -11,10 +11,13 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 
+import hyperswitch
 from hyperswitch.results import EVENTS_SCHEMA, STEPS_SCHEMA, open_study
 from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
+from tests._helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +53,14 @@ def test_sweep_writes_documented_tables(local_ray, space_file, tmp_path):
     assert not list((root / "parts").glob("*.parquet"))  # all compacted
     meta = json.loads((root / "study.json").read_text())
     assert meta["status"] == "completed" and meta["space_text"] == space.text and meta["versions"]["ray"]
+    # what reproduces it: the code (this checkout's commit), the machine, the Ray cluster of each session
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert meta["code"]["version"] == hyperswitch.__version__
+    assert meta["code"].get("git_commit") == (head.stdout.strip() if head.returncode == 0 else None)
+    assert meta["machine"]["torch"] == torch.__version__ and meta["machine"]["cpu_count"] == os.cpu_count()
+    assert meta["machine"]["cuda_available"] == torch.cuda.is_available()
+    [session] = meta["ray_sessions"]
+    assert session["session"] == 1 and session["nodes"] == 1 and session["cpus"] == 2.0 and session["address"]
     assert pq.read_schema(root / "steps.parquet").names == STEPS_SCHEMA.names
     assert pq.read_schema(root / "events.parquet").names == EVENTS_SCHEMA.names
 
