@@ -136,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", metavar="FILE",
                    help="file to write (default policies/<study>_<config>.yaml); a folder (ending in /) with --top")
     e.add_argument("--force", action="store_true", help="overwrite existing files")
+    o = sub.add_parser("export-optuna", help="write a study into an Optuna storage (optuna-dashboard, "
+                       "optuna.visualization)",
+                       description="Write a study as a new Optuna study: one trial per configuration, its value the "
+                       "mean over the configuration's seeds of the metric, its user attributes the seeds' values "
+                       "and the other metrics' means. Open it with optuna-dashboard STORAGE or optuna.load_study.")
+    o.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
+    o.add_argument("--to", required=True, metavar="STORAGE",
+                   help="Optuna storage: sqlite:///FILE.db (or another RDB URL), or journal:FILE.log")
+    o.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    o.add_argument("--metric", help="results metric the trials' values are (default: the study's own metric)")
+    o.add_argument("--name", help="the Optuna study's name (default: the study's)")
     return p
 
 
@@ -393,13 +404,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_optuna(args: argparse.Namespace) -> int:
+    from hyperswitch.export.optuna_study import export_optuna
+
+    r = export_optuna(args.study, args.to, storage=args.storage, metric=args.metric, name=args.name)
+    failed = f" ({r.n_failed} with no finite value: FAIL)" if r.n_failed else ""
+    print(f"wrote Optuna study {r.study_name!r} to {r.storage}: {r.n_trials} trials, one per configuration{failed}; "
+          f"value = mean of {r.metric} over its seeds ({r.direction})")
+    print(f"  open it: optuna-dashboard {r.storage.removeprefix('journal:')}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.program = argv is None  # run as the `hyperswitch` program, not called from Python
     handlers = {"sweep": cmd_sweep, "studies": cmd_studies, "train": cmd_train, "dashboard": cmd_dashboard,
                 "report": cmd_report,
-                "export": cmd_export}
+                "export": cmd_export, "export-optuna": cmd_export_optuna}
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

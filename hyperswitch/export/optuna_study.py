@@ -1,0 +1,168 @@
+"""A study as an Optuna study (``hyperswitch export-optuna``), so that optuna-dashboard and
+``optuna.visualization`` open it.
+
+One Optuna trial per configuration, in config order: its sampled parameters with the space's own distributions
+(from study.json), and as its value the mean over the configuration's seeds of the metric (the finite ones,
+``math.fsum``: what the sweep's sampler was told). A configuration none of whose seeds gave a finite value is a
+``FAIL`` trial. Each trial's user attributes hold the config id, the seeds, their trial ids and values, the
+standard deviation over seeds, and the seeds' mean of the other metrics the study recorded (wall time, peak
+memory, switch step, ...). The Optuna study's direction is the metric's mode; its user attributes name the
+hyperswitch study, metric and where it came from.
+
+Storages: an Optuna RDB URL (``sqlite:///studies.db``, ``postgresql://...``) or a journal file
+(``journal:PATH``, or a path ending in ``.log``/``.jsonl``), as optuna-dashboard opens them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hyperswitch.errors import ConfigError
+from hyperswitch.export.select import check_metric
+from hyperswitch.export.writer import resolve_study, sampled_values
+from hyperswitch.results.distributions import sampled_names, study_distributions
+from hyperswitch.results.reader import open_study
+from hyperswitch.results.schema import FINISHED_STATUSES, TRIAL_METRIC_COLUMNS
+
+# Other metrics carried as each trial's seeds' mean (user attributes), where the study has them.
+CARRIED_METRICS = tuple(n for n, t in TRIAL_METRIC_COLUMNS.items() if str(t) in ("double", "int64")
+                        and n not in ("workers", "restarts", "epochs_done"))
+
+
+@dataclass(frozen=True)
+class OptunaExport:
+    storage: str
+    study_name: str
+    n_trials: int
+    n_failed: int
+    metric: str
+    direction: str
+
+
+def optuna_storage(url: str) -> Any:
+    """An Optuna storage for ``url``: an RDB URL (``sqlite:///x.db``) or a journal file (``journal:PATH``, or a
+    path ending in .log/.jsonl)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("--to", "must name an Optuna storage: sqlite:///FILE.db, another RDB URL, or "
+                          "journal:FILE.log", url)
+    if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
+        path = Path(url.removeprefix("journal:")).expanduser()
+        if not path.parent.is_dir():
+            raise ConfigError("--to", "the journal file's folder does not exist", str(path))
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if "://" not in url:
+        raise ConfigError("--to", "must name an Optuna storage: sqlite:///FILE.db, another RDB URL, or "
+                          "journal:FILE.log", url)
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigError("--to", "the SQLite file's folder does not exist", str(folder))
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # a driver that is not installed, a server that is not there
+        raise ConfigError("--to", f"cannot open this Optuna storage ({type(exc).__name__}: {exc})", url) from None
+
+
+def optuna_distribution(d: Mapping[str, Any]) -> Any:
+    """The Optuna distribution of one study.json distribution entry (float, int or categorical)."""
+    from optuna import distributions as od
+
+    if d["type"] == "float":
+        return od.FloatDistribution(float(d["low"]), float(d["high"]), log=bool(d.get("log")),
+                                    step=None if d.get("step") is None else float(d["step"]))
+    if d["type"] == "int":
+        return od.IntDistribution(int(d["low"]), int(d["high"]), log=bool(d.get("log")),
+                                  step=1 if d.get("step") is None else int(d["step"]))
+    if d["type"] == "categorical":
+        return od.CategoricalDistribution([c if c is None or isinstance(c, bool | int | float | str) else str(c)
+                                           for c in d["choices"]])
+    raise ValueError(f"not a sampled distribution: {d['type']!r}")
+
+
+def _finite(values: Any) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def export_optuna(study: str | os.PathLike[str], to: str, *, storage: str | os.PathLike[str] = "runs",
+                  metric: str | None = None, name: str | None = None) -> OptunaExport:
+    """Write ``study`` (a name under ``storage`` or a study folder) into the Optuna storage ``to`` as a new
+    Optuna study named ``name`` (default: the study's name). An Optuna study of that name already there is an
+    error: nothing is changed."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    root = resolve_study(study, storage)
+    s = open_study(root)
+    metric = metric or s.metric
+    mode = check_metric(metric, None) if metric != s.metric else s.mode
+    trials = s.trials[s.trials["status"].isin(FINISHED_STATUSES)] if len(s.trials) else s.trials
+    if not len(trials):
+        raise ConfigError("STUDY", "has no finished trial to export", str(root))
+    if metric not in trials:
+        raise ConfigError("--metric", "is not a column of this study's trials", metric)
+    dists = study_distributions(s.meta)
+    names = sampled_names(dists)
+    od = {n: optuna_distribution(dists[n]) for n in names}
+    carried = [m for m in CARRIED_METRICS if m in trials and m != metric]
+
+    frozen = []
+    failed = 0
+    for cid, group in trials.sort_values(["config_id", "seed"], kind="stable").groupby("config_id", sort=True):
+        first = {str(k): v for k, v in group.iloc[0].to_dict().items()}
+        params = {n: od[n].to_external_repr(od[n].to_internal_repr(v))
+                  for n, v in sampled_values(dists, first).items()}
+        values = _finite(group[metric])
+        attrs: dict[str, Any] = {
+            "config_id": str(cid), "seeds": [int(x) for x in group["seed"]],
+            "trial_ids": [str(x) for x in group["trial_id"]], "statuses": [str(x) for x in group["status"]],
+            f"{metric}_per_seed": [None if not math.isfinite(float(v)) else float(v)
+                                   for v in group[metric].astype(float)],
+            f"{metric}_std": statistics.stdev(values) if len(values) > 1 else None,
+        }
+        for m in carried:
+            vals = _finite(group[m])
+            if vals:
+                attrs[f"{m}_mean"] = math.fsum(vals) / len(vals)
+        if values:
+            frozen.append(create_trial(params=params, distributions=od, value=math.fsum(values) / len(values),
+                                       user_attrs=attrs))
+        else:
+            failed += 1
+            frozen.append(create_trial(params=params, distributions=od, state=TrialState.FAIL, user_attrs=attrs))
+
+    backend = optuna_storage(to)
+    study_name = name or s.name
+    if study_name in optuna.study.get_all_study_names(storage=backend):
+        raise ConfigError("--name", f"an Optuna study of this name is already in {to}; choose another --name",
+                          study_name)
+    direction: Literal["maximize", "minimize"] = "maximize" if mode == "max" else "minimize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = optuna.create_study(storage=backend, study_name=study_name, direction=direction)
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what optuna-dashboard labels axes with
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        out.set_metric_names([metric])
+    out.set_user_attr("hyperswitch_study", str(root))
+    out.set_user_attr("metric", metric)
+    out.set_user_attr("aggregate", "mean over seeds (finite values)")
+    out.set_user_attr("parameters", names)
+    out.add_trials(frozen)
+    return OptunaExport(storage=to, study_name=study_name, n_trials=len(frozen), n_failed=failed, metric=metric,
+                        direction=direction)
