@@ -121,6 +121,10 @@ class Rows:
         """``Jᵀ1``."""
         return self.tmul(torch.ones(self.rows, dtype=self.dtype, device=self.device))
 
+    def mean_row(self) -> Blocks:
+        """``Jᵀ1 / R``."""
+        return self.tmul(torch.full((self.rows,), 1.0 / self.rows, dtype=self.dtype, device=self.device))
+
     def gather(self, counts: list[int] | None = None, memo: Memo | None = None) -> Rows:
         """The rows of every worker, rank order (``memo``: shared factors gathered once)."""
         raise NotImplementedError
@@ -163,6 +167,9 @@ class DenseRows(Rows):
 
     def col_sum(self) -> Blocks:
         return [b.sum(0) for b in self._blocks]
+
+    def mean_row(self) -> Blocks:
+        return [b.sum(0) / self.rows for b in self._blocks]
 
     def gather(self, counts: list[int] | None = None, memo: Memo | None = None) -> DenseRows:
         counts = counts or row_counts(self.rows, self.device)
@@ -348,14 +355,16 @@ class FactoredRows(Rows):
 
 
 def tmul_sum(terms: Sequence[tuple[FactoredRows, torch.Tensor]]) -> Blocks:
-    """``Σ_t J_tᵀ c_t`` for row sets of one plan; the weighted output gradients of row sets that share
-    their inputs (a pass's objectives) are summed first, so each layer costs one product."""
+    """``Σ_t J_tᵀ c_t`` for row sets of one plan, in the rows' dtype; the weighted output gradients of row sets
+    that share their inputs (a pass's objectives) are summed first, so each layer costs one product."""
+    dtype = terms[0][0].dtype
+    terms = [(rows, c.to(dtype)) for rows, c in terms]
     out = []
     for s in terms[0][0].slots:
+        parts = []
         if s.kind == "bias":
             parts = [rows.layers[s.layer].bias_rows().T @ c for rows, c in terms]
         else:
-            parts = []
             groups: dict[int, tuple[Inputs, torch.Tensor]] = {}
             for rows, c in terms:
                 layer = rows.layers[s.layer]
@@ -572,7 +581,8 @@ def factored_pass(model: nn.Module, plan: Plan, inputs: torch.Tensor, targets: t
     if extra_d:
         mm = len(extra_d)
         per = [out_grads(d) for d in extra_d]  # per[k][layer]: (N, L, d_out)
-        js = FactoredRows([Layer(inp, torch.stack([p[i] for p in per], 1).reshape(n * mm, *per[0][i].shape[1:]), mm)
+        js = FactoredRows([Layer(inp, per[0][i] if mm == 1 else
+                                 torch.stack([p[i] for p in per], 1).reshape(n * mm, *per[0][i].shape[1:]), mm)
                            for i, inp in enumerate(inputs_)], plan.slots)
     return Pass(losses.detach(), z.detach(), dz.detach(), base, js)
 

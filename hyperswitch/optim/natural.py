@@ -31,8 +31,9 @@ the update is ``(F̂ + λI)⁻¹ g``, on the same scale as EF/iEF and, for small
 the mean gradient it would be ``N`` times smaller). The ``λ⁻¹`` term acts on the part of ``g`` outside the
 span of ``Js``, which is not empty unless ``M`` covers the output dimension: with a tiny ``λ`` that part
 dominates and ``sf`` moves like SGD at rate ``lr/λ`` there; hence ``sf``'s larger default ``damping`` (1.0,
-a Levenberg-Marquardt-like regime; 1e-7 with ``lr`` ~1e-7 is the literal 003 setting). The ``sf``
-products are computed in float64.
+a Levenberg-Marquardt-like regime; 1e-7 with ``lr`` ~1e-7 is the literal 003 setting). With ``torch.func``
+the ``sf`` products are computed in float64; the factored path keeps them in the model's dtype, as for EF/iEF
+(the solves are always float64).
 
 How ``J`` is obtained (``jacobian``, **choice**: ``auto``, the default, or ``torch.func``):
 
@@ -351,7 +352,7 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
             losses, jac = gather_rows(losses, counts), jac.gather(counts, memo)
             terms = {k: v.gather(None, memo) if isinstance(v, Rows) else gather_rows(v) for k, v in terms.items()}
         direction = self._direction(jac, terms)
-        self._apply(direction, [b / jac.rows for b in jac.col_sum()])
+        self._apply(direction, jac.mean_row())
         return losses.mean()
 
     @torch.no_grad()
@@ -508,21 +509,19 @@ class SampledFisher(PerSampleNaturalGradient):
         m = self.defaults["n_samples"]
         js = terms["js"]
         assert isinstance(js, Rows)
+        if isinstance(jac, FactoredRows) and isinstance(js, FactoredRows):
+            # as EF/iEF: products in the model's dtype, the solve in float64. Js g = (Js Jᵀ) 1 (the two Grams
+            # share A Aᵀ); (Jᵀ1 − Jsᵀc)/λ is one product per layer, of the combined output gradients
+            coef, fallback = solve_gram(js.gram(), js.cross_gram(jac).sum(1), lam * m)
+            self.solve_fallbacks += int(fallback)
+            ones = torch.full((jac.rows,), 1.0 / lam, dtype=torch.float64, device=jac.device)
+            return tmul_sum([(jac, ones), (js, -coef / lam)])
         memo: dict[int, Any] = {}
         jac64, js64 = jac.to(torch.float64, memo), js.to(torch.float64, memo)
-        k = js64.gram()
-        if isinstance(jac64, FactoredRows) and isinstance(js64, FactoredRows):
-            # Js g = (Js Jᵀ) 1 from the factors (their A Aᵀ parts are the Gram's), and the direction
-            # Jᵀ1 − Jsᵀc in one product per layer
-            coef, fallback = solve_gram(k, js64.cross_gram(jac64).sum(1), lam * m)
-            ones = torch.ones(jac64.rows, dtype=torch.float64, device=jac64.device)
-            d = tmul_sum([(jac64, ones), (js64, -coef)])
-        else:
-            g = jac64.col_sum()  # Σ_n ∇l_n
-            coef, fallback = solve_gram(k, js64.mul(g), lam * m)
-            d = [gk - ak for gk, ak in zip(g, js64.tmul(coef), strict=True)]
+        g = jac64.col_sum()  # Σ_n ∇l_n
+        coef, fallback = solve_gram(js64.gram(), js64.mul(g), lam * m)
         self.solve_fallbacks += int(fallback)
-        return [(dk / lam).to(jac.dtype) for dk in d]
+        return [((gk - ak) / lam).to(jac.dtype) for gk, ak in zip(g, js64.tmul(coef), strict=True)]
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()

@@ -483,3 +483,20 @@ def test_jacobian_option_is_validated():
     with pytest.raises(ConfigError) as err:
         build_optimizer({"name": "ef", "jacobian": "dense"}, model, F.cross_entropy)
     assert "jacobian must be one of auto, torch.func, but got 'dense'" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["ef", "ief", "sf"])
+def test_float32_factored_step_is_close_to_torch_func(name):
+    """In float32 the factored path forms its products in float32 (solves in float64); the step stays within
+    float32 rounding of the torch.func path's (whose SF products are float64)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 12, generator=g), torch.randint(0, 3, (16,), generator=g)
+    deltas = []
+    for jacobian in ("auto", "torch.func"):
+        torch.manual_seed(4)
+        model = MODELS["mlp"]()
+        opt = build_optimizer({"name": name, "lr": 0.1, "damping": 1e-3, "sample_seed": 1, "jacobian": jacobian}
+                              if name == "sf" else {"name": name, "lr": 0.1, "damping": 1e-3, "jacobian": jacobian},
+                              model, F.cross_entropy)
+        deltas.append(step_delta(opt, model, x, y))
+    assert (deltas[0] - deltas[1]).norm() <= 1e-4 * deltas[1].norm()
