@@ -280,9 +280,9 @@ def layer_cross(x: Layer, y: Layer, weight: bool, bias: bool) -> torch.Tensor:
                 ka = x.a.reshape(-1, x.a.shape[2]) @ y.a.reshape(-1, y.a.shape[2]).T
             ka = _expand(ka.reshape(x.a.shape[0], l, y.a.shape[0], l), x.repeat, y.repeat)
             kd = x.d.reshape(rx * l, -1) @ y.d.reshape(ry * l, -1).T
-            if l == 1:
-                ka, kd = ka.reshape(rx, ry), kd
-                return kd * (ka + 1) if bias else kd * ka
+            if l == 1:  # (a_n·a_m)(δ_n·δ_m), and (δ_n·δ_m) for the bias
+                ka = ka.reshape(rx, ry)
+                return torch.addcmul(kd, kd, ka) if bias else kd * ka
             out = (ka * kd.reshape(rx, l, ry, l)).sum((1, 3))
         else:
             out = x.g() @ y.g().T
@@ -517,10 +517,11 @@ class Pass:
 
 def factored_pass(model: nn.Module, plan: Plan, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn,
                   objectives: Objectives | None = None) -> Pass:
-    """One batched forward with hooks on the plan's modules, the per-sample losses ``l_n`` (``loss_fn`` on
-    one sample, vmapped over the batch's outputs, so any reduction scale is right), then input-only backward
-    passes: one of ``Σ_n l_n``, and one of ``Σ_n o_k(n)`` for every extra objective ``o_k = objectives(z)[k]``
-    (a per-sample vector computed from the outputs ``z``, e.g. SF's log-likelihoods of drawn labels)."""
+    """One batched forward with hooks on the plan's modules, the per-sample losses ``l_n``
+    (``per_sample_losses``: ``loss_fn`` on one sample at a time, so any reduction scale is right), then
+    input-only backward passes: one of ``Σ_n l_n``, and one of ``Σ_n o_k(n)`` for every extra objective
+    ``o_k = objectives(z)[k]`` (a per-sample vector computed from the outputs ``z``, e.g. SF's log-likelihoods
+    of drawn labels)."""
     n = inputs.shape[0]
     where = {id(m): i for i, m in enumerate(plan.modules)}
     calls: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in plan.modules]
