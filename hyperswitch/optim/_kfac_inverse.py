@@ -1,8 +1,10 @@
 """K-FAC inverse math: one small class per ``inverse`` method.
 
-Each method turns the damped factors ``A + √λ I`` and ``G + √λ I`` (``G`` is ``None`` for FOOF, meaning
-``G = I`` and no damping on that side) into a cache of tensors (stored in the optimizer state), and applies
-the cache to a gradient matrix ``M = [∇W | ∇b]``:
+Each method turns the damped factors ``A + π√λ I`` and ``G + (√λ/π) I`` (``G`` is ``None`` for FOOF, meaning
+``G = I`` and no damping on that side, ``A + √λ I``) into a cache of tensors (stored in the optimizer state),
+and applies the cache to a gradient matrix ``M = [∇W | ∇b]``. ``π = 1`` splits the damping evenly; with
+``pi_correction`` it is Martens & Grosse's (2015, §6.3) ``π = sqrt((tr(A)/dim A) / (tr(G)/dim G))``
+(:func:`pi_factor`; docs/algorithms.md#k-fac-and-foof). Below ``√λ`` stands for the shift of each side:
 
 - ``eigen``: ``A = Q_A diag(d_A) Q_Aᵀ`` (eigenvalues clamped at 0), cache ``Q`` and ``1/(d + √λ)``;
   ``Q_G [(Q_Gᵀ M Q_A) ⊘ ((d_G+√λ)(d_A+√λ)ᵀ)] Q_Aᵀ = (G+√λI)⁻¹ M (A+√λI)⁻¹``. The reference.
@@ -27,8 +29,24 @@ import torch
 Cache = dict[str, torch.Tensor]
 
 
-def _damped(f: torch.Tensor, damping: float) -> torch.Tensor:
-    return f + math.sqrt(damping) * torch.eye(f.shape[0], dtype=f.dtype, device=f.device)
+def _damped(f: torch.Tensor, shift: float) -> torch.Tensor:
+    return f + shift * torch.eye(f.shape[0], dtype=f.dtype, device=f.device)
+
+
+def pi_factor(a: torch.Tensor, g: torch.Tensor) -> float:
+    """``π = sqrt((tr(A)/dim A) / (tr(G)/dim G))``, the factored Tikhonov split (Martens & Grosse 2015, §6.3);
+    1 where either mean eigenvalue is not a positive finite number (e.g. ``G = 0`` before any signal)."""
+    ta = float(torch.diagonal(a).sum()) / a.shape[0]
+    tg = float(torch.diagonal(g).sum()) / g.shape[0]
+    pi = math.sqrt(ta / tg) if ta > 0 and tg > 0 and math.isfinite(ta) and math.isfinite(tg) else 1.0
+    return pi if math.isfinite(pi) and pi > 0 else 1.0
+
+
+def shifts(a: torch.Tensor, g: torch.Tensor | None, damping: float, pi_correction: bool) -> tuple[float, float]:
+    """The diagonal shifts ``(π√λ, √λ/π)`` of ``A`` and ``G`` (``π = 1`` without ``pi_correction`` or for FOOF)."""
+    root = math.sqrt(damping)
+    pi = pi_factor(a, g) if pi_correction and g is not None else 1.0
+    return root * pi, root / pi
 
 
 def _cholesky(f: torch.Tensor) -> torch.Tensor:
@@ -46,26 +64,28 @@ class InverseMethod(abc.ABC):
     name = ""
 
     @abc.abstractmethod
-    def factor_cache(self, f: torch.Tensor, damping: float, side: str) -> Cache:
-        """The cache for one factor (``side`` is ``"A"`` or ``"G"``; keys are prefixed with it)."""
+    def factor_cache(self, f: torch.Tensor, shift: float, side: str) -> Cache:
+        """The cache for one factor damped as ``f + shift·I`` (``side`` is ``"A"`` or ``"G"``; keys are
+        prefixed with it)."""
 
     @abc.abstractmethod
     def apply(self, cache: Cache, m: torch.Tensor, has_g: bool) -> torch.Tensor:
         """The preconditioned gradient matrix."""
 
-    def build(self, a: torch.Tensor, g: torch.Tensor | None, damping: float) -> Cache:
-        cache = self.factor_cache(a, damping, "A")
+    def build(self, a: torch.Tensor, g: torch.Tensor | None, damping: float, pi_correction: bool = False) -> Cache:
+        shift_a, shift_g = shifts(a, g, damping, pi_correction)
+        cache = self.factor_cache(a, shift_a, "A")
         if g is not None:
-            cache.update(self.factor_cache(g, damping, "G"))
+            cache.update(self.factor_cache(g, shift_g, "G"))
         return cache
 
 
 class EigenInverse(InverseMethod):
     name = "eigen"
 
-    def factor_cache(self, f: torch.Tensor, damping: float, side: str) -> Cache:
+    def factor_cache(self, f: torch.Tensor, shift: float, side: str) -> Cache:
         d, q = torch.linalg.eigh(f)
-        return {f"Q{side}": q, f"invd{side}": 1.0 / (d.clamp(min=0.0) + math.sqrt(damping))}
+        return {f"Q{side}": q, f"invd{side}": 1.0 / (d.clamp(min=0.0) + shift)}
 
     def apply(self, cache: Cache, m: torch.Tensor, has_g: bool) -> torch.Tensor:
         qa, inva = cache["QA"], cache["invdA"]
@@ -79,8 +99,8 @@ class EigenInverse(InverseMethod):
 class CholeskyInverse(InverseMethod):
     name = "cholesky"
 
-    def factor_cache(self, f: torch.Tensor, damping: float, side: str) -> Cache:
-        return {f"L{side}": _cholesky(_damped(f, damping))}
+    def factor_cache(self, f: torch.Tensor, shift: float, side: str) -> Cache:
+        return {f"L{side}": _cholesky(_damped(f, shift))}
 
     def apply(self, cache: Cache, m: torch.Tensor, has_g: bool) -> torch.Tensor:
         if has_g:

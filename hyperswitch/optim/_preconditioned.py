@@ -14,6 +14,7 @@ Subclasses override the short hooks ``_step_directions``, ``_release_state``, ``
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,6 +29,24 @@ SGD_SPECS = {
     "momentum": Spec("momentum", "must be in [0, 1)", lambda v: 0 <= v < 1),
     "weight_decay": Spec("weight_decay", "must be >= 0", lambda v: v >= 0),
 }
+KL_CLIP_SPEC = Spec("kl_clip", "must be null or > 0", lambda v: v > 0)
+
+
+def check_kl_clip(value: Any) -> float | None:
+    """``kl_clip``: ``None`` (off) or a number > 0."""
+    return None if value is None else float(KL_CLIP_SPEC.check_value(value))
+
+
+def kl_clip_factor(terms: Iterable[tuple[float, torch.Tensor, torch.Tensor]], kappa: float) -> float:
+    """KL clipping (docs/algorithms.md#k-fac-and-foof): ``ν = min(1, sqrt(κ / |Σ lr²·gᵀd|))`` over the
+    ``(lr, g, d)`` of the preconditioned parameters (gradient ``g``, direction ``d``); 1 when the sum is 0 or
+    not finite (nothing to measure; a diverged run is the training loop's to report)."""
+    total = 0.0
+    for lr, g, d in terms:
+        total += lr * lr * float((g.double() * d.double()).sum())
+    if total == 0.0 or not math.isfinite(total):
+        return 1.0
+    return min(1.0, math.sqrt(kappa / abs(total)))
 
 
 def grad_of(p: torch.Tensor) -> torch.Tensor:
@@ -90,6 +109,8 @@ class PreconditionedSGD(torch.optim.Optimizer):
 
     STATE_KEY = ""  # key of the subclass's extra state in ``state_dict()``
     SPECS: dict[str, Spec] = SGD_SPECS  # specs of the schedulable settings read by ``_value``
+    kl_clip: float | None = None  # KL clip bound κ of the preconditioned directions (None: off)
+    kl_scale = 1.0  # the last step's KL clip factor ν (1 when off or not clipping)
 
     def __init__(self, params: Iterable[Any], lr: Any, momentum: float, weight_decay: float) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
@@ -124,6 +145,27 @@ class PreconditionedSGD(torch.optim.Optimizer):
     def _params(self) -> list[nn.Parameter]:
         return [p for g in self.param_groups for p in g["params"] if p.grad is not None]
 
+    def _lr_of(self, step: int) -> dict[nn.Parameter, float]:
+        """Every parameter's learning rate at ``step`` (its group's)."""
+        out: dict[nn.Parameter, float] = {}
+        for group in self.param_groups:
+            lr = float(_schedule.value_at(group["lr"], step, SGD_SPECS["lr"]))
+            out.update((p, lr) for p in group["params"])
+        return out
+
+    def _clip(self, directions: dict[nn.Parameter, torch.Tensor], step: int) -> None:
+        """Scale the preconditioned ``directions`` (the dict, in place) by the KL clip factor ``ν`` when
+        ``kl_clip`` is set; parameters without a direction (their raw gradient) are neither summed nor scaled."""
+        self.kl_scale = 1.0
+        if self.kl_clip is None or not directions:
+            return
+        lrs = self._lr_of(step)
+        nu = kl_clip_factor(((lrs[p], grad_of(p), d) for p, d in directions.items()), self.kl_clip)
+        self.kl_scale = nu
+        if nu < 1.0:
+            for p, d in directions.items():
+                directions[p] = d * nu
+
     # -- step ----------------------------------------------------------------------------------------
     def _step_directions(self, step: int) -> dict[nn.Parameter, torch.Tensor]:
         """Update the preconditioner (unless frozen) and return the directions of step ``step``; called
@@ -137,7 +179,9 @@ class PreconditionedSGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         k = self.steps
-        sgd_update(self, {} if self.released else self._step_directions(k), k)
+        directions = {} if self.released else self._step_directions(k)
+        self._clip(directions, k)
+        sgd_update(self, directions, k)
         self.steps += 1
         return loss
 

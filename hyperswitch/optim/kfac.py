@@ -5,16 +5,39 @@ layer inputs (ones column when the bias is preconditioned; Conv2d by unfolded pa
 the layer output record ``G = E[δ δᵀ]``, ``δ`` the output gradient times the batch size (the per-sample
 gradient for a mean-reduced loss; see ``_kfac_layers``). Every ``factor_interval`` steps the factors become
 running averages ``F ← factor_decay·F + (1 − factor_decay)·F_batch`` (the first batch initialises them).
-Every ``inverse_interval`` steps the damped factors ``A + √damping·I``, ``G + √damping·I`` are decomposed
-(``inverse``: eigen | cholesky | triangular, math in ``_kfac_inverse``) and cached; each step uses the cache:
+Every ``inverse_interval`` steps the damped factors ``A + π√λ·I``, ``G + (√λ/π)·I`` (``λ = damping``; ``π = 1``,
+or Martens & Grosse's trace ratio with ``pi_correction``) are decomposed (``inverse``: eigen | cholesky |
+triangular, math in ``_kfac_inverse``) and cached; each step uses the cache:
 
-- ``kfac``: ``(G + √λI)⁻¹ M (A + √λI)⁻¹`` (``triangular``: ``X⁻¹ M Y⁻ᵀ``), ``M = [∇W | ∇b]``;
+- ``kfac``: ``(G + √λI/π)⁻¹ M (A + π√λI)⁻¹`` (``triangular``: ``X⁻¹ M Y⁻ᵀ``), ``M = [∇W | ∇b]``;
 - ``foof`` (``G = I``): ``M (A + √λI)⁻¹`` (``triangular``: ``M Y⁻ᵀ``), damping on ``A`` only.
 
 The update is SGD's on the preconditioned gradient ``d``: ``d ← d + weight_decay·w``, ``buf ← momentum·buf
 + d`` (``buf = d`` at first), ``w ← w − lr·buf``. Parameters outside a supported layer (and layers whose
 factors do not exist yet) get the same update with ``d = ∇w``. Conv2d with ``groups != 1`` is skipped with a
 warning (SGD update); a layer whose bias is not among the optimizer's parameters is treated as bias-free.
+
+Step control (Martens & Grosse 2015; all off by default, each an option):
+
+- ``kl_clip: κ`` (kfac-pytorch / KAISA): the preconditioned directions are scaled by
+  ``ν = min(1, sqrt(κ / |Σ lr²·gᵀd|)))`` (sum over the preconditioned layers' parameters) before momentum.
+- ``rescale`` (§7): the update is ``δ = lr·(αΔ + μδ₀)``, ``Δ = −(d + weight_decay·w)`` and ``δ₀`` the previous
+  update, with ``(α, μ)`` minimising the quadratic model ``½ xᵀ C x + bᵀx``, ``C_ij = v_iᵀ(F + (λ + wd)I)v_j``,
+  ``b_i = ∇hᵀv_i`` over ``v = (Δ, δ₀)``; ``F`` is the exact GGN of the mini-batch (= the Fisher for
+  cross-entropy, logistic and squared losses), its products ``Jv`` by forward-mode AD (``torch.func.jvp``) and
+  the loss's output-space Hessian by a double backward (:func:`ggn_gram`). ``μ = 0`` (``α`` alone, §6.4) at the
+  first step and where ``momentum`` is 0; the SGD momentum buffer is not used. ``lr`` multiplies the step
+  (``lr = 1`` is the papers' step).
+- ``adaptive_damping`` (§6.5): every ``damping_interval`` (``T₁``) steps, ``ρ = (h(θ+δ) − h(θ)) / (M(δ) − M(0))``
+  on the step's mini-batch, ``M(δ) − M(0) = ½δᵀ(F + wd·I)δ + ∇hᵀδ`` (undamped model), ``h`` the loss plus
+  ``½·wd·‖w‖²``; then ``λ ← ω₁λ`` if ``ρ > 3/4``, ``λ ← λ/ω₁`` if ``ρ < 1/4``, ``ω₁ = (19/20)^T₁``
+  (:func:`lm_damping`); the preconditioner takes the new ``λ`` at its next inverse update, the quadratic model
+  at once.
+
+``rescale`` and ``adaptive_damping`` need the mini-batch: the optimizer then has ``batch_step(inputs,
+targets)`` (the registry's stepping protocol; it does the forward/backward itself) and needs ``loss_fn``;
+``step()`` raises. Their extra passes (JVPs, the loss after the update) capture no factors and leave the
+model's buffers as they were.
 
 Defaults (pinned; registry entry ``kfac``; ``foof`` is the same without ``variant``):
 
@@ -23,12 +46,17 @@ Defaults (pinned; registry entry ``kfac``; ``foof`` is the same without ``varian
 | lr               | 0.01       | >= 0                          | yes       |
 | momentum         | 0.9        | in [0, 1)                     | no        |
 | weight_decay     | 0.0        | >= 0                          | no        |
-| damping          | 0.1        | > 0                           | yes       |
+| damping          | 0.1        | > 0                           | yes (no with adaptive_damping) |
 | factor_decay     | 0.95       | in [0, 1)                     | yes       |
 | factor_interval  | 1          | integer >= 1                  | yes       |
 | inverse_interval | 10         | integer >= 1                  | yes       |
 | inverse          | "cholesky" | eigen, cholesky, triangular   | no        |
 | variant          | "kfac"     | kfac, foof                    | no        |
+| pi_correction    | False      | bool                          | no        |
+| adaptive_damping | False      | bool                          | no        |
+| damping_interval | 5          | integer >= 1                  | no        |
+| rescale          | False      | bool                          | no        |
+| kl_clip          | None       | None or > 0 (not with rescale)| no        |
 
 "schedule" values are a constant, a callable of the step or a mapping (``_schedule``). Factors are refreshed
 at a step ``k`` (0-based) when none were refreshed yet or ``k − last >= factor_interval(k)``; inverses alike.
@@ -40,24 +68,30 @@ ignored); several forward/backward passes before one ``step()`` (gradient accumu
 Distributed: when ``torch.distributed`` is initialised with world size > 1, the batch factors are averaged
 across workers by one all-reduce per factor refresh, before the running average and inversion, so every
 worker preconditions with identical matrices. Gradients are assumed already averaged (DDP or the caller).
+With step control the quadratic-model products and the losses of ``ρ`` are averaged too (one small
+all-reduce each), so every worker takes the same ``α``, ``μ`` and ``λ``.
 
 Switching API: ``precondition_grads()`` (direction at lr 1 from the cached preconditioner, no factor update,
-no weight decay or momentum), ``freeze()`` (no more factor/inverse updates), ``release()`` (frees factors and
-caches, removes hooks; then plain SGD(momentum)), ``state_bytes()``. The SGD update, group checks, ``lr``
-property and checkpoint framing are shared with Shampoo (``_preconditioned.PreconditionedSGD``).
+no weight decay, momentum, KL clip or rescaling), ``freeze()`` (no more factor/inverse updates), ``release()``
+(frees factors and caches, removes hooks; then plain SGD(momentum)), ``state_bytes()``. The SGD update, group
+checks, KL clip, ``lr`` property and checkpoint framing are shared with Shampoo
+(``_preconditioned.PreconditionedSGD``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.func import functional_call, jvp
 
 from hyperswitch.optim import _schedule
 from hyperswitch.optim._kfac_inverse import INVERSE_METHODS
@@ -66,6 +100,7 @@ from hyperswitch.optim._preconditioned import (  # the helpers are re-exported (
     SGD_SPECS,
     PreconditionedSGD,
     check_choice,
+    check_kl_clip,
     grad_of,
 )
 from hyperswitch.optim._preconditioned import check_group as check_group
@@ -84,6 +119,12 @@ KFAC_DEFAULTS: dict[str, Any] = {
     "inverse_interval": 10,
     "inverse": "cholesky",
     "variant": "kfac",
+    "pi_correction": False,
+    "adaptive_damping": False,
+    "damping_interval": 5,
+    "rescale": False,
+    "kl_clip": None,
+    "fisher": "empirical",
 }
 
 SPECS = {
@@ -93,10 +134,118 @@ SPECS = {
     "factor_interval": Spec("factor_interval", "must be an integer >= 1", lambda v: v >= 1, integer=True),
     "inverse_interval": Spec("inverse_interval", "must be an integer >= 1", lambda v: v >= 1, integer=True),
 }
+DAMPING_INTERVAL = Spec("damping_interval", "must be an integer >= 1", lambda v: v >= 1, integer=True)
 VARIANTS = ("kfac", "foof")
+FISHERS = ("empirical", "categorical", "bernoulli")
 _CACHE_KEYS = ("QA", "invdA", "QG", "invdG", "LA", "LG")
 _FACTOR_KEYS = ("A", "G")
-_GLOBAL = ("damping", "factor_decay", "factor_interval", "inverse_interval", "inverse", "variant")
+_STEP_KEYS = ("prev_update",)  # per-parameter state of ``rescale``: the previous update δ₀
+_GLOBAL = ("damping", "factor_decay", "factor_interval", "inverse_interval", "inverse", "variant",
+           "pi_correction", "adaptive_damping", "damping_interval", "rescale", "kl_clip", "fisher")
+# Levenberg-Marquardt (Martens & Grosse 2015, §6.5): thresholds on ρ and the bounds λ is kept in (choice).
+RHO_LOW, RHO_HIGH = 0.25, 0.75
+DAMPING_BOUNDS = (1e-8, 1e8)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# -- step control: pure functions (tested against dense references) --------------------------------------
+def lm_damping(damping: float, rho: float, interval: int) -> float:
+    """λ after one Levenberg-Marquardt adjustment (Martens & Grosse 2015, §6.5): ``ω₁λ`` if ``ρ > 3/4``,
+    ``λ/ω₁`` if ``ρ < 1/4`` or ``ρ`` is not a number (a failed step), else ``λ``; ``ω₁ = (19/20)^interval``;
+    kept within ``DAMPING_BOUNDS``."""
+    omega = (19.0 / 20.0) ** interval
+    if rho > RHO_HIGH:
+        damping = damping * omega
+    elif not rho >= RHO_LOW:  # ρ < 1/4, or NaN
+        damping = damping / omega
+    return min(max(damping, DAMPING_BOUNDS[0]), DAMPING_BOUNDS[1])
+
+
+def quadratic_minimiser(c: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``argmin_x ½ xᵀ C x + bᵀ x = −C⁻¹ b`` for the 1×1 or 2×2 model of ``rescale`` (float64).
+
+    A 2×2 ``C`` that is not positive definite (``Δ`` and ``δ₀`` parallel, round-off) falls back to the first
+    coordinate alone (``μ = 0``); a 1×1 ``C`` that is not positive gives 0 (no step)."""
+    c, b = c.double(), b.double()
+    x = torch.zeros(len(b), dtype=torch.float64)
+    if c.shape[0] == 2:
+        det = float(c[0, 0] * c[1, 1] - c[0, 1] * c[1, 0])
+        if c[0, 0] > 0 and det > 1e-12 * float(c[0, 0] * c[1, 1]):
+            return -torch.linalg.solve(c, b)
+    if c[0, 0] > 0:
+        x[0] = -b[0] / c[0, 0]
+    return x
+
+
+def ggn_gram(module: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
+             primals: dict[str, torch.Tensor], tangents: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """``[v_iᵀ F v_j]`` (float64, symmetric) with ``F = Jᵀ ∇²_z L J`` the generalised Gauss-Newton matrix of the
+    mini-batch loss ``L = loss_fn(module(inputs), targets)`` at the parameters ``primals`` (by name; others are
+    the module's own): ``J v`` by one forward-mode JVP per tangent, ``∇²_z L (J v)`` by a double backward
+    through the loss alone. For a loss that is the batch mean of per-sample losses this is
+    ``(1/N) Σ_n (J_n v_i)ᵀ H_n (J_n v_j)``, ``H_n`` the output-space Hessian (for cross-entropy with softmax or
+    sigmoid and for the squared error: the output-space Fisher, so ``F`` is the Fisher)."""
+
+    def forward(ps: dict[str, torch.Tensor]) -> torch.Tensor:
+        return functional_call(module, ps, (inputs,))
+
+    outs: list[torch.Tensor] = []
+    z: torch.Tensor | None = None
+    # BatchNorm in training mode normalises by the batch statistics and updates its running ones in place,
+    # which a transform may not do to a tensor it did not get as an input: the JVPs run with the update off
+    # (the same function of the parameters).
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.training and m.track_running_stats]
+    try:
+        for m in norms:
+            m.track_running_stats = False
+        for tangent in tangents:
+            result = jvp(forward, (primals,), (tangent,))
+            z, u = result[0], result[1]
+            outs.append(u.detach())
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+    assert z is not None, "ggn_gram needs at least one tangent"
+    k = len(outs)
+    gram = torch.zeros(k, k, dtype=torch.float64)
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        (gz,) = torch.autograd.grad(loss_fn(zz, targets), zz, create_graph=True)
+        for j in range(k):
+            if not gz.requires_grad:  # a loss linear in the outputs: no curvature
+                break
+            (hu,) = torch.autograd.grad(gz, zz, grad_outputs=outs[j], retain_graph=True, allow_unused=True)
+            if hu is None:
+                break
+            for i in range(k):
+                gram[i, j] = (outs[i].double() * hu.double()).sum()
+    return (gram + gram.t()) / 2
+
+
+def sample_targets(fisher: str, outputs: torch.Tensor) -> torch.Tensor:
+    """Targets drawn from the model's predictive distribution at ``outputs`` (logits): ``categorical`` class
+    indices from ``softmax`` over dimension 1 (``cross_entropy``'s convention), ``bernoulli`` 0/1 values
+    from ``sigmoid`` (``binary_cross_entropy_with_logits``'s), in the outputs' dtype."""
+    if fisher == "categorical":
+        logits = outputs.movedim(1, -1) if outputs.dim() > 1 else outputs
+        flat = torch.multinomial(torch.softmax(logits.reshape(-1, logits.shape[-1]).float(), dim=-1), 1)
+        return flat.reshape(logits.shape[:-1])
+    if fisher == "bernoulli":
+        return torch.bernoulli(torch.sigmoid(outputs))
+    raise ValueError(f"fisher {fisher!r} draws no targets")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+        return model.module
+    return model
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, but got {value!r}")
+    return value
 
 
 def _no_hook(*args: Any) -> None:
@@ -145,6 +294,13 @@ class KFAC(PreconditionedSGD):
         inverse_interval: Any = KFAC_DEFAULTS["inverse_interval"],
         inverse: str = KFAC_DEFAULTS["inverse"],
         variant: str = KFAC_DEFAULTS["variant"],
+        pi_correction: bool = KFAC_DEFAULTS["pi_correction"],
+        adaptive_damping: bool = KFAC_DEFAULTS["adaptive_damping"],
+        damping_interval: int = KFAC_DEFAULTS["damping_interval"],
+        rescale: bool = KFAC_DEFAULTS["rescale"],
+        kl_clip: float | None = KFAC_DEFAULTS["kl_clip"],
+        fisher: str = KFAC_DEFAULTS["fisher"],
+        loss_fn: LossFn | None = None,
         process_group: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -155,10 +311,38 @@ class KFAC(PreconditionedSGD):
         self.inverse_interval = _schedule.check(inverse_interval, SPECS["inverse_interval"])
         self.inverse = check_choice(inverse, "inverse", INVERSE_METHODS)
         self.variant = check_choice(variant, "variant", VARIANTS)
+        self.pi_correction = _check_bool(pi_correction, "pi_correction")
+        self.adaptive_damping = _check_bool(adaptive_damping, "adaptive_damping")
+        self.damping_interval = DAMPING_INTERVAL.check_value(damping_interval)
+        self.rescale = _check_bool(rescale, "rescale")
+        self.kl_clip = check_kl_clip(kl_clip)
+        self.fisher = check_choice(fisher, "fisher", FISHERS)
+        if self.adaptive_damping and not isinstance(self.damping, int | float):
+            raise ValueError(f"damping must be a number with adaptive_damping (the initial λ), but got {damping!r}")
+        if self.rescale and self.kl_clip is not None:
+            raise ValueError("kl_clip must be null with rescale: the quadratic model's α undoes any scaling of the "
+                             f"direction, but got kl_clip={kl_clip!r}")
+        if self.step_control and not callable(loss_fn):
+            raise ValueError("loss_fn is required with rescale, adaptive_damping or a sampled fisher (they "
+                             f"re-evaluate the mini-batch), but got {loss_fn!r}")
         super().__init__(params, lr, momentum, weight_decay)
         self.process_group = process_group
+        self.model = model
+        self.loss_fn = loss_fn
         self.last_factor_step: int | None = None
         self.factor_updates = 0
+        self.alpha: float | None = None  # the last step's quadratic-model coefficients (rescale)
+        self.mu: float | None = None
+        self.rho: float | None = None  # the last reduction ratio (adaptive_damping)
+        self._probing = False
+        self._outputs: list[tuple[KFACLayer, torch.Tensor]] = []  # layer outputs kept for a sampled G
+        self._names: dict[int, str] = {}
+        if self.step_control:
+            self._names = {id(p): n for n, p in _unwrap(model).named_parameters()}
+            missing = [tuple(p.shape) for g in self.param_groups for p in g["params"] if id(p) not in self._names]
+            if missing:
+                raise ValueError(f"every optimized parameter must belong to model with step control, but got "
+                                 f"extra shapes {missing}")
         self.layers: list[KFACLayer] = []
         self.skipped: list[str] = []
         self._hooks: list[Any] = []
@@ -180,8 +364,8 @@ class KFAC(PreconditionedSGD):
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _capturing(self, module: nn.Module) -> bool:
-        return (not self.frozen and not self.released and module.training and torch.is_grad_enabled()
-                and self._due(self.last_factor_step, "factor_interval", self.steps))
+        return (not self.frozen and not self.released and not self._probing and module.training
+                and torch.is_grad_enabled() and self._due(self.last_factor_step, "factor_interval", self.steps))
 
     def _on_forward(self, layer: KFACLayer, module: nn.Module, args: Any, output: Any) -> None:
         if not self._capturing(module):
@@ -189,7 +373,10 @@ class KFAC(PreconditionedSGD):
         with torch.no_grad():
             layer.add_input(args[0])
         if self.variant == "kfac" and isinstance(output, torch.Tensor) and output.requires_grad:
-            output.register_hook(partial(_grad_hook, weakref.ref(self), layer))
+            if self.fisher == "empirical":
+                output.register_hook(partial(_grad_hook, weakref.ref(self), layer))
+            else:  # G from the sampled targets' gradient, taken by _batch_step
+                self._outputs.append((layer, output))
 
     def _on_output_grad(self, layer: KFACLayer, grad: torch.Tensor) -> None:
         if not self.frozen and not self.released:
@@ -256,7 +443,8 @@ class KFAC(PreconditionedSGD):
             if damping is None:
                 damping = float(self._value("damping", step))
             try:
-                cache = method.build(st["A"], st.get("G") if self.variant == "kfac" else None, damping)
+                cache = method.build(st["A"], st.get("G") if self.variant == "kfac" else None, damping,
+                                     self.pi_correction)
             except RuntimeError as exc:  # non-finite factors (a diverged run) or a failed decomposition
                 warnings.warn(f"K-FAC: {self.inverse} update of layer {layer.name!r} failed at step {step}; "
                               f"keeping its previous preconditioner ({exc})", RuntimeWarning, stacklevel=4)
@@ -289,6 +477,156 @@ class KFAC(PreconditionedSGD):
             self._update_inverses(step)
         return self._directions()
 
+    # -- step control (rescale, adaptive_damping): the registry's batch_step protocol ----------------------
+    @property
+    def step_control(self) -> bool:
+        """Whether the update needs the mini-batch (``rescale``, ``adaptive_damping`` or a sampled ``fisher``)."""
+        return self.rescale or self.adaptive_damping or self.fisher != "empirical"
+
+    @property
+    def batch_step(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``batch_step(inputs, targets)``: one update with step control; exists only where ``step_control``
+        (``getattr(opt, "batch_step", None)`` is how the stepping protocol picks the path)."""
+        if not self.step_control:
+            raise AttributeError("batch_step: this K-FAC needs no mini-batch (no rescale, adaptive_damping or "
+                                 "sampled fisher)")
+        return self._batch_step
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        if self.step_control and not self.released:
+            raise RuntimeError("K-FAC with rescale, adaptive_damping or a sampled fisher needs the mini-batch: call "
+                               "batch_step(inputs, targets) instead of step() (the registry's stepping protocol)")
+        return super().step(closure)
+
+    def _batch_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Forward, backward and one update on the mini-batch; returns the mean loss before it (this
+        worker's: the stepping protocol averages it)."""
+        assert self.loss_fn is not None  # checked at construction
+        self.zero_grad(set_to_none=True)
+        self._outputs = []
+        with torch.enable_grad():
+            outputs = self.model(inputs)
+            loss = self.loss_fn(outputs, targets)
+            captured, self._outputs = self._outputs, []
+            if captured:  # fisher sampled and a factor refresh due: G from targets drawn from the model
+                sampled = self.loss_fn(outputs, sample_targets(self.fisher, outputs.detach()))
+                grads = torch.autograd.grad(sampled, [o for _, o in captured], retain_graph=True,
+                                            allow_unused=True)
+                for (layer, _), g in zip(captured, grads, strict=True):
+                    if g is not None:
+                        self._on_output_grad(layer, g)
+            loss.backward()
+        loss = loss.detach()
+        k = self.steps
+        with torch.no_grad():
+            if self.released:
+                sgd_update(self, {}, k)
+            else:
+                self._controlled_update(inputs, targets, loss, k)
+        self.steps += 1
+        return loss
+
+    def _group_values(self, key: str) -> dict[nn.Parameter, float]:
+        return {p: float(g[key]) for g in self.param_groups for p in g["params"]}
+
+    def _controlled_update(self, inputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor, k: int) -> None:
+        params = self._params()
+        directions = self._step_directions(k)
+        self._clip(directions, k)
+        due = self.adaptive_damping and k % self.damping_interval == 0
+        before = {p: p.detach().clone() for p in params} if due else {}
+        if self.rescale:
+            self._rescaled_update(inputs, targets, params, directions, k)
+        else:
+            sgd_update(self, directions, k)
+        if due:
+            self._adapt_damping(inputs, targets, loss, before)
+
+    @contextlib.contextmanager
+    def _probe(self) -> Iterator[None]:
+        """Extra passes: no factor capture, and the model's buffers (BatchNorm statistics) restored after."""
+        buffers = [(b, b.detach().clone()) for b in _unwrap(self.model).buffers()]
+        self._probing = True
+        try:
+            yield
+        finally:
+            self._probing = False
+            for b, saved in buffers:
+                b.copy_(saved)
+
+    def _global_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` averaged over the workers (float64; one all-reduce), ``t`` itself with one worker."""
+        t = t.double()
+        if dist.is_available() and dist.is_initialized():
+            world = dist.get_world_size(self.process_group)
+            if world > 1:
+                t = t.clone()
+                dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.process_group)
+                t = t / world
+        return t
+
+    def _gram(self, inputs: torch.Tensor, targets: torch.Tensor, at: dict[nn.Parameter, torch.Tensor],
+              vectors: list[dict[nn.Parameter, torch.Tensor]]) -> torch.Tensor:
+        """``[v_iᵀ F v_j]`` at the parameters ``at`` (exact GGN of this mini-batch, averaged over workers)."""
+        assert self.loss_fn is not None
+        primals = {self._names[id(p)]: w for p, w in at.items()}
+        tangents = [{self._names[id(p)]: v.get(p, torch.zeros_like(w)) for p, w in at.items()} for v in vectors]
+        with self._probe():
+            gram = ggn_gram(_unwrap(self.model), self.loss_fn, inputs, targets, primals, tangents)
+        return self._global_mean(gram)
+
+    def _rescaled_update(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[nn.Parameter],
+                         directions: dict[nn.Parameter, torch.Tensor], k: int) -> None:
+        """``δ = lr·(αΔ + μδ₀)`` with ``(α, μ)`` from the damped quadratic model (Martens & Grosse 2015, §7)."""
+        lrs, wds, moms = self._lr_of(k), self._group_values("weight_decay"), self._group_values("momentum")
+        lam = float(self._value("damping", k))
+        new = {p: -(directions.get(p, grad_of(p)) + wds[p] * p) for p in params}
+        prev = {p: self.state[p]["prev_update"] for p in params if moms[p] > 0 and "prev_update" in self.state[p]}
+        vectors = [new] + ([prev] if prev else [])
+        c = self._gram(inputs, targets, {p: p.detach() for p in params}, vectors)
+        b = torch.zeros(len(vectors), dtype=torch.float64)
+        for i, v in enumerate(vectors):
+            for p, x in v.items():
+                g = grad_of(p) + wds[p] * p
+                b[i] += float((g.double() * x.double()).sum())
+                for j, u in enumerate(vectors):
+                    if p in u:
+                        c[i, j] += (lam + wds[p]) * float((x.double() * u[p].double()).sum())
+        coef = quadratic_minimiser(c, b)
+        self.alpha = float(coef[0])
+        self.mu = float(coef[1]) if len(coef) > 1 else 0.0
+        for p in params:
+            step = new[p] * self.alpha
+            if p in prev:
+                step = step.add(prev[p], alpha=self.mu)
+            step = step.mul_(lrs[p])
+            p.add_(step)
+            if moms[p] > 0:
+                self.state[p]["prev_update"] = step
+
+    def _adapt_damping(self, inputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor,
+                       before: dict[nn.Parameter, torch.Tensor]) -> None:
+        """Levenberg-Marquardt: ``ρ`` of the update just made (``before`` → now) on the same mini-batch."""
+        assert self.loss_fn is not None
+        wds = self._group_values("weight_decay")
+        delta = {p: p.detach() - w for p, w in before.items()}
+        with self._probe():
+            after = self.loss_fn(self.model(inputs), targets).detach()
+        losses = self._global_mean(torch.stack([loss.double(), after.double()]))
+        reg = sum(0.5 * wds[p] * float((p.double() ** 2).sum() - (w.double() ** 2).sum())
+                  for p, w in before.items() if wds[p] != 0)
+        actual = float(losses[1] - losses[0]) + reg
+        curvature = float(self._gram(inputs, targets, before, [delta])[0, 0])
+        predicted = 0.5 * curvature
+        for p, d in delta.items():
+            g = grad_of(p) + wds[p] * before[p]
+            predicted += float((g.double() * d.double()).sum()) + 0.5 * wds[p] * float((d.double() ** 2).sum())
+        if predicted == 0.0:  # no step (zero gradient): nothing to learn about λ
+            return
+        self.rho = actual / predicted if math.isfinite(actual) else math.nan
+        self.damping = lm_damping(float(self.damping), self.rho, self.damping_interval)
+
     # -- switching API -------------------------------------------------------------------------------
     @torch.no_grad()
     def precondition_grads(self) -> dict[nn.Parameter, torch.Tensor]:
@@ -312,6 +650,9 @@ class KFAC(PreconditionedSGD):
             layer.clear_pending()
             st = self.state.get(layer.weight, {})
             for k in _FACTOR_KEYS + _CACHE_KEYS:
+                st.pop(k, None)
+        for st in self.state.values():
+            for k in _STEP_KEYS:
                 st.pop(k, None)
         self.layers = []
 
@@ -338,7 +679,8 @@ class KFAC(PreconditionedSGD):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         for k in ("steps", "last_factor_step", "last_inverse_step", "factor_updates", "inverse_updates",
                   "frozen", *_GLOBAL):
-            setattr(self, k, extra[k])
+            if k in extra:  # checkpoints from before step control lack its settings: the optimizer's own stay
+                setattr(self, k, extra[k])
 
 
 class FOOF(KFAC):
@@ -350,14 +692,14 @@ class FOOF(KFAC):
         super().__init__(params, model, variant="foof", **kwargs)
 
 
-@register_optimizer("kfac", defaults=KFAC_DEFAULTS, order="second", needs_model=True)
-def _kfac(params: Iterable[Any], *, model: nn.Module, **hparams: Any) -> KFAC:
+@register_optimizer("kfac", defaults=KFAC_DEFAULTS, order="second", needs_model=True, takes_loss=True)
+def _kfac(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn | None = None, **hparams: Any) -> KFAC:
     """K-FAC (Martens & Grosse) for Linear/Conv2d layers; inverse eigen | cholesky | triangular."""
-    return KFAC(params, model, **hparams)
+    return KFAC(params, model, loss_fn=loss_fn, **hparams)
 
 
 @register_optimizer("foof", defaults={k: v for k, v in KFAC_DEFAULTS.items() if k != "variant"},
-                    order="second", needs_model=True)
-def _foof(params: Iterable[Any], *, model: nn.Module, **hparams: Any) -> FOOF:
+                    order="second", needs_model=True, takes_loss=True)
+def _foof(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn | None = None, **hparams: Any) -> FOOF:
     """FOOF: K-FAC with the input factor only (G = I)."""
-    return FOOF(params, model, **hparams)
+    return FOOF(params, model, loss_fn=loss_fn, **hparams)

@@ -35,6 +35,7 @@ class OptimizerEntry:
     order: str = "first"  # "first" | "second"
     needs_model: bool = False
     needs_loss: bool = False
+    takes_loss: bool = False  # gets ``loss_fn`` when the caller gives one (not required)
     doc: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
@@ -49,6 +50,7 @@ def register_optimizer(
     order: str = "first",
     needs_model: bool = False,
     needs_loss: bool = False,
+    takes_loss: bool = False,
     doc: str = "",
 ) -> Callable[[Factory], Factory]:
     """Decorator: register ``factory(params, *, model=None, loss_fn=None, **hparams)`` under ``name``."""
@@ -65,6 +67,7 @@ def register_optimizer(
             order=order,
             needs_model=needs_model,
             needs_loss=needs_loss,
+            takes_loss=takes_loss,
             doc=doc or (factory.__doc__ or "").strip().splitlines()[0] if (doc or factory.__doc__) else "",
         )
         return factory
@@ -148,6 +151,8 @@ def build_optimizer(
     if entry.needs_loss:
         if loss_fn is None:
             raise ConfigError(f"{key}.name", "this optimizer needs the loss function", entry.name)
+        kwargs["loss_fn"] = loss_fn
+    elif entry.takes_loss and loss_fn is not None:
         kwargs["loss_fn"] = loss_fn
     try:
         return entry.factory(plist, **kwargs, **hp)

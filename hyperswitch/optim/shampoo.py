@@ -17,8 +17,10 @@ loop, not the optimizer, reports the divergence.
 
 ``graft``: ``none``; ``sgd`` rescales each parameter's ``d`` to the norm of its gradient; ``adam`` rescales it
 to the norm of Adam's bias-corrected direction ``m̂ / (sqrt(v̂) + 1e-8)`` with fixed betas (0.9, 0.999)
-(the graft's moments are kept in the state). Then, like SGD: ``d ← d + weight_decay·w``,
-``buf ← momentum·buf + d``, ``w ← w − lr·buf``.
+(the graft's moments are kept in the state). ``kl_clip: κ`` (off by default) then scales every direction by
+``ν = min(1, sqrt(κ / |Σ lr²·gᵀd|))`` (the sum over all parameters; K-FAC's KL clip,
+docs/algorithms.md#shampoo). Then, like SGD: ``d ← d + weight_decay·w``, ``buf ← momentum·buf + d``,
+``w ← w − lr·buf``.
 
 Defaults (pinned; registry entry ``shampoo``):
 
@@ -30,13 +32,14 @@ Defaults (pinned; registry entry ``shampoo``):
 | epsilon          | 1e-4    | > 0               | yes       |
 | inverse_interval | 10      | integer >= 1      | yes       |
 | graft            | "none"  | none, sgd, adam   | no        |
+| kl_clip          | None    | None or > 0       | no        |
 
 Memory is ``m² + n²`` (plus the same again for the cached roots) per ``m × n`` matrix, so very wide layers
 (embeddings) are expensive; there is no blocking. Gradients are assumed already averaged across workers, so
 every worker holds identical statistics without communication.
 
 Switching API as K-FAC: ``precondition_grads()`` (cached roots, statistics not updated, graft included, no
-weight decay or momentum), ``freeze()``, ``release()`` (then plain SGD(momentum)), ``state_bytes()``. The SGD
+weight decay, momentum or KL clip), ``freeze()``, ``release()`` (then plain SGD(momentum)), ``state_bytes()``. The SGD
 update, group checks, ``lr`` property and checkpoint framing are shared with K-FAC
 (``_preconditioned.PreconditionedSGD``).
 """
@@ -51,7 +54,7 @@ import torch
 from torch import nn
 
 from hyperswitch.optim import _schedule
-from hyperswitch.optim._preconditioned import PreconditionedSGD, check_choice, grad_of
+from hyperswitch.optim._preconditioned import PreconditionedSGD, check_choice, check_kl_clip, grad_of
 from hyperswitch.optim._schedule import Spec
 from hyperswitch.optim.kfac import SPECS as KFAC_SPECS
 from hyperswitch.optim.registry import register_optimizer
@@ -63,6 +66,7 @@ SHAMPOO_DEFAULTS: dict[str, Any] = {
     "epsilon": 1e-4,
     "inverse_interval": 10,
     "graft": "none",
+    "kl_clip": None,
 }
 SPECS = {
     "lr": KFAC_SPECS["lr"],
@@ -73,7 +77,7 @@ GRAFTS = ("none", "sgd", "adam")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 _STAT_KEYS = ("L", "R", "L_root", "R_root", "diag", "adam_m", "adam_v")
-_GLOBAL = ("epsilon", "inverse_interval", "graft")
+_GLOBAL = ("epsilon", "inverse_interval", "graft", "kl_clip")
 
 
 def inverse_fourth_root(mat: torch.Tensor, eps: float) -> torch.Tensor:
@@ -100,10 +104,12 @@ class Shampoo(PreconditionedSGD):
         epsilon: Any = SHAMPOO_DEFAULTS["epsilon"],
         inverse_interval: Any = SHAMPOO_DEFAULTS["inverse_interval"],
         graft: str = SHAMPOO_DEFAULTS["graft"],
+        kl_clip: float | None = SHAMPOO_DEFAULTS["kl_clip"],
     ) -> None:
         self.epsilon = _schedule.check(epsilon, SPECS["epsilon"])
         self.inverse_interval = _schedule.check(inverse_interval, SPECS["inverse_interval"])
         self.graft = check_choice(graft, "graft", GRAFTS)
+        self.kl_clip = check_kl_clip(kl_clip)
         super().__init__(params, lr, momentum, weight_decay)
 
     # -- statistics ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import io
 import math
 import weakref
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -389,7 +390,8 @@ def test_schedule_value_checked_when_used():
 def test_registry_entries():
     kfac, foof = get_optimizer("kfac"), get_optimizer("foof")
     assert kfac.order == foof.order == "second" and kfac.needs_model and foof.needs_model
-    accepted = set(inspect.signature(KFAC.__init__).parameters) - {"self", "params", "model", "process_group"}
+    not_hparams = {"self", "params", "model", "loss_fn", "process_group"}  # loss_fn: passed by the registry
+    accepted = set(inspect.signature(KFAC.__init__).parameters) - not_hparams
     assert set(kfac.defaults) == accepted
     assert set(foof.defaults) == accepted - {"variant"}
     model = _mlp()
@@ -537,3 +539,352 @@ def test_deepcopy_of_model_does_not_carry_the_optimizer():
         nn.functional.cross_entropy(clone(x), y).backward()
         assert opt.state_bytes() == before
         opt.release()
+
+
+# -- step control: KL clip, π-correction, quadratic-model rescaling, Levenberg-Marquardt damping ------------
+# References: dense float64 Jacobians by reverse mode (torch.autograd.functional.jacobian) of a hand-written
+# forward over a flat parameter vector, output-space Fisher matrices from their closed forms, 2×2 solves by
+# numpy; never the optimizer's JVP / double-backward path.
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _mlp_forward(model: nn.Module, theta: torch.Tensor, x: torch.Tensor, act=torch.relu) -> torch.Tensor:
+    """The forward of ``_mlp`` (or ``_sig_mlp``) with its parameters taken from the flat ``theta``."""
+    i, out = 0, x
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    for k, lin in enumerate(linears):
+        n = lin.weight.numel()
+        w = theta[i:i + n].reshape(lin.weight.shape)
+        i += n
+        out = out @ w.t()
+        if lin.bias is not None:
+            out = out + theta[i:i + lin.bias.numel()]
+            i += lin.bias.numel()
+        if k + 1 < len(linears):
+            out = act(out)
+    return out
+
+
+def _dense_fisher_ce(model, theta, x, y):
+    """``(F, g, L)``: F = (1/N) Σ J_nᵀ (diag p_n − p_n p_nᵀ) J_n, the gradient and the loss of the mean
+    cross-entropy at ``theta``."""
+    jac = torch.autograd.functional.jacobian(lambda t: _mlp_forward(model, t, x), theta)  # (N, C, P)
+    z = _mlp_forward(model, theta, x)
+    p = torch.softmax(z, 1)
+    n = len(x)
+    fisher = sum(j.t() @ (torch.diag(q) - torch.outer(q, q)) @ j for j, q in zip(jac, p, strict=True)) / n
+    r = p - F.one_hot(y, z.shape[1]).double()
+    grad = sum(j.t() @ rn for j, rn in zip(jac, r, strict=True)) / n
+    return fisher, grad, float(F.cross_entropy(z, y))
+
+
+def _bce_sum(z, t):
+    return F.binary_cross_entropy_with_logits(z, t, reduction="sum") / z.shape[0]
+
+
+def _sig_mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 5)).double()
+
+
+def _vec_dict(model, v):
+    out, i = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = v[i:i + p.numel()].reshape(p.shape)
+        i += p.numel()
+    return out
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_ggn_gram_equals_dense_fisher(loss):
+    from hyperswitch.optim.kfac import ggn_gram
+
+    g = torch.Generator().manual_seed(5)
+    if loss == "ce":
+        model, (x, y) = _mlp(), _batch(0)
+        fisher = _dense_fisher_ce(model, _flat(model), x, y)[0]
+        loss_fn = F.cross_entropy
+    else:  # sigmoid outputs, cross-entropy summed over outputs, mean over images (the curves loss)
+        model = _sig_mlp()
+        x = torch.rand(9, 5, generator=g, dtype=torch.float64)
+        y = x
+        theta = _flat(model)
+        jac = torch.autograd.functional.jacobian(lambda t: _mlp_forward(model, t, x, torch.sigmoid), theta)
+        s = torch.sigmoid(_mlp_forward(model, theta, x, torch.sigmoid))
+        fisher = sum(j.t() @ torch.diag(q * (1 - q)) @ j for j, q in zip(jac, s, strict=True)) / len(x)
+        loss_fn = _bce_sum
+    vs = [torch.randn(len(fisher), generator=g, dtype=torch.float64) for _ in range(2)]
+    primals = {n: p.detach() for n, p in model.named_parameters()}
+    got = ggn_gram(model, loss_fn, x, y, primals, [_vec_dict(model, v) for v in vs])
+    ref = torch.tensor([[float(a @ fisher @ b) for b in vs] for a in vs], dtype=torch.float64)
+    _close(got, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_quadratic_minimiser_closed_form():
+    from hyperswitch.optim.kfac import quadratic_minimiser
+
+    c = torch.tensor([[4.0, 1.5], [1.5, 2.0]], dtype=torch.float64)
+    b = torch.tensor([-3.0, 0.5], dtype=torch.float64)
+    det = 4.0 * 2.0 - 1.5 * 1.5  # Cramer's rule for C x = −b
+    ref = [(3.0 * 2.0 - (-0.5) * 1.5) / det, (4.0 * (-0.5) - 1.5 * 3.0) / det]
+    _close(quadratic_minimiser(c, b), torch.tensor(ref, dtype=torch.float64))
+    _close(quadratic_minimiser(c[:1, :1], b[:1]), torch.tensor([0.75], dtype=torch.float64))
+    parallel = torch.tensor([[1.0, 2.0], [2.0, 4.0]], dtype=torch.float64)  # Δ ∥ δ₀: α alone
+    _close(quadratic_minimiser(parallel, b), torch.tensor([3.0, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("rho,factor", [(0.9, 0.95 ** 5), (0.76, 0.95 ** 5), (0.75, 1.0), (0.5, 1.0),
+                                        (0.25, 1.0), (0.2, 0.95 ** -5), (-3.0, 0.95 ** -5),
+                                        (float("nan"), 0.95 ** -5)])
+def test_lm_damping_rule(rho, factor):
+    from hyperswitch.optim.kfac import lm_damping
+
+    assert lm_damping(0.3, rho, 5) == pytest.approx(0.3 * factor, rel=1e-14)
+    assert lm_damping(0.3, 0.9, 1) == pytest.approx(0.3 * 0.95, rel=1e-14)
+    assert lm_damping(1e-8, 0.9, 1) == 1e-8 and lm_damping(1e8, 0.0, 1) == 1e8  # the bounds
+
+
+@pytest.mark.parametrize("inverse", ["eigen", "cholesky"])
+def test_pi_correction_splits_damping_by_trace_ratio(inverse):
+    lin, x, y = _linear(True)
+    opt = _kfac(lin, inverse=inverse, pi_correction=True)
+    a_f, g_f, m = _dense_linear(lin, x, y)
+    _step(opt, lin, x, y)
+    pi = math.sqrt((float(torch.trace(a_f)) / len(a_f)) / (float(torch.trace(g_f)) / len(g_f)))
+    root = math.sqrt(DAMP)
+    da = a_f + pi * root * torch.eye(len(a_f), dtype=a_f.dtype)
+    dg = g_f + root / pi * torch.eye(len(g_f), dtype=g_f.dtype)
+    ref = torch.linalg.solve(torch.kron(dg, da), m.reshape(-1)).reshape(m.shape)
+    _close(_pmat(lin, opt.precondition_grads()), ref)
+
+
+def _ln_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.Linear(8, 4)).double()
+
+
+@pytest.mark.parametrize("kappa", [1e-5, 1e3])
+def test_kl_clip_scales_preconditioned_directions_by_closed_form(kappa):
+    lr = 0.5
+    model, twin = _ln_model(), _ln_model()
+    opt = _kfac(model, lr=lr, kl_clip=kappa)
+    ref_opt = _kfac(twin, lr=0.0)
+    x, y = _batch(0)
+    theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _step(opt, model, x, y)
+    _step(ref_opt, twin, x, y)
+    d = ref_opt.precondition_grads()  # lr 0: the same factors and gradient, unclipped
+    kfac_params = {p for layer in ref_opt.layers for p in (layer.weight, layer.bias)}
+    total = sum(lr * lr * float((p.grad * d[p]).sum()) for p in kfac_params)
+    nu = min(1.0, math.sqrt(kappa / total))
+    assert (nu < 1.0) == (kappa < 1.0) and opt.kl_scale == pytest.approx(nu, rel=1e-12)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        scale = nu if q in kfac_params else 1.0  # LayerNorm: raw gradient, neither summed nor scaled
+        _close(p.detach(), theta0[name] - lr * scale * d[q])
+
+
+def _step_control(model, **kw):
+    base = {"lr": 1.0, "momentum": 0.9, "damping": DAMP, "inverse_interval": 1, "inverse": "eigen",
+            "loss_fn": F.cross_entropy}
+    return KFAC(model.parameters(), model, **{**base, **kw})
+
+
+def test_rescale_alpha_mu_equal_dense_two_by_two_solve():
+    model = _mlp()
+    opt = _step_control(model, rescale=True)
+    x0, y0 = _batch(0)
+    theta0 = _flat(model)
+    opt.batch_step(x0, y0)
+    theta1 = _flat(model)
+    # step 0: α alone, α = −gᵀΔ / (Δᵀ(F + λI)Δ), μ = 0
+    fisher0, g0, _ = _dense_fisher_ce(model, theta0, x0, y0)
+    delta0 = -torch.cat([v.reshape(-1) for v in opt.precondition_grads().values()])
+    alpha0 = -float(g0 @ delta0) / float(delta0 @ fisher0 @ delta0 + DAMP * delta0 @ delta0)
+    assert opt.alpha == pytest.approx(alpha0, rel=1e-9) and opt.mu == 0.0
+    _close(theta1 - theta0, alpha0 * delta0, rtol=1e-9, atol=1e-12)
+    # step 1: (α, μ) from the 2×2 model over (Δ, δ₀), δ₀ = θ₁ − θ₀
+    x1, y1 = _batch(1)
+    opt.batch_step(x1, y1)
+    theta2 = _flat(model)
+    fisher, g, _ = _dense_fisher_ce(model, theta1, x1, y1)
+    big = -torch.cat([v.reshape(-1) for v in opt.precondition_grads().values()])
+    prev = theta1 - theta0
+    vs = [big.numpy(), prev.numpy()]
+    fd = fisher.numpy() + DAMP * np.eye(len(fisher))
+    c = np.array([[a @ fd @ b for b in vs] for a in vs])
+    alpha, mu = np.linalg.solve(c, -np.array([g.numpy() @ v for v in vs]))
+    assert opt.alpha == pytest.approx(alpha, rel=1e-8) and opt.mu == pytest.approx(mu, rel=1e-8)
+    _close(theta2 - theta1, alpha * big + mu * prev, rtol=1e-8, atol=1e-12)
+
+
+def test_rescale_lr_multiplies_the_step_and_momentum_zero_drops_mu():
+    models = [_mlp(), _mlp()]
+    opts = [_step_control(models[0], rescale=True, momentum=0.0),
+            _step_control(models[1], rescale=True, momentum=0.0, lr=0.25)]
+    thetas = []
+    for model, opt in zip(models, opts, strict=True):
+        t0 = _flat(model)
+        opt.batch_step(*_batch(0))
+        t1 = _flat(model)
+        opt.batch_step(*_batch(1))
+        thetas.append((t0, t1, _flat(model)))
+        assert opt.mu == 0.0 and "prev_update" not in opt.state[model[0].weight]
+    _close(thetas[1][1] - thetas[1][0], 0.25 * (thetas[0][1] - thetas[0][0]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adaptive_damping_rho_equals_dense_quadratic_model(weight_decay):
+    lr = 0.3
+    model = _mlp()
+    opt = _step_control(model, lr=lr, momentum=0.0, weight_decay=weight_decay, adaptive_damping=True,
+                        damping_interval=1)
+    x, y = _batch(0)
+    theta0 = _flat(model)
+    opt.batch_step(x, y)
+    theta1 = _flat(model)
+    fisher, g, loss0 = _dense_fisher_ce(model, theta0, x, y)
+    loss1 = float(F.cross_entropy(_mlp_forward(model, theta1, x), y))
+    d = theta1 - theta0
+    wd = weight_decay
+    h0, h1 = loss0 + 0.5 * wd * float(theta0 @ theta0), loss1 + 0.5 * wd * float(theta1 @ theta1)
+    gh = g + wd * theta0
+    predicted = 0.5 * float(d @ fisher @ d) + 0.5 * wd * float(d @ d) + float(gh @ d)
+    rho = (h1 - h0) / predicted
+    assert opt.rho == pytest.approx(rho, rel=1e-8)
+    factor = 0.95 if rho > 0.75 else (1 / 0.95 if rho < 0.25 else 1.0)
+    assert opt.damping == pytest.approx(DAMP * factor, rel=1e-12)
+
+
+def test_adaptive_damping_every_interval_steps_and_at_the_next_inverse():
+    model = _mlp()
+    opt = _step_control(model, lr=0.3, momentum=0.0, adaptive_damping=True, damping_interval=3,
+                        inverse_interval=2)
+    seen = []
+    for s in range(7):
+        opt.rho = None
+        opt.batch_step(*_batch(s))
+        seen.append(opt.rho is not None)
+    assert seen == [True, False, False, True, False, False, True]  # steps 0, 3, 6
+
+
+def test_batch_step_extra_passes_capture_nothing_and_keep_buffers():
+    def bn_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4)).double()
+
+    model, twin = bn_model(), bn_model()
+    opt = _step_control(model, lr=0.0, rescale=True, adaptive_damping=True, damping_interval=1)
+    ref = _kfac(twin, lr=0.0)
+    x, y = _batch(0)
+    opt.batch_step(x, y)
+    _step(ref, twin, x, y)
+    for la, lb in zip(opt.layers, ref.layers, strict=True):
+        for key in ("A", "G"):
+            _close(opt.state[la.weight][key], ref.state[lb.weight][key])
+    _close(model[1].running_mean, twin[1].running_mean)
+    _close(model[1].running_var, twin[1].running_var)
+    assert int(model[1].num_batches_tracked) == 1
+
+
+def test_step_control_protocol_and_validation():
+    from hyperswitch.switching._base import optimizer_step
+
+    model = _mlp()
+    plain = build_optimizer({"name": "kfac"}, model)  # no loss function given: fine without step control
+    assert getattr(plain, "batch_step", None) is None
+    clipped = build_optimizer({"name": "kfac", "kl_clip": 0.01}, model)
+    assert getattr(clipped, "batch_step", None) is None  # the KL clip needs no mini-batch
+    opt = build_optimizer({"name": "foof", "rescale": True}, model, F.cross_entropy)
+    assert callable(getattr(opt, "batch_step", None))
+    x, y = _batch(0)
+    loss = optimizer_step(opt, model, F.cross_entropy, x, y)
+    assert opt.steps == 1 and loss == pytest.approx(float(F.cross_entropy(_mlp()(x), y)), rel=1e-12)
+    with pytest.raises(RuntimeError, match="call batch_step"):
+        opt.step()
+    opt.release()
+    opt.batch_step(x, y)  # released: plain SGD(momentum)
+    with pytest.raises(ConfigError, match="loss_fn is required"):
+        build_optimizer({"name": "kfac", "adaptive_damping": True}, model)
+    with pytest.raises(ConfigError, match="kl_clip must be null with rescale"):
+        build_optimizer({"name": "kfac", "rescale": True, "kl_clip": 0.01}, model, F.cross_entropy)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"kl_clip": 0}, "kl_clip must be null or > 0, but got 0"),
+    ({"kl_clip": True}, "kl_clip must be null or > 0, but got True"),
+    ({"rescale": 1}, "rescale must be true or false, but got 1"),
+    ({"pi_correction": "yes"}, "pi_correction must be true or false"),
+    ({"damping_interval": 0}, "damping_interval must be an integer >= 1, but got 0"),
+    ({"adaptive_damping": True, "loss_fn": F.cross_entropy, "damping": piecewise([1.0, 0.1], [5])},
+     "damping must be a number with adaptive_damping"),
+])
+def test_step_control_validation(kw, msg):
+    model = _mlp()
+    with pytest.raises(ValueError) as exc:
+        KFAC(model.parameters(), model, **kw)
+    assert msg in str(exc.value)
+
+
+def test_step_control_state_dict_round_trip_bit_for_bit():
+    kw = {"rescale": True, "adaptive_damping": True, "damping_interval": 1, "pi_correction": True,
+          "inverse_interval": 2}
+    model = _mlp()
+    opt = _step_control(model, **kw)
+    for s in range(5):
+        opt.batch_step(*_batch(s))
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=False)
+    model2 = _mlp(seed=3)
+    model2.load_state_dict(ckpt["model"])
+    opt2 = _step_control(model2, **{**kw, "damping": 1.0})
+    opt2.load_state_dict(ckpt["opt"])
+    assert opt2.damping == opt.damping != DAMP  # the adapted λ
+    for s in range(5, 9):
+        opt.batch_step(*_batch(s))
+        opt2.batch_step(*_batch(s))
+    for p, q in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("fisher", ["categorical", "bernoulli"])
+def test_sampled_fisher_g_is_the_sampled_targets_gradient_covariance(fisher):
+    lin, x, y = _linear(True, n=64)
+    if fisher == "bernoulli":
+        loss_fn, y = _bce_sum, torch.rand(64, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    else:
+        loss_fn = F.cross_entropy
+    opt = KFAC(lin.parameters(), lin, lr=0.0, momentum=0.0, damping=DAMP, fisher=fisher, loss_fn=loss_fn)
+    torch.manual_seed(11)
+    loss = opt.batch_step(x, y)
+    torch.manual_seed(11)  # the same draws, by the documented rule (nothing else draws before them)
+    z = lin(x).detach()
+    if fisher == "categorical":
+        p = torch.softmax(z, 1)
+        drawn = torch.multinomial(p.float(), 1)[:, 0]
+        delta = p - F.one_hot(drawn, 3).double()  # ∂l_n/∂z_n at a sampled class
+    else:
+        s = torch.sigmoid(z)
+        delta = s - torch.bernoulli(s)
+    g_ref = sum(torch.outer(r, r) for r in delta) / len(x)
+    _close(opt.state[lin.weight]["G"], g_ref)
+    a_f, _, m = _dense_linear(lin, x, y) if fisher == "categorical" else (None, None, None)
+    if a_f is not None:  # A and the gradient are the real targets' as before
+        _close(opt.state[lin.weight]["A"], a_f)
+        _close(_pmat(lin, {lin.weight: lin.weight.grad, lin.bias: lin.bias.grad}), m)
+    assert float(loss) == pytest.approx(float(loss_fn(z, y)), rel=1e-12)
+
+
+def test_sampled_fisher_expectation_is_the_true_fisher():
+    lin, x, _ = _linear(True, n=8)
+    z = lin(x).detach()
+    s = torch.sigmoid(z)
+    true_g = sum(torch.diag(q * (1 - q)) for q in s) / len(x)
+    from hyperswitch.optim.kfac import sample_targets
+
+    torch.manual_seed(0)
+    draws = torch.stack([s - sample_targets("bernoulli", z) for _ in range(20000)])  # (S, N, C)
+    est = torch.einsum("snc,snd->cd", draws, draws) / (draws.shape[0] * draws.shape[1])
+    _close(est, true_g, rtol=0, atol=5e-3)

@@ -135,6 +135,7 @@ def test_momentum_and_weight_decay_like_sgd():
     ({"momentum": -0.5}, "momentum must be in [0, 1), but got -0.5"),
     ({"weight_decay": -1}, "weight_decay must be >= 0, but got -1"),
     ({"graft": "adagrad"}, "graft must be one of none, sgd, adam, but got 'adagrad'"),
+    ({"kl_clip": -1.0}, "kl_clip must be null or > 0, but got -1.0"),
     ({"inverse_interval": piecewise([1, 2], [3, 4])}, "len(values) == len(boundaries) + 1"),
 ])
 def test_constructor_validation(kw, msg):
@@ -230,3 +231,26 @@ def test_failed_root_warns_instead_of_raising():
     with pytest.warns(RuntimeWarning, match="keeping the previous roots"):
         opt.step()
     assert torch.equal(opt.state[w]["L_root"], root)
+
+
+@pytest.mark.parametrize("kappa", [1e-4, 1e4])
+@pytest.mark.parametrize("graft", ["none", "sgd"])
+def test_kl_clip_scales_every_direction_by_closed_form(kappa, graft):
+    lr = 0.1
+    w = nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    b = nn.Parameter(torch.randn(4, dtype=torch.float64))
+    opt = _opt([w, b], lr=lr, graft=graft, kl_clip=kappa, momentum=0.9)
+    gw, gb = _grads((4, 3), 1)[0], _grads((4,), 1, seed=1)[0]
+    w0, b0 = w.detach().numpy().copy(), b.detach().numpy().copy()
+    w.grad, b.grad = gw, gb
+    opt.step()
+    gwn, gbn = gw.numpy(), gb.numpy()
+    dw = _root(gwn @ gwn.T) @ gwn @ _root(gwn.T @ gwn)
+    db = gbn / np.sqrt(gbn ** 2 + EPS)
+    if graft == "sgd":
+        dw, db = dw * np.linalg.norm(gwn) / np.linalg.norm(dw), db * np.linalg.norm(gbn) / np.linalg.norm(db)
+    nu = min(1.0, np.sqrt(kappa / (lr ** 2 * ((gwn * dw).sum() + (gbn * db).sum()))))
+    assert (nu < 1) == (kappa < 1) and opt.kl_scale == pytest.approx(nu, rel=1e-12)
+    _close(w.detach(), w0 - lr * nu * dw)  # the first momentum buffer is the clipped direction itself
+    _close(b.detach(), b0 - lr * nu * db)
+    _close(opt.precondition_grads()[w], dw)  # the switching API's direction is not clipped
