@@ -1,7 +1,8 @@
 """K-FAC under torch.distributed: 2 gloo workers on half batches equal 1 process on the whole batch.
 
 Each worker computes the mean loss on its half and the test averages the gradients by hand (what DDP
-does); K-FAC averages its batch factors with one all-reduce per factor refresh.
+does); K-FAC averages its batch factors with one all-reduce per factor refresh. With step control
+(``batch_step``) the model is DDP-wrapped and K-FAC also averages its quadratic-model products and losses.
 """
 
 from __future__ import annotations
@@ -68,12 +69,32 @@ def _train(rank: int, world: int) -> tuple[list[torch.Tensor], list[int]]:
     return [p.detach().clone() for p in model.parameters()] + factors, calls
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+CONTROL = {"lr": 1.0, "momentum": 0.9, "damping": 0.01, "inverse_interval": 2, "inverse": "eigen",
+           "rescale": True, "adaptive_damping": True, "damping_interval": 2, "pi_correction": True}
+
+
+def _train_controlled(rank: int, world: int) -> tuple[list[torch.Tensor], list[float]]:
+    module = _model()
+    model = nn.parallel.DistributedDataParallel(module) if world > 1 else module
+    opt = KFAC(module.parameters(), model, loss_fn=F.cross_entropy, **CONTROL)
+    seen = []
+    for s in range(STEPS):
+        x, y = _data(s)
+        opt.batch_step(x.chunk(world)[rank], y.chunk(world)[rank])
+        seen += [opt.alpha, opt.mu, opt.damping]
+    return [p.detach().clone() for p in module.parameters()], seen
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str, controlled: bool = False) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        tensors, calls = _train(rank, world)
-        torch.save({"tensors": tensors, "calls": calls}, os.path.join(out_dir, f"rank{rank}.pt"))
+        if controlled:
+            tensors, seen = _train_controlled(rank, world)
+            torch.save({"tensors": tensors, "seen": seen}, os.path.join(out_dir, f"rank{rank}.pt"))
+        else:
+            tensors, calls = _train(rank, world)
+            torch.save({"tensors": tensors, "calls": calls}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -91,5 +112,17 @@ def test_two_workers_equal_one_process_on_whole_batch(tmp_path):
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt")
         assert got["calls"] == [1, 0, 1, 0, 1]  # one all-reduce per factor refresh (factor_interval 2)
+        for a, b in zip(got["tensors"], single, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow  # ~10 s, as above
+def test_step_control_two_workers_equal_one_process_on_whole_batch(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), True), nprocs=2, join=True)
+    single, seen = _train_controlled(0, 1)
+    assert len(set(seen[2::3])) > 1  # λ was adapted
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["seen"] == pytest.approx(seen, rel=1e-9)
         for a, b in zip(got["tensors"], single, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
