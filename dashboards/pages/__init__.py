@@ -3,6 +3,7 @@ register)."""
 
 from __future__ import annotations
 
-from dashboards.pages import ablations, curves, lr_rules, memory, parameters, studies, switching
+from dashboards.pages import ablations, compare, curves, lr_rules, memory, parameters, studies, switching, trials
 
-PAGES = [studies.PAGE, parameters.PAGE, curves.PAGE, switching.PAGE, memory.PAGE, ablations.PAGE, lr_rules.PAGE]
+PAGES = [studies.PAGE, parameters.PAGE, trials.PAGE, curves.PAGE, switching.PAGE, memory.PAGE, ablations.PAGE,
+         lr_rules.PAGE, compare.PAGE]
