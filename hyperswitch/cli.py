@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--retry-errors", action="store_true",
                    help="with --resume: run the trials that failed (status error) again, from the start (trials "
                    "cut off by Ray always continue on --resume)")
+    s.add_argument("--warm-start", metavar="STUDY",
+                   help="an earlier study (folder, or name under --storage) on the same parameters and metric: its "
+                   "configurations' mean results are told to the sampler first (tpe, gp, cmaes), never counted as "
+                   "this study's; recorded in study.json (a --resume needs it not again)")
     s.add_argument("--verbose", action="store_true", help="show the trials' own output and Ray's logs")
 
     st = sub.add_parser("studies", help="list the studies under the storage folder",
@@ -175,7 +179,8 @@ def _sweep(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     study = run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
                       verbose=args.verbose, samples=args.samples, seeds=args.seeds,
-                      retry_errors=args.retry_errors, out=lambda s: print(s, flush=True))
+                      retry_errors=args.retry_errors, warm_start=args.warm_start,
+                      out=lambda s: print(s, flush=True))
     if study.meta.get("status") != "interrupted":
         return 0
     # 130: the shell's code for Ctrl-C; 75 (EX_TEMPFAIL): Ray cut trials off or went away, --resume continues

@@ -7,23 +7,26 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hyperswitch import __version__, _ray
 from hyperswitch.errors import ConfigError
+from hyperswitch.results.fs import StudyPath, open_storage, ray_storage, rmtree
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
 from hyperswitch.results.store import StudyStore
 from hyperswitch.search.faults import describe, is_system_failure
 from hyperswitch.search.seeds import (
+    LEARNING,
     OBJECTIVE,
     Carried,
     FixedSearcher,
     GridSearcher,
     OptunaProposer,
+    QMCProposer,
     SeedRepeater,
     search_lag,
 )
@@ -155,14 +158,12 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
     return StudyCallback()
 
 
-def _drop_checkpoints(study_dir: Path, trial_id: str) -> None:
-    import shutil
-
+def _drop_checkpoints(study_dir: StudyPath, trial_id: str) -> None:
     from hyperswitch.search.trial import checkpoint_roots
 
     for root in checkpoint_roots(study_dir, trial_id):
         for d in root.glob("checkpoint_*"):
-            shutil.rmtree(d, ignore_errors=True)
+            rmtree(d)
 
 
 def _carried(study: Study, space: SearchSpace, running: Any = None,
@@ -196,20 +197,104 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def build_searcher(space: SearchSpace, carried: list[Carried], lag: int) -> SeedRepeater:
+def build_searcher(space: SearchSpace, carried: list[Carried], lag: int,
+                   priors: Sequence[tuple[Mapping[str, Any], float]] = ()) -> SeedRepeater:
     """The sweep's searcher: the configurations still to propose (the lowest indices ``carried`` does not hold)
     and the seeds ``carried`` still misses. Each proposal is a function of ``search.seed``, its index and the
-    results before it (``seeds`` module), so a resumed study proposes what an uninterrupted one does."""
+    results before it (``seeds`` module), so a resumed study proposes what an uninterrupted one does.
+    ``priors``: (params, mean) of an earlier study's configurations (``--warm-start``, :func:`read_warm_start`)."""
     if not space.sampled_names:
         proposer: Any = FixedSearcher(space.mode)
     elif space.algorithm == "grid":  # the same seeded order in every session; points already run are skipped
-        proposer = GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit)
+        proposer = GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit,
+                                start_points=space.start_points)
         for c in carried:
             proposer.skip(c.params)
+    elif space.algorithm == "qmc":
+        proposer = QMCProposer(space.optuna_space(), space.search_seed, space.search_options, space.start_points)
     else:
-        proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag)
+        proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag,
+                                  options=space.search_options, start_points=space.start_points, priors=priors)
     n_new = max(0, space.n_configurations() - len(carried))
     return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried)
+
+
+WS_CMAES_MIN = 10  # WS-CMA-ES starts from the best tenth of the earlier configurations: at least one
+
+
+def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path = "runs",
+               study_dir: Path | None = None) -> dict[str, Any]:
+    """What ``--warm-start OTHER`` tells the sampler, as study.json records it (``warm_start``): the earlier
+    study's folder (a path, or a study name under ``storage``), and each of its configurations with a result:
+    its values and the mean of its finished seeds' metric (``math.fsum`` in seed order, as ``SeedRepeater``
+    tells a configuration). It must search the same parameters with the same distributions, for the same
+    metric. Recorded once: a resumed study is told the same priors however the earlier study has changed."""
+    from hyperswitch.results.distributions import sampled_names, study_distributions
+    from hyperswitch.results.names import find_study
+
+    key = "--warm-start"
+    if space.algorithm not in LEARNING:
+        raise ConfigError(key, f"search.algorithm {space.algorithm} does not learn from results; a warm start needs "
+                          f"one that does ({', '.join(LEARNING)})", str(other))
+    try:
+        root = find_study(other, storage)
+    except ConfigError as exc:
+        raise exc.replace(key=key) from None
+    if study_dir is not None and root.resolve() == study_dir.resolve():
+        raise ConfigError(key, "names the study being run; give an earlier one", str(other))
+    study = open_study(root)
+    name = root.name
+    if study.meta.get("metric") != space.metric:
+        raise ConfigError(key, f"study {name} was run for metric {study.meta.get('metric')}, this space for "
+                          f"{space.metric}", str(other))
+    theirs = study_distributions(study.meta)
+    ours = {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in space.distributions()}
+    if sampled_names(theirs) != space.sampled_names:
+        raise ConfigError(key, f"study {name} searches {', '.join(sampled_names(theirs)) or 'nothing'}; this space "
+                          f"searches {', '.join(space.sampled_names)}", str(other))
+    for n in space.sampled_names:
+        if _canonical(theirs[n]) != _canonical(ours[n]):
+            raise ConfigError(key, f"parameter {n} is {_describe(theirs[n])} in study {name} but "
+                              f"{_describe(ours[n])} here", str(other))
+    configurations = []
+    t = study.finished()
+    for cid, group in (t.groupby("config_id", sort=True) if len(t) and space.metric in t else ()):
+        values = sorted((int(s), float(v)) for s, v in zip(group["seed"], group[space.metric], strict=True)
+                        if v is not None and math.isfinite(float(v)))
+        if values:
+            params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
+            configurations.append({"config_id": str(cid), "params": params,
+                                   "value": math.fsum(v for _, v in values) / len(values)})
+    if not configurations:
+        raise ConfigError(key, f"study {name} has no finished configuration with a finite {space.metric}", str(other))
+    if space.algorithm == "cmaes":
+        if "sigma0" in space.search_options:
+            raise ConfigError(key, "cmaes takes its initial step size from the earlier study when it warm-starts "
+                              "(WS-CMA-ES); remove search.sigma0", str(other))
+        if len(configurations) < WS_CMAES_MIN:
+            raise ConfigError(key, f"cmaes warm-starts from the best tenth of the earlier configurations and needs "
+                              f"at least {WS_CMAES_MIN}; study {name} has {len(configurations)} with a result",
+                              str(other))
+    return {"study": str(root.resolve()), "metric": space.metric, "configurations": configurations}
+
+
+def _canonical(d: Mapping[str, Any]) -> Any:
+    import json
+
+    return json.loads(json.dumps(dict(d), sort_keys=True, default=str))
+
+
+def _describe(d: Mapping[str, Any]) -> str:
+    if d.get("type") == "categorical":
+        return f"categorical {d.get('choices')}"
+    if d.get("type") in ("float", "int"):
+        extra = " log" if d.get("log") else (f" step {d['step']}" if d.get("step") is not None else "")
+        return f"{d['type']} [{d.get('low')}, {d.get('high')}]{extra}"
+    return str(d.get("type"))
+
+
+def _priors(record: Mapping[str, Any] | None) -> list[tuple[dict[str, Any], float]]:
+    return [(dict(c["params"]), float(c["value"])) for c in (record or {}).get("configurations", [])]
 
 
 def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
@@ -226,7 +311,7 @@ def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
     def locked(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
                **kw: Any) -> Study:
         study_name = check_study_name(name, "--name") if name is not None else space.name  # before any path
-        root = Path(storage) / study_name
+        root = open_storage(storage) / study_name
         if resume != (root / "study.json").exists():  # nothing to resume, or a new study's name taken: run_sweep
             return run(space, storage=storage, name=name, resume=resume, **kw)  # says so, touching nothing
         made = []
@@ -249,10 +334,12 @@ def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
     return locked
 
 
-def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool) -> StudyStore:
-    """Create (or, with resume, reopen) the study folder. Errors leave nothing behind."""
+def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool,
+                  warm_start: Mapping[str, Any] | None = None) -> StudyStore:
+    """Create (or, with resume, reopen) the study folder. Errors leave nothing behind. ``warm_start``: a new
+    study's record of its warm start (:func:`read_warm_start`), written into its study.json."""
     study_name = check_study_name(name, "--name") if name is not None else space.name  # no path outside storage
-    store = StudyStore(Path(storage) / study_name)
+    store = StudyStore(open_storage(storage) / study_name)
     if resume:
         if not store.meta_path.exists():
             raise ConfigError("--resume", "there is no study to resume at this path", str(store.root))
@@ -274,6 +361,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
         "target_accuracy": space.train.target_accuracy,
         "target_loss": space.train.target_loss,
+        **({"warm_start": dict(warm_start)} if warm_start is not None else {}),
     })
     return store
 
@@ -288,26 +376,42 @@ def resume_command(space: SearchSpace, storage: str | Path, name: str | None, sa
     return " ".join(parts)
 
 
-def _forget_run(study_dir: Path, trial_id: str) -> None:
+def _forget_run(study_dir: StudyPath, trial_id: str) -> None:
     """A failed trial that runs again starts from scratch: no checkpoint or Ray Train run of it is left."""
-    import shutil
-
     for d in [*study_dir.glob(f"tune/session-*/{trial_id}"), study_dir / "train" / trial_id]:
-        shutil.rmtree(d, ignore_errors=True)
+        rmtree(d)
 
 
 @_holding_study_lock
 def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
               address: str | None = None, verbose: bool = False, out: Printer = print,
-              samples: int | None = None, seeds: int | None = None, retry_errors: bool = False) -> Study:
+              samples: int | None = None, seeds: int | None = None, retry_errors: bool = False,
+              warm_start: str | Path | None = None) -> Study:
     """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files.
-    ``retry_errors`` (with ``resume``): run the trials that failed (status ``error``) again, from scratch."""
+    ``retry_errors`` (with ``resume``): run the trials that failed (status ``error``) again, from scratch.
+    ``warm_start``: an earlier study (folder, or name under ``storage``) whose configurations' results the
+    sampler is told first (:func:`read_warm_start`); recorded in study.json, so ``resume`` needs it not again."""
     from hyperswitch.search.supervise import ray_processes, tell
 
     if retry_errors and not resume:
         raise ConfigError("--retry-errors", "goes with --resume (it runs the failed trials of a study again)", True)
     space = space.with_overrides(samples=samples, seeds=seeds)
-    store = prepare_study(space, storage, name, resume)
+    study_dir = Path(storage) / (check_study_name(name, "--name") if name is not None else space.name)
+    warm = None
+    if warm_start is not None and not resume:  # checked before the study is created: an error leaves nothing
+        warm = read_warm_start(space, warm_start, storage, study_dir)
+    store = prepare_study(space, storage, name, resume, warm)
+    recorded = store.read_meta().get("warm_start")
+    if resume and warm_start is not None:
+        from hyperswitch.results.names import find_study
+
+        try:
+            same = recorded is not None and Path(recorded["study"]) == find_study(warm_start, storage).resolve()
+        except ConfigError:
+            same = False
+        if not same:
+            raise ConfigError("--warm-start", "a resumed study keeps the warm start it was started with ("
+                              + (f"study {recorded['study']}" if recorded else "none") + ")", str(warm_start))
     again_cmd = resume_command(space, storage, name, samples, seeds)
     tell(study=str(store.root), resume=again_cmd)
     everything = open_study(store.root, include_running=True).trials
@@ -332,6 +436,9 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     # (even with --seeds) proposes what the uninterrupted study would have
     lag = int(meta.get("search_lag") or search_lag(space.max_concurrent, len(space.seeds)))
     store.update_meta(status="running", updated=_now(), sessions=sessions, n_trials_total=total, search_lag=lag)
+    if recorded:
+        out(f"warm start: {len(recorded['configurations'])} configurations of {recorded['study']} told to the "
+            "sampler first (not counted as this study's)")
     if resume:
         out(f"resuming {store.name}: {done} trials finished and kept, {remaining} to run"
             + (f" ({len(discarded)} unfinished: continued from their checkpoints where they have one)"
@@ -350,7 +457,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
 
     from hyperswitch.search.trial import run_trial
 
-    repeater = build_searcher(space, carried, lag)
+    repeater = build_searcher(space, carried, lag, _priors(recorded))
     scheduler = None
     if space.scheduler["type"] == "asha":
         s = space.scheduler
@@ -390,7 +497,9 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         # reusing trial processes saves ~5 s a trial; it hangs when a trial running Ray Train is stopped
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     reuse_actors=single, trial_dirname_creator=_trial_dirname),
-        run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=str(store.root / "tune"), verbose=0,
+        # the study's storage, local or remote (storage_filesystem: the same pyarrow file system, None locally)
+        run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=ray_storage(store.root / "tune")[0],
+                                  storage_filesystem=ray_storage(store.root / "tune")[1], verbose=0,
                                   callbacks=[callback := _study_callback(store, space, progress)],
                                   failure_config=tune.FailureConfig(max_failures=r.max_failures,
                                                                     fail_fast=False)),

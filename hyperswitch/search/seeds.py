@@ -12,13 +12,22 @@ So the configurations of a study are a function of its seed and its results, not
 finish first, and a resumed study (``carried``: what its table holds) proposes exactly what an uninterrupted
 one does:
 
-- ``OptunaProposer`` (``tpe``, ``random``): each proposal asks a fresh Optuna study with a sampler seeded
-  from ``(search seed, k)``. Random search never waits. TPE is told the results of configurations
-  ``0 .. k-1-L`` (``L`` = configurations allowed in flight unseen, ``search_lag``) and shown ``k-L .. k-1`` as
-  running (its constant liar), once ``k - L`` reaches its ``n_startup_trials``; before that it samples at
-  random and needs nothing.
+- ``OptunaProposer`` (``tpe``, ``random``, ``gp``, ``cmaes``): each proposal asks a fresh Optuna study with a
+  sampler seeded from ``(search seed, k)``. Random search never waits. TPE, GP (``GPSampler``) and CMA-ES
+  (``CmaEsSampler``) are told the results of configurations ``0 .. k-1-L`` (``L`` = configurations allowed in
+  flight unseen, ``search_lag``) and shown ``k-L .. k-1`` as running (TPE's constant liar, GP's pending
+  points), once ``k - L`` (plus the warm start's prior trials, for TPE and GP) reaches their ``n_startup``;
+  before that they sample at random and need nothing. CMA-ES keeps its state in its trials' system attrs (the
+  generation each point was asked in; the optimizer, pickled, on the trial that told it a generation): each
+  proposal's attrs are kept and put back on that configuration's trial in every later proposal's study, so the
+  fresh studies hold what one long study would; a resumed study makes its earlier proposals again (they are a
+  function of the results it holds) to learn them back (``SeedRepeater._replay``).
+- ``QMCProposer`` (``qmc``): point ``i`` of scipy's Sobol or Halton sequence, drawn directly; never waits.
 - ``GridSearcher``: the grid in an order shuffled by the search seed; points a study already holds are skipped.
 - ``FixedSearcher``: one empty configuration (a space with no sampled parameter).
+
+``search.start_points`` are proposals ``0 .. S-1`` of every algorithm (and the first points of a grid); the
+algorithm's own proposals follow (a QMC sequence from its first point).
 
 A trial that Tune gave up on (Ray took it away more often than ``max_failures``) leaves its configuration's
 result unknown until ``--resume`` continues it, so proposals that would learn from it are not made in this
@@ -43,9 +52,18 @@ from hyperswitch.results.select import same_value
 OBJECTIVE = "objective"
 
 
-# TPE samples at random until this many configurations have results (Optuna's default, pinned here: a
-# configuration's proposal must not change with the installed Optuna's default).
+# Each learning algorithm samples at random until this many configurations have results (``n_startup`` in
+# ``search:``; Optuna's defaults, pinned here: a configuration's proposal must not change with the installed
+# Optuna's default).
 TPE_STARTUP = 10
+STARTUP = {"tpe": TPE_STARTUP, "gp": 10, "cmaes": 1}
+LEARNING = tuple(STARTUP)  # the algorithms that learn from results (and so can be warm-started)
+QMC_TYPE, QMC_SCRAMBLE = "sobol", True
+
+# What a proposal is made from: configurations with results (index, params, mean over seeds or None: failed)
+# and configurations still running (index, params), in config order.
+Told = tuple[int, Mapping[str, Any], float | None]
+Pending = tuple[int, Mapping[str, Any]]
 
 
 @dataclass
@@ -109,6 +127,27 @@ class SeedRepeater(Searcher):
             self.queue.extend((k, s) for s in c.missing_seeds)
         free = (k for k in itertools.count() if k not in self.configs)
         self.to_propose: deque[int] = deque(itertools.islice(free, max(0, n_new)))
+        if getattr(proposer, "remembers", False) and self.configs:
+            self._replay()
+
+    def _told(self, m: int, k: int, params: Mapping[int, Mapping[str, Any]]) -> tuple[list[Told], list[Pending]]:
+        """What proposal ``k`` is made from: configurations ``0 .. m-1`` with their results and ``m .. k-1`` as
+        running (those that exist: ``params``)."""
+        told = [(j, params[j], c.mean() if (c := self.configs.get(j)) is not None else None)
+                for j in range(m) if j in params]
+        return told, [(j, params[j]) for j in range(m, k) if j in params]
+
+    def _replay(self) -> None:
+        """A proposer that ``remembers`` (CMA-ES: its state lives in its trials' system attrs) learns again what
+        the proposals of an earlier session left: each configuration up to the highest carried one is proposed
+        again, in order, from the results the study holds, as the uninterrupted study proposed it; a carried
+        configuration keeps its recorded values, one never recorded (a free index below carried ones) is
+        proposed now as it will be again when its turn comes."""
+        params: dict[int, Mapping[str, Any]] = {}
+        for i in range(max(self.configs) + 1):
+            told, pending = self._told(self.proposer.needs(i), i, params)
+            again = self.proposer.propose(i, told, pending)
+            params[i] = self.configs[i].params if i in self.configs else again
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
@@ -126,8 +165,7 @@ class SeedRepeater(Searcher):
         if any(j in self.lost for j in range(m)):  # known only after --resume continues the trial: stop here,
             self.to_propose.clear()  # or this study would propose what an uninterrupted one would not
             return False
-        told = [(c.params, c.mean()) for j in range(m) if (c := self.configs.get(j)) is not None]
-        pending = [c.params for j in range(m, k) if (c := self.configs.get(j)) is not None] if m else []
+        told, pending = self._told(m, k, {j: c.params for j, c in self.configs.items()})
         params = self.proposer.propose(k, told, pending)
         if params is None or params == Searcher.FINISHED:  # a grid with no point left
             self.to_propose.clear()
@@ -169,48 +207,184 @@ class SeedRepeater(Searcher):
         pass
 
 
-class OptunaProposer:
-    """TPE or random search through Optuna's ask interface, one fresh study and sampler per proposal."""
+class _Proposer:
+    """Proposals ``0 .. len(start_points) - 1`` are the start points, in order; the rest are the algorithm's."""
 
-    def __init__(self, distributions: Mapping[str, Any], algorithm: str, seed: int, mode: str, lag: int,
-                 n_startup: int = TPE_STARTUP) -> None:
-        self.distributions = dict(distributions)
-        self.algorithm, self.seed, self.mode, self.lag, self.n_startup = algorithm, seed, mode, lag, n_startup
+    start_points: list[dict[str, Any]]
+    remembers = False  # whether each proposal leaves state that later ones read (SeedRepeater replays them)
 
     def needs(self, index: int) -> int:
-        """Configurations whose results proposal ``index`` is made from (0: none)."""
-        if self.algorithm != "tpe":
-            return 0
-        m = index - self.lag
-        return m if m >= self.n_startup else 0
+        return 0
+
+    def propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
+        if index < len(self.start_points):
+            return dict(self.start_points[index])
+        return self._propose(index, told, pending)
+
+    def _propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class OptunaProposer(_Proposer):
+    """TPE, random search, Gaussian-process BO or CMA-ES through Optuna's ask interface, one fresh study and
+    sampler per proposal (see the module docstring).
+
+    ``options``: the algorithm's ``search:`` options (``n_startup``, ``sigma0``, ``popsize``); ``priors``:
+    (params, value) of configurations of an earlier study (``--warm-start``): added to every proposal's study
+    as finished trials before this study's own (TPE, GP), or given to CMA-ES as its ``source_trials``
+    (WS-CMA-ES: its initial mean, step size and covariance come from the best tenth of them). They are never
+    this study's configurations."""
+
+    def __init__(self, distributions: Mapping[str, Any], algorithm: str, seed: int, mode: str, lag: int,
+                 n_startup: int | None = None, *, options: Mapping[str, Any] | None = None,
+                 start_points: Sequence[Mapping[str, Any]] = (),
+                 priors: Sequence[tuple[Mapping[str, Any], float]] = ()) -> None:
+        if algorithm not in (*LEARNING, "random"):
+            raise ValueError(f"OptunaProposer: unknown algorithm {algorithm!r}")
+        self.distributions = dict(distributions)
+        self.algorithm, self.seed, self.mode, self.lag = algorithm, seed, mode, lag
+        self.options = dict(options or {})
+        self.n_startup = n_startup if n_startup is not None else int(self.options.get("n_startup",
+                                                                                     STARTUP.get(algorithm, 0)))
+        self.start_points = [dict(p) for p in start_points]
+        self.priors = [(dict(p), float(v)) for p, v in priors]
+        self.remembers = algorithm == "cmaes"
+        self.attrs: dict[int, dict[str, Any]] = {}  # CMA-ES: the system attrs each proposal's trial was left with
+
+    def _in_study(self) -> int:
+        """Prior trials inside each proposal's study (CMA-ES takes them as source trials, outside it)."""
+        return len(self.priors) if self.algorithm in ("tpe", "gp") else 0
+
+    def _learning(self, index: int) -> bool:
+        """Whether proposal ``index`` is the algorithm's own (past its start points and random start-up)."""
+        if self.algorithm not in LEARNING or index < len(self.start_points):
+            return False
+        return max(0, index - self.lag) + self._in_study() >= self.n_startup
+
+    def needs(self, index: int) -> int:
+        """Configurations whose results proposal ``index`` is made from (0: none): all but the last ``lag``
+        before it, once the algorithm learns (``n_startup`` configurations with results, priors included)."""
+        return max(0, index - self.lag) if self._learning(index) else 0
 
     def sampler(self, index: int) -> Any:
+        import warnings
+
         import numpy as np
         import optuna
 
         seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
         if self.algorithm == "tpe":
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup)
+        if self.algorithm == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup,
+                                             warn_independent_sampling=False)
+        if self.algorithm == "cmaes":
+            kw: dict[str, Any] = {}
+            if "sigma0" in self.options:
+                kw["sigma0"] = self.options["sigma0"]
+            if "popsize" in self.options:
+                kw["popsize"] = self.options["popsize"]
+            if self.priors:
+                kw["source_trials"] = self._prior_trials()
+            with warnings.catch_warnings():  # sigma0 (deprecated since Optuna 4.9), source_trials (experimental)
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # categorical parameters are drawn at random by its independent sampler: no warning each time
+                return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=self.n_startup,
+                                                    warn_independent_sampling=False, **kw)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def _known(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` as Optuna holds them (a Parquet-widened int choice becomes the choice again)."""
         return {n: d.to_external_repr(d.to_internal_repr(params[n])) for n, d in self.distributions.items()}
 
-    def propose(self, index: int, told: Sequence[tuple[Mapping[str, Any], float | None]],
-                pending: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def _prior_trials(self) -> list[Any]:
+        from optuna.trial import create_trial
+
+        return [create_trial(params=self._known(p), distributions=self.distributions, value=v)
+                for p, v in self.priors]
+
+    def _propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
         import optuna
         from optuna.trial import TrialState, create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if not self._learning(index):
+            told, pending = (), ()  # random (start-up): nothing to learn from
         study = optuna.create_study(direction="maximize" if self.mode == "max" else "minimize",
                                     sampler=self.sampler(index))
         d = self.distributions
-        study.add_trials(
-            [create_trial(params=self._known(p), distributions=d, value=v) if v is not None
-             else create_trial(params=self._known(p), distributions=d, state=TrialState.FAIL) for p, v in told]
-            + [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING) for p in pending])
-        return dict(study.ask(d).params)
+
+        def attrs(j: int) -> dict[str, Any]:
+            return dict(self.attrs.get(j, {})) if self.remembers else {}
+
+        trials = self._prior_trials() if self._in_study() else []
+        trials += [create_trial(params=self._known(p), distributions=d, value=v, system_attrs=attrs(j))
+                   if v is not None else
+                   create_trial(params=self._known(p), distributions=d, state=TrialState.FAIL, system_attrs=attrs(j))
+                   for j, p, v in told]
+        trials += [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING,
+                                system_attrs=attrs(j)) for j, p in pending]
+        study.add_trials(trials)
+        trial = study.ask(d)
+        if self.remembers:  # CMA-ES's generation, and its optimizer where this proposal told it a generation
+            asked = next(t for t in reversed(study.get_trials(deepcopy=False)) if t.number == trial.number)
+            self.attrs[index] = dict(asked.system_attrs)
+        return dict(trial.params)
+
+
+class QMCProposer(_Proposer):
+    """Quasi-Monte Carlo: proposal ``len(start_points) + i`` is point ``i`` of scipy's Sobol or Halton sequence
+    (``qmc_type``; ``scramble``d with the search seed, the default, or not: then its first point is every range's
+    low end), one dimension per sampled parameter in the space's order, mapped onto each parameter's range
+    (uniform, or uniform in the log on a log range; a step or an int range takes the ``floor`` of its grid
+    points' share, a categorical the choice whose share holds the coordinate). It needs no results, so point ``i``
+    is drawn directly (``fast_forward(i)``), the same in every session."""
+
+    def __init__(self, distributions: Mapping[str, Any], seed: int, options: Mapping[str, Any] | None = None,
+                 start_points: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.distributions = dict(distributions)
+        self.seed = seed
+        options = dict(options or {})
+        self.qmc_type = str(options.get("qmc_type", QMC_TYPE))
+        self.scramble = bool(options.get("scramble", QMC_SCRAMBLE))
+        self.start_points = [dict(p) for p in start_points]
+
+    def unit_point(self, i: int) -> list[float]:
+        """Point ``i`` (from 0) of the sequence, in the unit cube."""
+        import warnings
+
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol if self.qmc_type == "sobol" else qmc.Halton
+        sequence = engine(d=len(self.distributions), scramble=self.scramble, rng=self.seed)
+        with warnings.catch_warnings():  # Sobol notes that its balance needs 2^m points: we draw them one by one
+            warnings.simplefilter("ignore", UserWarning)
+            if i:
+                sequence.fast_forward(i)
+            return [float(u) for u in sequence.random(1)[0]]
+
+    def _propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
+        u = self.unit_point(index - len(self.start_points))
+        return {n: from_unit(d, x) for (n, d), x in zip(self.distributions.items(), u, strict=True)}
+
+
+def from_unit(distribution: Any, u: float) -> Any:
+    """The value of an Optuna distribution at ``u`` in [0, 1) (``QMCProposer``)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    d = distribution
+    if isinstance(d, CategoricalDistribution):
+        return d.choices[min(int(u * len(d.choices)), len(d.choices) - 1)]
+    if d.log:
+        top = d.high if isinstance(d, FloatDistribution) else d.high + 1  # an int range: [low, high + 1), floored
+        v = math.exp(math.log(d.low) + u * (math.log(top) - math.log(d.low)))
+        return min(max(v, d.low), d.high) if isinstance(d, FloatDistribution) else min(int(v), d.high)
+    if isinstance(d, IntDistribution) or d.step is not None:
+        n = int(math.floor((d.high - d.low) / d.step + 1e-9)) + 1
+        v = d.low + min(int(u * n), n - 1) * d.step
+        return int(v) if isinstance(d, IntDistribution) else round(v, 12)
+    return d.low + u * (d.high - d.low)
 
 
 class _InOrder:
@@ -246,20 +420,25 @@ class FixedSearcher(_InOrder, Searcher):
 
 class GridSearcher(_InOrder, Searcher):
     """Grid search: every point of the grid once, in an order shuffled by ``seed``; with ``limit`` (``--samples``)
-    only the first ``limit`` points of that order. Points the study already holds are skipped (``skip``), so a
-    resumed sweep runs exactly the points that are missing, whatever the earlier session got through."""
+    only the first ``limit`` points of that order. ``start_points`` (grid points: ``search.start_points`` are
+    checked to be) come first, in their order, and are not run again in the grid's. Points the study already
+    holds are skipped (``skip``), so a resumed sweep runs exactly the points that are missing, whatever the
+    earlier session got through."""
 
-    def __init__(self, grid: Mapping[str, Sequence[Any]], mode: str, seed: int, limit: int | None = None) -> None:
+    def __init__(self, grid: Mapping[str, Sequence[Any]], mode: str, seed: int, limit: int | None = None,
+                 start_points: Sequence[Mapping[str, Any]] = ()) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
         names = list(grid)
         points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
         random.Random(seed).shuffle(points)
+        first = [{n: p[n] for n in names} for p in start_points]
+        points = first + [p for p in points if not any(_same(p, q) for q in first)]
         self.points = points[:limit] if limit else points
 
     def skip(self, params: Mapping[str, Any]) -> bool:
         """Drop the grid point equal to ``params``; False if it is not (or no longer) among the points to run."""
         for i, p in enumerate(self.points):
-            if all(k in params and same_value(v, params[k]) for k, v in p.items()):
+            if _same(p, params):
                 del self.points[i]
                 return True
         return False
@@ -276,3 +455,8 @@ class GridSearcher(_InOrder, Searcher):
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False, pruned: bool = False,
                             intermediate_values: list[float] | None = None) -> None:
         self.skip(parameters)
+
+
+def _same(point: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """``params`` holds ``point``'s values (numbers compared as floats: Parquet may have widened an int)."""
+    return all(k in params and same_value(v, params[k]) for k, v in point.items())

@@ -17,7 +17,7 @@ parameters:
   lr_adam: 0.001                      # a fixed value (or {type: fixed, value: 0.001})
 derived:
   ratio_x2: ratio * 2                 # arithmetic on other parameters, parsed, never eval'ed
-search: {algorithm: tpe, samples: 8, seed: 0}   # tpe | random | grid
+search: {algorithm: tpe, samples: 8, seed: 0}   # tpe | random | grid | gp | cmaes | qmc
 seeds: 3                              # or a list [0, 1, 2]: every configuration runs once per seed
 scheduler: none                       # or {type: asha, grace_period: 50, reduction_factor: 3}
 metric: val_accuracy
@@ -46,6 +46,17 @@ parameters, derived values, or names that another parameter's sets give (not in 
 may be a placeholder too (a categorical over workloads); the workload's options are then checked for every
 choice.
 
+``search`` takes the algorithm's own options (``SEARCH_OPTIONS``: ``n_startup`` for tpe, gp and cmaes;
+``sigma0`` and ``popsize`` for cmaes; ``qmc_type`` and ``scramble`` for qmc) and ``start_points``: a list of
+values of every sampled parameter, proposed first, in order, whatever the algorithm (each checked against its
+parameter's range, step or choices; on a grid they are grid points, run before the rest of the grid)::
+
+  search:
+    algorithm: cmaes
+    sigma0: 0.2
+    start_points:
+      - {lr: 0.1, momentum: 0.9, switch_step: 100}
+
 ``--samples N`` (``with_overrides``) on a grid runs N grid points (Optuna's grid sampler visits them in a
 seeded random order), so that a large grid can be smoke-tested; the file's own ``search.samples`` does not
 cap a grid.
@@ -69,6 +80,7 @@ from hyperswitch.config.validate import (
     boolean,
     check_keys,
     choice,
+    did_you_mean,
     is_number,
     number,
     require_mapping,
@@ -81,13 +93,21 @@ from hyperswitch.errors import ConfigError, shown
 from hyperswitch.results.distributions import entry
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS, WORKLOAD_METRICS
+from hyperswitch.results.select import same_value
 from hyperswitch.search.expr import ExpressionError, parse_expression
 from hyperswitch.train.spec import TrainSpec
 
 TOP_KEYS = ("name", "description", "workload", "policy", "train", "parameters", "derived", "search", "seeds",
             "scheduler", "metric", "mode", "resources", "max_concurrent")
 PARAM_TYPES = ("float", "int", "categorical", "fixed")
-ALGORITHMS = ("tpe", "random", "grid")
+ALGORITHMS = ("tpe", "random", "grid", "gp", "cmaes", "qmc")
+# search: keys of every algorithm, and each algorithm's own options (hyperswitch.search.seeds has their defaults)
+SEARCH_KEYS = ("algorithm", "samples", "seed", "start_points")
+SEARCH_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tpe": ("n_startup",), "random": (), "grid": (), "gp": ("n_startup",),
+    "cmaes": ("n_startup", "sigma0", "popsize"), "qmc": ("qmc_type", "scramble"),
+}
+QMC_TYPES = ("sobol", "halton")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"^\$([A-Za-z][A-Za-z0-9_]*)$")
 # Metrics that exist while a trial runs (what ASHA can compare at a rung).
@@ -199,6 +219,8 @@ class SearchSpace:
     source: str = "<string>"
     text: str = ""
     grid_limit: int | None = None  # --samples on a grid: run this many grid points
+    search_options: dict[str, Any] = field(default_factory=dict)  # the algorithm's own options, as written
+    start_points: list[dict[str, Any]] = field(default_factory=list)  # sampled name -> value, proposed first
     set_order: list[str] = field(default_factory=list)  # parameters with sets, each after those its sets refer to
 
     @property
@@ -572,10 +594,17 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     if isinstance(search, str):
         search = {"algorithm": search}
     search = require_mapping(search, "search")
-    check_keys(search, ("algorithm", "samples", "seed"), "search")
     algorithm = choice(search.get("algorithm", "tpe"), ALGORITHMS, "search.algorithm")
+    search_options = _search_options(search, algorithm)
     samples = number(search.get("samples", 8), "search.samples", integer=True, low=1)
     search_seed = number(search.get("seed", 0), "search.seed", integer=True, low=0)
+    start_points = _start_points(search.get("start_points", []), params)
+    if len(start_points) > samples and algorithm != "grid":
+        raise ConfigError("search.start_points", f"has more points than search.samples ({samples})",
+                          len(start_points))
+    if algorithm == "cmaes" and not any(p.kind in ("float", "int") for p in params.values()):
+        raise ConfigError("search.algorithm", "cmaes searches float and int parameters (categorical ones are drawn "
+                          "at random) and this space has none", algorithm)
 
     metric = choice(doc.get("metric", "val_accuracy"), list(METRICS), "metric")
     mode = choice(doc.get("mode", METRICS[metric]), ("max", "min"), "mode")
@@ -590,6 +619,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
         resources=ResourcesSpec.from_mapping(doc.get("resources")),
         max_concurrent=number(doc.get("max_concurrent", 2), "max_concurrent", integer=True, low=1),
         description=str(doc.get("description", "")), source=source, text=text, set_order=set_order,
+        search_options=search_options, start_points=start_points,
     )
     if algorithm == "grid":
         for n in space.sampled_names:
@@ -602,6 +632,88 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
 
     _probe(space, validate_workload, validate_policy)
     return space
+
+
+def _search_options(search: Mapping[str, Any], algorithm: str) -> dict[str, Any]:
+    """The algorithm's own options under ``search:``, validated; an option of another algorithm is named as such."""
+    own = SEARCH_OPTIONS[algorithm]
+    for k in search:
+        if k in SEARCH_KEYS or k in own:
+            continue
+        others = [a for a, keys in SEARCH_OPTIONS.items() if k in keys]
+        if others:
+            raise ConfigError(f"search.{k}", f"is an option of algorithm {' and '.join(others)}, not of {algorithm}",
+                              search[k], show_value=False)
+        check_keys({k: search[k]}, (*SEARCH_KEYS, *own), "search")
+    out: dict[str, Any] = {}
+    for k in own:
+        if k not in search:
+            continue
+        v, key = search[k], f"search.{k}"
+        if k == "n_startup":
+            out[k] = number(v, key, integer=True, low=1)
+        elif k == "sigma0":  # CMA-ES runs on the space scaled to [0, 1] in every dimension (default 1/6)
+            out[k] = float(number(v, key, low=0, low_open=True, high=1))
+        elif k == "popsize":
+            out[k] = number(v, key, integer=True, low=4)  # fewer: CMA-ES's rank-mu update has no weight
+        elif k == "qmc_type":
+            out[k] = choice(v, QMC_TYPES, key)
+        elif k == "scramble":
+            out[k] = boolean(v, key)
+    return out
+
+
+def _start_points(value: Any, params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """``search.start_points``: each a mapping that gives every sampled parameter a value in its range (on its
+    step) or one of its choices; values come back as the parameter holds them (a choice as written in
+    ``choices``, a float on a step as the grid has it)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError("search.start_points", "must be a list of mappings (parameter name: value)", value)
+    sampled = [n for n, p in params.items() if p.sampled]
+    out: list[dict[str, Any]] = []
+    for i, point in enumerate(value):
+        key = f"search.start_points[{i}]"
+        point = require_mapping(point, key)
+        for n in point:
+            if n not in params:
+                raise ConfigError(f"{key}.{n}", f"is not a parameter; {did_you_mean(n, sampled)}the sampled ones: "
+                                  f"{', '.join(sampled) or '(none)'}", show_value=False)
+            if not params[n].sampled:
+                raise ConfigError(f"{key}.{n}", "is a fixed parameter; a start point gives the sampled ones only",
+                                  point[n])
+        missing = [n for n in sampled if n not in point]
+        if missing:
+            raise ConfigError(f"{key}.{missing[0]}", "is required: a start point gives every sampled parameter",
+                              show_value=False)
+        values = {n: _start_value(params[n], point[n], f"{key}.{n}") for n in sampled}
+        for j, earlier in enumerate(out):
+            if all(same_value(earlier[n], values[n]) for n in sampled):
+                raise ConfigError(key, f"repeats start point {j}", dict(point))
+        out.append(values)
+    return out
+
+
+def _start_value(p: Param, value: Any, key: str) -> Any:
+    """``value`` as parameter ``p`` holds it, or a ConfigError naming the rule it breaks."""
+    if p.kind == "categorical":
+        for c in p.choices:
+            if (is_number(c) and is_number(value) and c == value) or (type(c) is type(value) and c == value):
+                return c
+        raise ConfigError(key, f"must be one of the choices of parameters.{p.name} "
+                          f"({', '.join(map(str, p.choices))})", value)
+    low, high = p._range()
+    v = number(value, key, integer=p.kind == "int")
+    if not low <= v <= high:
+        raise ConfigError(key, f"must be within parameters.{p.name}'s range [{low}, {high}]", value)
+    if p.step is None:
+        return float(v) if p.kind == "float" else v
+    k = round((v - low) / p.step)
+    on = low + k * p.step
+    if abs(v - on) > 1e-9 * max(1.0, abs(p.step)):
+        raise ConfigError(key, f"must be on parameters.{p.name}'s step (low {low} + a multiple of {p.step})", value)
+    return round(on, 12) if p.kind == "float" else int(on)
 
 
 ACCURACY_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s")
