@@ -28,7 +28,7 @@ from dashboards._shared import (
 )
 from hyperswitch.figures import history as fh
 from hyperswitch.figures.data import NotApplicable
-from hyperswitch.results.cache import StudyInfo, study_table
+from hyperswitch.results.cache import StudyInfo, study_table, study_version
 from hyperswitch.results.schema import METRICS
 
 P = "trials"
@@ -71,7 +71,7 @@ def layout(ctx: Context, study: str) -> Any:
         id=f"{P}-table", columns=_table_columns(columns(info)), data=[], page_size=20, sort_action="native",
         filter_action="native", filter_options={"placeholder_text": "filter"}, row_selectable="single",
         selected_rows=[], style_table={"overflowX": "auto"},
-        style_cell=CELL, style_header=HEADER, tooltip_duration=None,
+        style_cell=CELL, style_header=HEADER, style_data_conditional=[ACTIVE],
         style_filter={"backgroundColor": "#fbfcfd"})
     return html.Div([
         *study_page_top(P, "Trials", info),
@@ -88,6 +88,7 @@ def layout(ctx: Context, study: str) -> Any:
         html.Div(id=f"{P}-message"),
         table,
         dcc.Store(id=f"{P}-trial"),
+        dcc.Store(id=f"{P}-shown"),  # what the table shows: the study's trials version and the statuses
         html.H3("Selected trial"),
         html.Div(id=f"{P}-detail-message"),
         graph(f"{P}-curves", 420),
@@ -140,11 +141,15 @@ def events_component(events: list[fh.TrialEvent]) -> Any:
     ])
 
 
+# A clicked cell picks its row: the row is highlighted, not the cell.
+ACTIVE = {"if": {"state": "active"}, "backgroundColor": "inherit", "border": "1px solid rgb(211, 211, 211)"}
+
+
 def _highlight(trial: str | None) -> list[dict[str, Any]]:
     if not trial:
-        return []
+        return [ACTIVE]
     quoted = trial.replace('"', '\\"')
-    return [{"if": {"filter_query": f'{{trial_id}} = "{quoted}"'}, "backgroundColor": SELECTED}]
+    return [ACTIVE, {"if": {"filter_query": f'{{trial_id}} = "{quoted}"'}, "backgroundColor": SELECTED}]
 
 
 def register(app: Any, ctx: Context) -> None:
@@ -155,11 +160,16 @@ def register(app: Any, ctx: Context) -> None:
         return history_figure(ctx, study, metric), None
 
     @app.callback(Output(f"{P}-table", "data"), Output(f"{P}-status", "options"), Output(f"{P}-message", "children"),
-                  Input(f"{P}-study", "data"), Input(f"{P}-status", "value"), Input(f"{P}-refresh", "n_intervals"))
-    @guarded([DATA, OPTIONS, MESSAGE], "trials table")
-    def table(study: str, statuses: list[str] | None, _n: Any) -> tuple[Any, Any, Any]:
+                  Output(f"{P}-shown", "data"), Input(f"{P}-study", "data"), Input(f"{P}-status", "value"),
+                  Input(f"{P}-refresh", "n_intervals"), State(f"{P}-shown", "data"))
+    @guarded([DATA, OPTIONS, MESSAGE, "none"], "trials table")
+    def table(study: str, statuses: list[str] | None, _n: Any, shown: str | None) -> tuple[Any, Any, Any, Any]:
+        # A running study is redrawn every 10 s: the rows (thousands, maybe) are sent again only when they changed.
+        key = repr((study, sorted(statuses or []), study_version(ctx.study_path(study), "trials")))
+        if key == shown and dash.callback_context.triggered_id == f"{P}-refresh":
+            return dash.no_update, dash.no_update, dash.no_update, dash.no_update
         rows, opts = table_data(ctx, study, statuses)
-        return rows, opts, None
+        return rows, opts, None, key
 
     @app.callback(Output(f"{P}-table", "selected_rows"), Input(f"{P}-table", "data"), Input(f"{P}-trial", "data"))
     def keep_selection(rows: list[dict[str, Any]] | None, trial: str | None) -> list[int]:

@@ -41,15 +41,20 @@ STEP_COLUMN = {"val_accuracy": "val_accuracy", "best_val_accuracy": "val_accurac
 # How each event kind is marked on a trial's curve.
 EVENT_MARKS = {"switch": ("x", "#d62728"), "fusion_end": ("diamond", "#9467bd"),
                "iomt_cycle": ("triangle-up", "#2ca02c"), "diverged": ("star", "#000000")}
+_RUNNER_ID = re.compile(r"c\d+")
 MAX_TICK_LABELS = 25  # up to this many configurations, the x axis names them
 
 
 def config_order(config_ids: Iterable[Any]) -> list[str]:
     """Distinct configuration ids in sampling order: ``c0002`` before ``c0010``, numbers compared as numbers."""
+    ids = sorted({str(c) for c in config_ids})
+    if len({len(c) for c in ids}) <= 1 and all(_RUNNER_ID.fullmatch(c) for c in ids):
+        return ids  # the runner's ids (c0000, c0001, ...): their text order is their number's
+
     def key(cid: str) -> tuple[Any, ...]:
         return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", cid) if p)
 
-    return sorted({str(c) for c in config_ids}, key=key)
+    return sorted(ids, key=key)
 
 
 def check_mode(mode: str) -> str:
@@ -334,8 +339,11 @@ def trial_curves_figure(d: TrialCurves) -> go.Figure:
     data.append({"type": kind, "x": d.step, "y": d.loss, "mode": "lines", "name": step_label("loss"),
                  "line": {"color": PALETTE[0], "width": 2},
                  "hovertemplate": "step %{x}<br>training loss %{y:.4g}<extra></extra>"})
-    layout: dict[str, Any] = {"xaxis": axis("step"), "yaxis": axis(step_label("loss")),
-                              "legend": {"orientation": "h", "y": -0.18}}
+    xaxis = axis("step")
+    if d.step[-1] - d.step[0] <= 20:  # whole steps as ticks
+        xaxis["dtick"] = 1
+    layout: dict[str, Any] = {"xaxis": xaxis, "yaxis": axis(step_label("loss")), "legend": {"orientation": "h",
+                                                                                           "y": -0.18}}
     if d.column is not None:
         s = METRIC_SCALE.get(d.column, 1.0)
         lab = step_label(d.column)

@@ -125,6 +125,7 @@ def test_history_scales_memory_to_mib_and_says_when_it_does_not_apply(hist):
 
 def test_config_order_is_numeric():
     assert fh.config_order(["c10", "c2", "c1", "c2"]) == ["c1", "c2", "c10"]
+    assert fh.config_order(["c0010", "c0002", "c0010"]) == ["c0002", "c0010"]
     assert fh.config_order(["b", "a10", "a9"]) == ["a9", "a10", "b"]
 
 
