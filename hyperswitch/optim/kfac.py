@@ -17,10 +17,15 @@ The update is SGD's on the preconditioned gradient ``d``: ``d ← d + weight_dec
 factors do not exist yet) get the same update with ``d = ∇w``. Conv2d with ``groups != 1`` is skipped with a
 warning (SGD update); a layer whose bias is not among the optimizer's parameters is treated as bias-free.
 
+``fisher``: ``empirical`` takes ``G`` from the loss gradient at the data's targets (kfac-pytorch); the papers'
+true Fisher takes it from targets drawn from the model (``categorical``: softmax over dimension 1, for
+cross-entropy; ``bernoulli``: sigmoid, for binary cross-entropy with logits): one extra backward pass
+(``torch.autograd.grad`` on the kept layer outputs) at the factor refreshes (:func:`sample_targets`).
+
 Step control (Martens & Grosse 2015; all off by default, each an option):
 
 - ``kl_clip: κ`` (kfac-pytorch / KAISA): the preconditioned directions are scaled by
-  ``ν = min(1, sqrt(κ / |Σ lr²·gᵀd|)))`` (sum over the preconditioned layers' parameters) before momentum.
+  ``ν = min(1, sqrt(κ / |Σ lr²·gᵀd|))`` (sum over the preconditioned layers' parameters) before momentum.
 - ``rescale`` (§7): the update is ``δ = lr·(αΔ + μδ₀)``, ``Δ = −(d + weight_decay·w)`` and ``δ₀`` the previous
   update, with ``(α, μ)`` minimising the quadratic model ``½ xᵀ C x + bᵀx``, ``C_ij = v_iᵀ(F + (λ + wd)I)v_j``,
   ``b_i = ∇hᵀv_i`` over ``v = (Δ, δ₀)``; ``F`` is the exact GGN of the mini-batch (= the Fisher for
@@ -34,10 +39,10 @@ Step control (Martens & Grosse 2015; all off by default, each an option):
   (:func:`lm_damping`); the preconditioner takes the new ``λ`` at its next inverse update, the quadratic model
   at once.
 
-``rescale`` and ``adaptive_damping`` need the mini-batch: the optimizer then has ``batch_step(inputs,
-targets)`` (the registry's stepping protocol; it does the forward/backward itself) and needs ``loss_fn``;
-``step()`` raises. Their extra passes (JVPs, the loss after the update) capture no factors and leave the
-model's buffers as they were.
+``rescale``, ``adaptive_damping`` and a sampled ``fisher`` need the mini-batch: the optimizer then has
+``batch_step(inputs, targets)`` (the registry's stepping protocol; it does the forward/backward itself) and
+needs ``loss_fn``; ``step()`` raises. Their extra passes (JVPs, the loss after the update) capture no factors
+and leave the model's buffers as they were.
 
 Defaults (pinned; registry entry ``kfac``; ``foof`` is the same without ``variant``):
 
@@ -57,6 +62,7 @@ Defaults (pinned; registry entry ``kfac``; ``foof`` is the same without ``varian
 | damping_interval | 5          | integer >= 1                  | no        |
 | rescale          | False      | bool                          | no        |
 | kl_clip          | None       | None or > 0 (not with rescale)| no        |
+| fisher           | "empirical"| empirical, categorical, bernoulli (kfac variant only) | no |
 
 "schedule" values are a constant, a callable of the step or a mapping (``_schedule``). Factors are refreshed
 at a step ``k`` (0-based) when none were refreshed yet or ``k − last >= factor_interval(k)``; inverses alike.
@@ -317,6 +323,8 @@ class KFAC(PreconditionedSGD):
         self.rescale = _check_bool(rescale, "rescale")
         self.kl_clip = check_kl_clip(kl_clip)
         self.fisher = check_choice(fisher, "fisher", FISHERS)
+        if self.variant == "foof" and self.fisher != "empirical":
+            raise ValueError(f"fisher must be 'empirical' with variant foof (it has no G factor), but got {fisher!r}")
         if self.adaptive_damping and not isinstance(self.damping, int | float):
             raise ValueError(f"damping must be a number with adaptive_damping (the initial λ), but got {damping!r}")
         if self.rescale and self.kl_clip is not None:

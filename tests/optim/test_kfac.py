@@ -816,6 +816,9 @@ def test_step_control_protocol_and_validation():
     ({"rescale": 1}, "rescale must be true or false, but got 1"),
     ({"pi_correction": "yes"}, "pi_correction must be true or false"),
     ({"damping_interval": 0}, "damping_interval must be an integer >= 1, but got 0"),
+    ({"fisher": "true"}, "fisher must be one of empirical, categorical, bernoulli, but got 'true'"),
+    ({"fisher": "bernoulli", "variant": "foof"}, "fisher must be 'empirical' with variant foof"),
+    ({"fisher": "bernoulli"}, "loss_fn is required with rescale, adaptive_damping or a sampled fisher"),
     ({"adaptive_damping": True, "loss_fn": F.cross_entropy, "damping": piecewise([1.0, 0.1], [5])},
      "damping must be a number with adaptive_damping"),
 ])
