@@ -8,6 +8,8 @@ version; ``StudyReadError``); import them from there.
 - ``curves``: learning curves with bands and switch markers.
 - ``switching``: switch points, their table per group, IOMT timeline.
 - ``memory``: a metric per group with error bars, memory per phase, Pareto front.
+- ``history``: a study's metric per configuration in config order with its best-so-far line (the Trials page).
+- ``compare``: two or more studies on one metric (configuration means, best-so-far curves, a table).
 - ``ablations``, ``lr_rules``, ``studies``; ``report`` writes them all as standalone HTML.
 """
 
