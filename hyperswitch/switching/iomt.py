@@ -110,11 +110,9 @@ class IOMTStepper(Stepper):
 
     def acquisition_values(self, v: np.ndarray) -> list[float]:
         """``e`` of every candidate at ``v`` for the current cycle index."""
-        out = []
-        for j in range(len(self.candidates)):
-            mu, sd = self.surrogates.predict(j, v)
-            out.append(acquisition(mu, sd, self.cycle, self.spec["n_halve"], self.omega_t, self.spec["halving"]))
-        return out
+        mu, sd = self.surrogates.predict_all(v)
+        return [acquisition(float(m), float(s), self.cycle, self.spec["n_halve"], self.omega_t, self.spec["halving"])
+                for m, s in zip(mu, sd, strict=True)]
 
     def _choose(self, mode: str, v: np.ndarray) -> int:
         m = len(self.candidates)
