@@ -17,6 +17,7 @@ from dash import dcc, html
 from hyperswitch.figures._common import message_figure
 from hyperswitch.figures.data import NotApplicable, activity
 from hyperswitch.results.cache import StudyInfo, StudyReadError, study_info
+from hyperswitch.results.fs import StudyPath
 from hyperswitch.results.names import RULE as NAME_RULE
 from hyperswitch.results.names import is_study_name
 from hyperswitch.results.reader import list_studies
@@ -40,13 +41,13 @@ class Page:
 class Context:
     """The storage folder the app serves and its study lookup; ``policies``: where the export panel writes."""
 
-    storage: Path
+    storage: StudyPath  # a local folder or a storage URI's place (hyperswitch.results.fs)
     policies: Path = Path("policies")
 
     def study_names(self) -> list[str]:
         return [p.name for p in list_studies(self.storage)]
 
-    def study_path(self, name: str | None) -> Path:
+    def study_path(self, name: str | None) -> StudyPath:
         """The folder of study ``name``; only names of studies under the storage folder are accepted."""
         if not name:
             raise NotApplicable("pick a study")

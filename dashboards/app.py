@@ -20,6 +20,7 @@ from dash.exceptions import PreventUpdate
 from dashboards._shared import Context, Page, query_study, run_guarded, study_href
 from dashboards.pages import PAGES
 from hyperswitch.figures.data import activity
+from hyperswitch.results.fs import ObjectPath, study_path
 
 log = logging.getLogger("hyperswitch.dashboard")
 
@@ -78,7 +79,7 @@ def _nav(pages: list[Page], current: str, study: str | None) -> list[Any]:
             for p in pages]
 
 
-def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, warm: bool = True,
+def create_app(storage: str | Path | ObjectPath = "runs", pages: list[Page] | None = None, warm: bool = True,
                policies: str | Path = "policies") -> dash.Dash:
     """The dashboard of the studies under ``storage`` (read at every request: new studies appear). ``warm``
     imports the figures' heavy dependencies now rather than at the first page."""
@@ -86,7 +87,7 @@ def create_app(storage: str | Path = "runs", pages: list[Page] | None = None, wa
         from hyperswitch.figures.data import warm_up
 
         warm_up()
-    ctx = Context(Path(storage).resolve(), Path(policies).resolve())
+    ctx = Context(study_path(storage), Path(policies).resolve())  # a folder, or a storage URI (s3://...)
     pages = list(pages or PAGES)
     by_path = {p.path: p for p in pages}
     # update_title=None: Dash documents None ("" too) as "leave the title alone" but annotates it str

@@ -44,6 +44,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 
 
 _positive, _nonneg = _int_at_least(1), _int_at_least(0)
+STORAGE_HELP = ("folder that holds the studies (default: ./runs), or a URI that pyarrow.fs opens: s3://BUCKET/PREFIX "
+                "(credentials and endpoint from the AWS environment variables), gs://..., file:///...")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "with --address). Results go to STORAGE/NAME/ as Parquet files, written as trials finish.")
     s.add_argument("space", metavar="SPACE", help="search-space YAML file")
     s.add_argument("--address", help="address of an existing Ray cluster (default: start a local Ray)")
-    s.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    s.add_argument("--storage", default="runs", help=STORAGE_HELP)
     s.add_argument("--name", help="study name (default: the space's name)")
     s.add_argument("--resume", action="store_true", help="continue the study: keep finished trials, run the rest")
     s.add_argument("--samples", type=_positive, help="number of configurations (overrides search.samples)")
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("studies", help="list the studies under the storage folder",
                         description="List studies: name, status, trials done, best metric.")
-    st.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    st.add_argument("--storage", default="runs", help=STORAGE_HELP)
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     t = sub.add_parser("train", help="train one policy on one workload and print the final metrics",
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the Dash dashboard of the studies under the storage folder: studies, "
                        "parameter study, learning curves, switching, memory and time, ablations, learning-rate rules. "
                        "Running sweeps are shown as they progress.")
-    d.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    d.add_argument("--storage", default="runs", help=STORAGE_HELP)
     d.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; another address warns: the dashboard has no login)")
     d.add_argument("--port", type=_port, default=8050, help="port (default 8050)")
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "index.html (PNG too when a static renderer such as kaleido is installed).")
     r.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
     r.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
-    r.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    r.add_argument("--storage", default="runs", help=STORAGE_HELP)
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
 
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "provenance: study, configuration and trial ids, the metric's mean, spread and seeds, "
                        "workload, versions and date. An unfinished study exports from its finished trials.")
     e.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
-    e.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    e.add_argument("--storage", default="runs", help=STORAGE_HELP)
     e.add_argument("--metric", help="results metric to choose by (default: the study's own metric)")
     e.add_argument("--mode", choices=("max", "min"),
                    help="direction of the metric (default: the metric's own; a contradicting mode is an error)")
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
     o.add_argument("--to", required=True, metavar="STORAGE",
                    help="Optuna storage: sqlite:///FILE.db (or another RDB URL), or journal:FILE.log")
-    o.add_argument("--storage", default="runs", help="folder that holds the studies (default: ./runs)")
+    o.add_argument("--storage", default="runs", help=STORAGE_HELP)
     o.add_argument("--metric", help="results metric the trials' values are (default: the study's own metric)")
     o.add_argument("--name", help="the Optuna study's name (default: the study's)")
     return p
@@ -215,7 +217,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     if not rows:
-        print(f"no studies under {Path(args.storage).resolve()}")
+        from hyperswitch.results.fs import display, open_storage
+
+        print(f"no studies under {display(open_storage(args.storage))}")
         return 0
     header = f"{'study':<28} {'status':<12} {'trials':>9}  {'metric':<18} {'best':>8}  best trial"
     print(header)
@@ -313,7 +317,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import logging
     import socket
 
-    storage = Path(args.storage)
+    from hyperswitch.results.fs import open_storage
+
+    storage = open_storage(args.storage)  # a folder, or a storage URI (a bad one: one line, exit 2)
     if not _is_loopback(args.host):
         print(f"hyperswitch: warning: --host {args.host} is not a loopback address: anyone who can reach this machine "
               f"on port {args.port} can read every study under {storage.resolve()} (the dashboard has no login)",

@@ -28,6 +28,7 @@ import yaml
 from hyperswitch.config.validate import writable_folder
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.distributions import sampled_names
+from hyperswitch.results.fs import StudyPath, display
 from hyperswitch.results.select import Choice, Selection, check_metric, same_value, select_configurations
 
 DEFAULT_FOLDER = "policies"
@@ -44,8 +45,9 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs") -> Path:
-    """A study folder (one with ``study.json``) given as a path, or a study name under ``storage``."""
+def resolve_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs") -> StudyPath:
+    """A study folder (one with ``study.json``) given as a path or a URI, or a study name under ``storage`` (a
+    folder or a storage URI such as ``s3://bucket/runs``)."""
     from hyperswitch.results.names import find_study
 
     return find_study(study, storage)
@@ -134,7 +136,7 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
                    f"(rank {choice.rank}); {metric} {choice.mean:.4g}{spread} over {choice.n} seed(s).")
     provenance: dict[str, Any] = {
         "study": study.name,
-        "study_folder": str(Path(study.path).resolve()),
+        "study_folder": display(study.path),  # a local folder made absolute, or the study's URI
         "space_file": study.meta.get("space_file"),
         "config_id": choice.config_id,
         "trial_ids": list(choice.trial_ids),

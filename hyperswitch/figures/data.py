@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hyperswitch.results.cache import study_table, study_version
+from hyperswitch.results.fs import ObjectPath, study_path
 
 __all__ = ["NotApplicable", "activity", "finite", "numeric", "policy_family", "policy_labels", "prefetch",
            "second_order_names", "warm_up"]
@@ -75,11 +76,11 @@ def _wait_idle(quiet_s: float = 0.5, give_up_s: float = 120.0) -> bool:
     return not _PREFETCH_STOP.is_set()
 
 
-def prefetch(root: str | Path) -> None:
+def prefetch(root: str | Path | ObjectPath) -> None:
     """Read a study's step and event columns in a background thread while no view is being computed, a few
     columns at a time, so that the study's next views find them cached (two CPU cores are easily shared badly:
     the page that is open comes first). Once per study file version."""
-    root = Path(root).resolve()
+    root = study_path(root)
     key = (str(root), study_version(root, "steps"), study_version(root, "events"))
     with _PREFETCHING_LOCK:
         if key in _PREFETCHING:

@@ -25,6 +25,7 @@ from hyperswitch.figures import parameter as fp
 from hyperswitch.figures import switching as fs
 from hyperswitch.figures.data import NotApplicable
 from hyperswitch.results.cache import StudyInfo, StudyReadError, study_info, study_table
+from hyperswitch.results.fs import ObjectPath
 
 log = logging.getLogger("hyperswitch.report")
 
@@ -143,7 +144,7 @@ def png_renderer() -> str | None:
     return "kaleido"
 
 
-def write_report(study: str | Path, out: str | Path, self_contained: bool = False,
+def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained: bool = False,
                  png: bool | None = None) -> list[Entry]:
     """Write one HTML file per figure and ``index.html`` into ``out``; PNG too when ``png`` (default: when a
     renderer is installed). ``self_contained`` embeds plotly.js in every file (~4.6 MB each); otherwise the

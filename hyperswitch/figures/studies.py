@@ -9,12 +9,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hyperswitch.results.cache import StudyReadError, study_info
+from hyperswitch.results.fs import ObjectPath, StudyPath
 from hyperswitch.results.reader import list_studies
 
 
 class StudyRow(NamedTuple):
     name: str  # the study's folder name (what the dashboard's URLs and the CLI use)
-    path: Path
+    path: StudyPath
     status: str
     done: int  # finished trials
     running: int
@@ -31,7 +32,7 @@ class StudyRow(NamedTuple):
     error: str | None  # the study could not be read: why
 
 
-def study_row(path: Path) -> StudyRow:
+def study_row(path: StudyPath) -> StudyRow:
     try:
         info = study_info(path)
     except StudyReadError as exc:
@@ -56,7 +57,7 @@ def study_row(path: Path) -> StudyRow:
                     str(meta.get("updated", "")), None)
 
 
-def studies_overview(storage: str | Path) -> list[StudyRow]:
+def studies_overview(storage: str | Path | ObjectPath) -> list[StudyRow]:
     return [study_row(p) for p in list_studies(storage)]
 
 

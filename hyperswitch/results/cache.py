@@ -6,6 +6,10 @@ the compacted table and of every part file of the study, so a running sweep's ne
 read and an unchanged study is read once. Partial studies are read as ``open_study(path,
 include_running=True)`` reads them (:meth:`StudyStore.read_table`: compacted rows plus part files, parts win).
 
+On an object store the versions come from the objects' metadata (one listing of ``parts/``), and a version with
+an object younger than :data:`~hyperswitch.results.fs.RECENT_S` carries the current second
+(:func:`~hyperswitch.results.fs.recent_marker`): the store's times are whole seconds.
+
 A file that is missing where the study needs it, or that is not readable Parquet, raises
 :class:`StudyReadError` with a message naming the file; callers show it and log it.
 """
@@ -26,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hyperswitch.results.distributions import study_distributions
+from hyperswitch.results.fs import ObjectPath, StudyPath, file_version, list_versions, recent_marker, study_path
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
     FINISHED_STATUSES,
@@ -55,7 +60,7 @@ class StudyInfo:
     """study.json plus the trials table (all columns: one row per trial, small)."""
 
     name: str
-    path: Path
+    path: StudyPath
     meta: dict[str, Any]
     trials: pd.DataFrame  # every trial, running ones included
 
@@ -98,27 +103,17 @@ class StudyInfo:
 
 # --- versions and the cache ---------------------------------------------------------------------------------
 
-def _stat(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size
+def _stat(path: StudyPath) -> tuple[int, int] | None:
+    return file_version(path)
 
 
-def study_version(root: Path, table: str) -> tuple[Any, ...]:
+def study_version(root: StudyPath, table: str) -> tuple[Any, ...]:
     """What identifies the current contents of one table of a study: the file and its parts."""
-    parts: list[tuple[str, int, int]] = []
-    try:
-        with os.scandir(root / "parts") as it:
-            for e in it:
-                if e.name.endswith(".parquet") and (e.name.endswith(f".{table}.parquet")
-                                                    or e.name.endswith(".trials.parquet")):
-                    st = e.stat()
-                    parts.append((e.name, st.st_mtime_ns, st.st_size))
-    except FileNotFoundError:
-        pass
-    return (_stat(root / f"{table}.parquet"), tuple(sorted(parts)))
+    parts = [(name, mtime, size) for name, mtime, size in list_versions(root / "parts")
+             if name.endswith(f".{table}.parquet") or name.endswith(".trials.parquet")]
+    main = _stat(root / f"{table}.parquet")
+    recent = recent_marker(root, [m for _, m, _ in parts] + ([main[0]] if main else []))
+    return (main, tuple(sorted(parts)), *recent)
 
 
 class _LRU:
@@ -200,7 +195,7 @@ def _short(exc: BaseException) -> str:
     return text[:200] or type(exc).__name__
 
 
-def read_table(root: str | Path, table: str, columns: Sequence[str] | None = None,
+def read_table(root: str | Path | ObjectPath, table: str, columns: Sequence[str] | None = None,
                include_running: bool = True) -> pa.Table | None:
     """One table of a study (compacted rows + part files, parts win), only ``columns`` (None: all), with
     ``trial_id``/``optimizer``/``kind`` dictionary-encoded; errors as :class:`StudyReadError`. Not cached."""
@@ -217,11 +212,13 @@ def read_table(root: str | Path, table: str, columns: Sequence[str] | None = Non
         raise StudyReadError(str(exc)) from None
 
 
-def study_info(root: str | Path) -> StudyInfo:
+def study_info(root: str | Path | ObjectPath) -> StudyInfo:
     """study.json and every trial (running included), cached per file version."""
-    root = Path(root).resolve()
+    root = study_path(root)
     meta_path = root / "study.json"
-    key = ("info", str(root), _stat(meta_path), study_version(root, "trials"))
+    meta_version = _stat(meta_path)
+    key = ("info", str(root), meta_version, study_version(root, "trials"),
+           *recent_marker(root, [meta_version[0]] if meta_version else []))
 
     def load() -> StudyInfo:
         try:
@@ -257,7 +254,7 @@ def _column_values(col: pa.ChunkedArray) -> Any:
     return np.asarray(col.to_pylist(), dtype=object)
 
 
-def study_table(root: str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
+def study_table(root: str | Path | ObjectPath, table: str, columns: Sequence[str]) -> pd.DataFrame:
     """``steps`` or ``events`` of a study with only ``columns`` (plus ``trial_id``).
 
     Each column is read once per study file version and cached on its own, so that views asking for
@@ -265,7 +262,7 @@ def study_table(root: str | Path, table: str, columns: Sequence[str]) -> pd.Data
     ``optimizer`` and ``kind`` come back as pandas categoricals. A compacted study with trials but no such table
     raises :class:`StudyReadError`.
     """
-    root = Path(root).resolve()
+    root = study_path(root)
     cols = list(dict.fromkeys(["trial_id", *columns]))
     version = study_version(root, table)
     got = {c: _CACHE.get(("col", str(root), table, c, version)) for c in cols}
@@ -281,7 +278,7 @@ def study_table(root: str | Path, table: str, columns: Sequence[str]) -> pd.Data
     return pd.DataFrame({c: got[c] for c in cols}, copy=False)
 
 
-def _read_columns(root: Path, table: str, columns: list[str], version: tuple[Any, ...]) -> dict[str, Any]:
+def _read_columns(root: StudyPath, table: str, columns: list[str], version: tuple[Any, ...]) -> dict[str, Any]:
     t = read_table(root, table, columns)
     if t is None:
         info = study_info(root)

@@ -17,6 +17,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from hyperswitch.results.fs import ObjectPath
+
 _fallback: int | None = None
 _fallback_lock = threading.Lock()
 
@@ -60,8 +62,13 @@ def temp_file(target: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_bytes_atomic(data: bytes, target: Path) -> None:
-    """Write ``data`` to ``target`` through a temporary file and a rename: readers see the old or the new file."""
+def write_bytes_atomic(data: bytes, target: Path | ObjectPath) -> None:
+    """Write ``data`` to ``target`` through a temporary file and a rename: readers see the old or the new file.
+    On an object store (:class:`~hyperswitch.results.fs.ObjectPath`), one upload of the whole object to its key,
+    which is atomic there the way the rename is here."""
+    if isinstance(target, ObjectPath):
+        target.write_bytes(data)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(target)
     try:

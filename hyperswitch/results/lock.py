@@ -26,6 +26,22 @@ Design, for a local folder and for a folder shared between cluster nodes (NFS an
 - **Losing it**: a holder frozen for longer than ``stale_s`` (its node unreachable, say) may be taken over by a
   driver on another host. Its heartbeat thread then finds another token in the file, stops, and warns on
   stderr; it never overwrites a lock that is not its own, and release removes only its own.
+
+On an object store (a storage URI such as ``s3://bucket/runs``: :class:`ObjectStoreLock`) there is no hard link,
+no exclusive create and no rename; a PUT replaces an object whole and the last PUT wins; S3 reads and lists are
+strongly consistent. The lock is the object ``<study>/.lock`` with the same record, and the same rules decide
+whether its holder is alive (its own host: the pid; another host: the heartbeat). **Taking it** is a write and a
+read-back: look at the lock object; if a live driver holds it, refuse; else PUT this driver's record, wait
+``settle_s`` (3 s) and read it back: the lock is this driver's only if its own token is still there (a contender
+that wrote later won; this one looks again and finds a live holder). Every PUT of the lock object must land
+within ``settle_s / 2`` of the look it was based on: a look older than that is repeated before writing, and a
+PUT that took longer is withdrawn (deleted if still this driver's) and tried again. Then two drivers cannot both
+read back their own record: the later writer looked after the earlier one's record had landed, found it live and
+did not write. **Limits**: this holds while PUTs take effect by the time they return (S3's strong consistency)
+and a process does not freeze between its timing check and its request for more than ``settle_s / 2``; a holder
+frozen past ``stale_s`` loses the lock as above, and a frozen holder's last heartbeat PUT landing after a takeover
+would take the lock back (the other driver's heartbeat then reports the loss). Heartbeats and release are a look
+and a PUT or a DELETE, under the same bound.
 """
 
 from __future__ import annotations
@@ -43,16 +59,18 @@ from typing import Any
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.files import new_file_mode
+from hyperswitch.results.fs import ObjectPath, StudyPath, file_version, study_path
 
 LOCK_NAME = ".lock"
 HEARTBEAT_S = 10.0
 STALE_S = 60.0
+SETTLE_S = 3.0  # object stores: how long a new holder waits before reading its record back
 
 
 class StudyLocked(ConfigError):
     """Another driver holds the study: one line naming the lock file and the holder."""
 
-    def __init__(self, path: Path, holder: str, name: str) -> None:
+    def __init__(self, path: StudyPath, holder: str, name: str) -> None:
         super().__init__("study", f"is in use by another sweep driver: {holder}; wait for it to end or stop it "
                          f"(a driver that died is taken over: at once on its own host, after {STALE_S:.0f} s without "
                          "a heartbeat from another)", name, file=str(path))
@@ -101,11 +119,19 @@ def _proc_start(pid: int) -> tuple[bool, int | None]:
 
 class StudyLock:
     """The lock of one study folder; a context manager. ``acquire()`` raises :class:`StudyLocked` when another
-    live driver holds it; ``notes`` says whose stale lock was taken over; ``release()`` is idempotent."""
+    live driver holds it; ``notes`` says whose stale lock was taken over; ``release()`` is idempotent. A study on
+    an object store (an :class:`~hyperswitch.results.fs.ObjectPath`, or its URI) gets an :class:`ObjectStoreLock`."""
 
-    def __init__(self, root: str | os.PathLike[str], *, heartbeat_s: float = HEARTBEAT_S,
+    path: Any  # a Path; an ObjectPath in ObjectStoreLock
+
+    def __new__(cls, root: str | os.PathLike[str] | ObjectPath, **kw: Any) -> StudyLock:
+        if cls is StudyLock and isinstance(study_path(root), ObjectPath):
+            return super().__new__(ObjectStoreLock)
+        return super().__new__(cls)
+
+    def __init__(self, root: str | os.PathLike[str] | ObjectPath, *, heartbeat_s: float = HEARTBEAT_S,
                  stale_s: float = STALE_S) -> None:
-        self.root = Path(root).resolve()
+        self.root = study_path(root)
         self.path = self.root / LOCK_NAME
         self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
         self.host = socket.gethostname()
@@ -127,6 +153,7 @@ class StudyLock:
                 "token": self.token, "command": " ".join(sys.argv)[:300]}
 
     def _tmp(self, what: str) -> Path:
+        assert isinstance(self.root, Path)  # (local folders only: ObjectStoreLock writes no temporary files)
         return self.root / f"{LOCK_NAME}.{what}-{self.host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def _write_tmp(self, record: dict[str, Any]) -> Path:
@@ -250,6 +277,7 @@ class StudyLock:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
+                looked = time.monotonic()
                 held = self._read()
                 if held is None or held[1] is None or held[1].get("token") != self.token:
                     holder = self.describe(held[1], held[2]) if held else "nobody (the lock file is gone)"
@@ -260,14 +288,19 @@ class StudyLock:
                 now = time.time()
                 assert self.record is not None
                 self.record = dict(self.record, heartbeat=_utc(now), heartbeat_unix=now)
-                tmp = self._write_tmp(self.record)
-                try:
-                    os.replace(tmp, self.path)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                self._refresh(self.record, looked)
             except OSError as exc:  # a storage hiccup: try again at the next beat
                 print(f"hyperswitch: warning: could not refresh the lock of study {self.root.name} "
                       f"({exc.strerror or exc})", file=sys.stderr, flush=True)
+
+    def _refresh(self, record: dict[str, Any], looked: float) -> None:
+        """Replace the lock file with ``record`` (a heartbeat; ``looked``: when the file was read, by
+        ``time.monotonic``)."""
+        tmp = self._write_tmp(record)
+        try:
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Give the lock back (only if it is still this driver's)."""
@@ -288,7 +321,100 @@ class StudyLock:
         self.release()
 
 
-def release_dead_holder(root: str | os.PathLike[str], pid: int) -> bool:
+class ObjectStoreLock(StudyLock):
+    """The study lock on an object store: a write and a read-back ``settle_s`` later, each write landing within
+    ``settle_s / 2`` of the look it was based on (see the module docstring for why that excludes a second holder,
+    and for its limits)."""
+
+    def __init__(self, root: str | os.PathLike[str] | ObjectPath, *, heartbeat_s: float = HEARTBEAT_S,
+                 stale_s: float = STALE_S, settle_s: float = SETTLE_S) -> None:
+        super().__init__(root, heartbeat_s=heartbeat_s, stale_s=stale_s)
+        self.settle_s = settle_s
+
+    def _raw(self, record: dict[str, Any]) -> bytes:
+        return (json.dumps(record, indent=1) + "\n").encode()
+
+    def _read(self) -> tuple[bytes, dict[str, Any] | None, float] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("heartbeat_unix"), int | float):
+            version = file_version(self.path)  # the object's time: only for a record without a heartbeat
+            mtime = version[0] / 1e9 if version else time.time()
+        else:
+            mtime = float(record["heartbeat_unix"])
+        return raw, record if isinstance(record, dict) else None, mtime
+
+    def _withdraw(self) -> None:
+        """Delete the lock object if it holds this driver's record."""
+        held = self._read()
+        if held is not None and held[1] is not None and held[1].get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+
+    def acquire(self) -> StudyLock:
+        """Take the lock: look, PUT this driver's record, wait ``settle_s``, read it back (module docstring)."""
+        if self.record is not None:
+            return self
+        bound = self.settle_s / 2
+        note = None
+        for _ in range(20):
+            looked = time.monotonic()
+            held = self._read()
+            if held is not None:
+                raw, other, mtime = held
+                if other is None or other.get("token") != self.token:  # (this driver's own: a withdrawn try)
+                    why = self._why_stale(other, mtime)
+                    if why is None:
+                        raise StudyLocked(self.path, self.describe(other, mtime), self.root.name)
+                    note = f"took over the lock of study {self.root.name} from {self.describe(other, mtime)}: {why}"
+            if time.monotonic() - looked > bound:  # the look is too old to act on
+                continue
+            record = self._new_record()
+            self.path.write_bytes(self._raw(record))
+            if time.monotonic() - looked > bound:  # it may have landed after another driver's read-back
+                self._withdraw()
+                continue
+            time.sleep(self.settle_s)  # (not synchronisation with a known party: the window for other writers)
+            back = self._read()
+            if back is not None and back[1] is not None and back[1].get("token") == self.token:
+                self.record = record
+                if note is not None:
+                    self.notes.append(note)
+                self._thread = threading.Thread(target=self._beat, name=f"study-lock-{self.root.name}", daemon=True)
+                self._thread.start()
+                return self
+        held = self._read()
+        raise StudyLocked(self.path, self.describe(held[1], held[2]) if held else "another driver", self.root.name)
+
+    def _refresh(self, record: dict[str, Any], looked: float) -> None:
+        if time.monotonic() - looked > self.settle_s / 2:
+            return  # the look is too old to write on: the next beat looks again
+        self.path.write_bytes(self._raw(record))
+
+    def release(self) -> None:
+        if self.record is None:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self._withdraw()
+        self.record = None
+
+    def _take_aside(self, raw: bytes) -> bool:
+        """Delete the stale lock object whose content is ``raw``, if it still is (a look, then a DELETE)."""
+        held = self._read()
+        if held is None or held[0] != raw:
+            return False
+        self.path.unlink(missing_ok=True)
+        return True
+
+
+def release_dead_holder(root: str | os.PathLike[str] | ObjectPath, pid: int) -> bool:
     """Remove the lock of study folder ``root`` if process ``pid`` of this host held it and is gone (the
     supervising ``hyperswitch sweep`` parent cleans up after its dead driver, so the next ``--resume`` finds no
     stale lock to take over). True if a lock was removed."""

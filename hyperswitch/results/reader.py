@@ -9,6 +9,7 @@ from typing import Any, cast
 import pandas as pd
 
 from hyperswitch.results.distributions import study_distributions
+from hyperswitch.results.fs import ObjectPath, StudyPath, open_storage
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
     FINISHED_STATUSES,
@@ -27,7 +28,7 @@ class StudyNotFound(FileNotFoundError):
 class Study:
     """One study's results. ``trials``: one row per finished trial; ``steps``; ``events``; ``meta``."""
 
-    path: Path
+    path: StudyPath
     meta: dict[str, Any]
     trials: pd.DataFrame
     steps: pd.DataFrame
@@ -77,8 +78,9 @@ def _frame(table: Any, schema: Any = None) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def open_study(path: str | Path, include_running: bool = False) -> Study:
-    """Open ``runs/<study>`` (a folder with study.json). Finished trials only unless ``include_running``."""
+def open_study(path: str | Path | ObjectPath, include_running: bool = False) -> Study:
+    """Open ``runs/<study>`` (a folder with study.json, or its URI: ``s3://bucket/runs/<study>``). Finished trials
+    only unless ``include_running``."""
     store = StudyStore(path)
     if not store.meta_path.exists():
         raise StudyNotFound(f"{store.root}: not a study folder (no study.json)")
@@ -90,8 +92,10 @@ def open_study(path: str | Path, include_running: bool = False) -> Study:
                  steps=_frame(tables["steps"], STEPS_SCHEMA), events=_frame(tables["events"], EVENTS_SCHEMA))
 
 
-def list_studies(storage: str | Path) -> list[Path]:
-    root = Path(storage)
-    if not root.is_dir():
+def list_studies(storage: str | Path | ObjectPath) -> list[StudyPath]:
+    """The study folders directly under ``storage`` (a folder or a storage URI), by name."""
+    root = open_storage(storage)
+    if isinstance(root, Path) and not root.is_dir():  # (a prefix with nothing under it lists nothing)
         return []
-    return sorted(p for p in root.iterdir() if (p / "study.json").is_file())
+    found: list[StudyPath] = [p for p in root.iterdir() if (p / "study.json").is_file()]
+    return sorted(found, key=str)

@@ -1,7 +1,8 @@
 """Writing a study's results so that a crash loses nothing finished.
 
 Each trial writes its own part files (``parts/<trial_id>.steps|events|trials.parquet``), each atomically
-(temporary file + rename), the trial row last: a trial part is the commit marker. While a trial runs its
+(temporary file + rename; on an object store one upload of the whole object, :mod:`hyperswitch.results.fs`), the
+trial row last: a trial part is the commit marker. While a trial runs its
 row says ``status: running``; finished statuses are completed, diverged, stopped (by the scheduler) and
 error. The sweep driver compacts finished parts into the three study tables (again temp + rename) and
 deletes them; readers union the tables with any finished parts not yet compacted, parts winning, so a
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.files import temp_file, write_bytes_atomic
+from hyperswitch.results.fs import ObjectPath, StudyPath, glob, open_binary, study_path
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
     FINISHED_STATUSES,
@@ -39,7 +41,7 @@ class StudyFileError(ConfigError):
     """A file of a study that cannot be read (a truncated or corrupt table, part or study.json). One line,
     ``FILE: PROBLEM``; the CLI prints it and exits 2. Raised before anything in the study is changed."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | ObjectPath, problem: str) -> None:
         self.problem = problem
         super().__init__("", problem, None, file=str(path))
 
@@ -51,17 +53,18 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-def read_parquet(path: Path, columns: Sequence[str] | None = None,
+def read_parquet(path: StudyPath, columns: Sequence[str] | None = None,
                  dictionary: Sequence[str] = ()) -> pa.Table | None:
     """Read one Parquet file through one open handle, or None if it is gone; :class:`StudyFileError` if it is
     not readable Parquet. ``columns``: only those (the ones the file has; None: all); ``dictionary``: columns
     to read dictionary-encoded (cheap on millions of rows of a few distinct strings).
 
     One handle matters: writers replace files atomically, and a reader that opened the path twice (footer,
-    then pages) could mix the old file's footer with the new file's pages.
+    then pages) could mix the old file's footer with the new file's pages. On an object store the whole object is
+    read in one GET (:func:`~hyperswitch.results.fs.open_binary`), for the same reason.
     """
     try:
-        with open(path, "rb") as f:
+        with open_binary(path) as f:
             pf = pq.ParquetFile(f, read_dictionary=list(dictionary) or None)
             cols = None
             if columns is not None:
@@ -74,8 +77,14 @@ def read_parquet(path: Path, columns: Sequence[str] | None = None,
         raise StudyFileError(path, f"not a readable Parquet file ({_reason(exc)})") from None
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temporary file and a rename, with the mode the umask gives."""
+def write_table_atomic(table: pa.Table, path: StudyPath) -> None:
+    """Write ``table`` to ``path`` through a temporary file and a rename, with the mode the umask gives; on an
+    object store, one upload of the whole object."""
+    if isinstance(path, ObjectPath):
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf, compression="zstd")
+        path.write_bytes(buf.getvalue().to_pybytes())
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(path)
     os.close(fd)
@@ -87,7 +96,7 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
+def write_json_atomic(obj: Any, path: StudyPath) -> None:
     """Write ``obj`` as JSON to ``path`` through a temporary file and a rename, with the mode the umask gives."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     write_bytes_atomic(text.encode(), path)
@@ -128,28 +137,29 @@ def concat(tables: Iterable[pa.Table]) -> pa.Table | None:
 
 
 class StudyStore:
-    """Paths and writes of one study folder ``<storage>/<name>/``."""
+    """Paths and writes of one study folder ``<storage>/<name>/``: a local folder, or a URI of a file system
+    that pyarrow.fs opens (``s3://bucket/prefix/name``; :func:`~hyperswitch.results.fs.open_storage`)."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: str | os.PathLike[str] | ObjectPath) -> None:
+        self.root = study_path(root)
 
     @property
     def name(self) -> str:
         return self.root.name
 
     @property
-    def parts(self) -> Path:
+    def parts(self) -> StudyPath:
         return self.root / "parts"
 
-    def table_path(self, table: str) -> Path:
+    def table_path(self, table: str) -> StudyPath:
         return self.root / f"{table}.parquet"
 
-    def part_path(self, trial_id: str, table: str) -> Path:
+    def part_path(self, trial_id: str, table: str) -> StudyPath:
         return self.parts / f"{trial_id}.{table}.parquet"
 
     # --- study.json ---------------------------------------------------------------------------------
     @property
-    def meta_path(self) -> Path:
+    def meta_path(self) -> StudyPath:
         return self.root / "study.json"
 
     def read_meta(self) -> dict[str, Any]:
@@ -171,10 +181,10 @@ class StudyStore:
         self.read_meta()
         files = [self.table_path(t) for t in TABLES]
         if self.parts.is_dir():
-            files += sorted(self.parts.glob("*.parquet"))
+            files += glob(self.parts, "*.parquet")
         for path in files:
             try:
-                with open(path, "rb") as f:
+                with open_binary(path) as f:
                     pq.ParquetFile(f).schema_arrow  # noqa: B018  (parses the footer)
             except FileNotFoundError:
                 continue
@@ -221,7 +231,7 @@ class StudyStore:
         if not self.parts.exists():
             return []
         ids = []
-        for p in sorted(self.parts.glob("*.trials.parquet")):
+        for p in glob(self.parts, "*.trials.parquet"):
             tid = p.name[: -len(".trials.parquet")]
             if finished_only:
                 table = read_parquet(p, columns=["status"])

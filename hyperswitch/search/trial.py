@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from hyperswitch.results.fs import ObjectPath, StudyPath, glob, study_path
 from hyperswitch.results.schema import ERROR, RUNNING
 from hyperswitch.results.store import StudyStore
 from hyperswitch.search.seeds import OBJECTIVE
@@ -65,10 +66,11 @@ def _reportable(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
 
 
-def checkpoint_roots(study_dir: str | Path, trial_id: str) -> list[Path]:
-    """Where earlier sessions of a study kept this trial's checkpoints (single- and multi-worker)."""
-    root = Path(study_dir)
-    return [*sorted(root.glob(f"tune/session-*/{trial_id}")), root / "train" / trial_id]
+def checkpoint_roots(study_dir: str | Path | ObjectPath, trial_id: str) -> list[StudyPath]:
+    """Where earlier sessions of a study kept this trial's checkpoints (single- and multi-worker); ``study_dir``:
+    the study's folder or URI."""
+    root = study_path(study_dir)
+    return [*glob(root, f"tune/session-*/{trial_id}"), root / "train" / trial_id]
 
 
 class TrialJob:
@@ -155,11 +157,11 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
                             report=driver.tune_report)
         else:
             resume = None
-            if not (Path(study_dir) / "train" / trial_id).exists():
+            if not (study_path(study_dir) / "train" / trial_id).exists():
                 resume = driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
             final = driver.run_data_parallel(
                 job, workers=res.workers, use_gpu=use_gpu, cpus_per_worker=res.cpus_per_worker,
-                gpus_per_worker=res.gpus_per_worker, storage=Path(study_dir) / "train", name=trial_id,
+                gpus_per_worker=res.gpus_per_worker, storage=study_path(study_dir) / "train", name=trial_id,
                 max_failures=res.max_failures, in_tune=True, resume=resume)
     except Exception as exc:
         from hyperswitch.search.faults import is_system_failure

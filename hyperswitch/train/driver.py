@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hyperswitch import _ray
+from hyperswitch.results.fs import ObjectPath, StudyPath, glob, ray_storage
 from hyperswitch.train.spec import TrainSpec
 
 STATE_FILE = "state.pt"
@@ -41,7 +42,12 @@ def save_state(state: Mapping[str, Any]) -> str:
     return d
 
 
-def load_state(directory: str | Path) -> dict[str, Any]:
+def load_state(directory: str | Path | ObjectPath) -> dict[str, Any]:
+    """A checkpoint dict from a folder (local, or on the study's object store: the file read whole)."""
+    if isinstance(directory, ObjectPath):
+        import io
+
+        return torch.load(io.BytesIO((directory / STATE_FILE).read_bytes()), map_location="cpu", weights_only=True)
     return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
@@ -70,7 +76,7 @@ def tune_resume_state() -> dict[str, Any] | None:
         return load_state(d)
 
 
-def latest_checkpoint(roots: list[Path]) -> dict[str, Any] | None:
+def latest_checkpoint(roots: list[StudyPath]) -> dict[str, Any] | None:
     """The most advanced readable checkpoint under ``roots`` (``checkpoint_*/state.pt``), or None.
 
     Used when a study is resumed after its driver died: the trials that were running continue from their
@@ -78,7 +84,7 @@ def latest_checkpoint(roots: list[Path]) -> dict[str, Any] | None:
     """
     best: tuple[int, dict[str, Any]] | None = None
     for root in roots:
-        for f in sorted(Path(root).glob(f"checkpoint_*/{STATE_FILE}")):
+        for f in glob(root, f"checkpoint_*/{STATE_FILE}"):
             try:
                 state = load_state(f.parent)
             except Exception:  # a truncated file from a killed process
@@ -119,12 +125,13 @@ def _worker_main(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker: float, gpus_per_worker: float,
-                      storage: str | Path, name: str, max_failures: int, in_tune: bool,
+                      storage: str | Path | ObjectPath, name: str, max_failures: int, in_tune: bool,
                       resume: Mapping[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Run ``job`` on ``workers`` Ray Train workers; return rank 0's final metrics.
 
     ``storage``/``name``: where Train keeps the run's checkpoints (an absolute path, shared by all nodes on a
-    multi-node cluster). A run of the same name found there is continued from its latest checkpoint.
+    multi-node cluster, or a folder of the study's object store, written through its pyarrow file system). A run
+    of the same name found there is continued from its latest checkpoint.
     """
     if TYPE_CHECKING:  # ray.train picks its classes as it is imported: Train V2's (Ray's default, what this runs
         # on), where mypy sees the V1 ones (whose trainer takes no return value, whose Result has no return_value)
@@ -145,10 +152,11 @@ def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker:
 
         callbacks.append(TuneReportCallback())
     cfg = {"job": job, "use_gpu": use_gpu, "threads": threads or max(1, math.floor(cpus_per_worker)), "resume": resume}
+    where, filesystem = ray_storage(storage if isinstance(storage, ObjectPath) else Path(storage))
     trainer = TorchTrainer(
         _worker_main, train_loop_config=cfg,
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=str(Path(storage).resolve()), callbacks=callbacks,
+        run_config=RunConfig(name=name, storage_path=where, storage_filesystem=filesystem, callbacks=callbacks,
                              failure_config=FailureConfig(max_failures=max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )

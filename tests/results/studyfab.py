@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -29,16 +30,16 @@ max_concurrent: 2
 """
 
 
-def make_study(folder: Path, name: str | None = None) -> tuple[Path, Path]:
-    """Write ``folder/fab.yaml`` and a finished study of it (2 configurations x 2 seeds) under ``folder/runs``;
-    return (space file, study folder)."""
+def make_study(folder: Path, name: str | None = None, storage: Any = None) -> tuple[Path, Any]:
+    """Write ``folder/fab.yaml`` and a finished study of it (2 configurations x 2 seeds) under ``folder/runs``
+    (or ``storage``: another folder or a storage URI); return (space file, study folder)."""
     from hyperswitch.search.runner import prepare_study
     from hyperswitch.search.space import load_space
 
     space_path = folder / "fab.yaml"
     space_path.write_text(SPACE)
     space = load_space(space_path)
-    store = prepare_study(space, folder / "runs", name, resume=False)
+    store = prepare_study(space, folder / "runs" if storage is None else storage, name, resume=False)
     for c, lr in enumerate((0.01, 0.1)):
         for seed in (0, 1):
             tid = f"c{c:04d}-s{seed}"
