@@ -230,6 +230,7 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
     tells a configuration). It must search the same parameters with the same distributions, for the same
     metric. Recorded once: a resumed study is told the same priors however the earlier study has changed."""
     from hyperswitch.results.distributions import sampled_names, study_distributions
+    from hyperswitch.results.fs import display
     from hyperswitch.results.names import find_study
 
     key = "--warm-start"
@@ -240,7 +241,7 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
         root = find_study(other, storage)
     except ConfigError as exc:
         raise exc.replace(key=key) from None
-    if study_dir is not None and root.resolve() == study_dir.resolve():
+    if study_dir is not None and display(root) == display(study_dir):
         raise ConfigError(key, "names the study being run; give an earlier one", str(other))
     study = open_study(root)
     name = root.name
@@ -275,7 +276,7 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
             raise ConfigError(key, f"cmaes warm-starts from the best tenth of the earlier configurations and needs "
                               f"at least {WS_CMAES_MIN}; study {name} has {len(configurations)} with a result",
                               str(other))
-    return {"study": str(root.resolve()), "metric": space.metric, "configurations": configurations}
+    return {"study": display(root), "metric": space.metric, "configurations": configurations}
 
 
 def _canonical(d: Mapping[str, Any]) -> Any:
@@ -403,10 +404,11 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     store = prepare_study(space, storage, name, resume, warm)
     recorded = store.read_meta().get("warm_start")
     if resume and warm_start is not None:
+        from hyperswitch.results.fs import display
         from hyperswitch.results.names import find_study
 
         try:
-            same = recorded is not None and Path(recorded["study"]) == find_study(warm_start, storage).resolve()
+            same = recorded is not None and recorded["study"] == display(find_study(warm_start, storage))
         except ConfigError:
             same = False
         if not same:
