@@ -80,13 +80,16 @@ class Runner:
     """``spec`` on a fresh copy of ``model0``, stepped in chunks of ``chunk`` steps (a multiple of every phi, so
     fit steps are counted exactly)."""
 
-    def __init__(self, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: dict, chunk: int) -> None:
+    def __init__(self, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: dict | None, chunk: int) -> None:
         self.model = copy.deepcopy(model0)
+        self.chunk = chunk
+        self.run: Callable[[], object]
+        if spec is None:  # a no-grad forward and the loss, as GeN's extra forward
+            self.run = torch.no_grad()(lambda: F.cross_entropy(self.model(x), y))
+            return
         opt = build_optimizer(spec, self.model, F.cross_entropy)
         step = getattr(opt, "batch_step", None)
-        self.run: Callable[[], object] = (lambda: step(x, y)) if step is not None else \
-            (lambda: plain_step(opt, self.model, x, y))
-        self.chunk = chunk
+        self.run = (lambda: step(x, y)) if step is not None else (lambda: plain_step(opt, self.model, x, y))
 
     def time_chunk(self) -> tuple[float, float]:
         """``(CPU seconds, wall seconds)`` per step over one chunk."""
@@ -100,8 +103,10 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
     """Every configuration runs one chunk per round, in a rotating order, so that a change of the machine's
     load hits them all alike. ``relative``: the median over rounds of base/GeN in this process's CPU time
     (one intra-op thread: the time it computed, not the time it waited for a core taken by other jobs), with
-    its quartiles; ``wall``: the same median in wall-clock time."""
-    configs: dict[str, dict] = {"base": {"name": args.base, "lr": args.lr}}
+    its quartiles; ``wall``: the same median in wall-clock time. A no-grad forward is timed in the same rounds:
+    with ``f`` = its median CPU time over the base step's, ``bound`` is the fit's cost model with the measured
+    forward, ``1/(1 + f/phi)`` one-sided and ``1/(1 + 2f/phi)`` symmetric (nothing but the extra forwards)."""
+    configs: dict[str, dict | None] = {"base": {"name": args.base, "lr": args.lr}, "forward": None}
     for fit in args.fits:
         for phi in args.phis:
             configs[f"{fit} phi={phi}"] = {"name": "gen", "base": args.base, "base_params": {"lr": args.lr},
@@ -126,6 +131,7 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
             cpu[k].append(c)
             wall[k].append(w)
     rows = []
+    f = statistics.median(cpu["forward"]) / statistics.median(cpu["base"])
     for fit in args.fits:
         for phi in args.phis:
             k = f"{fit} phi={phi}"
@@ -136,7 +142,9 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
                 "base_ms": 1e3 * statistics.median(cpu["base"]), "gen_ms": 1e3 * statistics.median(cpu[k]),
                 "relative": statistics.median(ratios), "q1": q[0], "q3": q[2],
                 "wall": statistics.median(b / g for b, g in zip(wall["base"], wall[k], strict=True)),
-                "expected": MODEL[fit](phi), "paper": PAPER.get(phi) if fit == "symmetric" else None,
+                "expected": MODEL[fit](phi), "forward": f,
+                "bound": 1 / (1 + (1 if fit == "one_sided" else 2) * f / phi),
+                "paper": PAPER.get(phi) if fit == "symmetric" else None,
             })
     return rows
 
@@ -219,8 +227,8 @@ def noise(args: argparse.Namespace) -> None:
                 stats[fit].append(v)
                 errs[fit].append(abs(v - exact) / exact)
         for fit in FITS:
-            v, e = stats[fit], sorted(errs[fit])
-            mean, std = statistics.fmean(v), statistics.pstdev(v)
+            lrs, e = stats[fit], sorted(errs[fit])
+            mean, std = statistics.fmean(lrs), statistics.pstdev(lrs)
             print(f"{stage:6d} {fit:>10s} {mean:9.4f} {std:8.4f} {std / mean:8.3f} {statistics.fmean(exact_all):10.4f} "
                   f"{statistics.median(e):18.4f} {e[int(0.9 * (len(e) - 1))]:15.4f} {rejected[fit]:8d}")
 
@@ -257,14 +265,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), base {args.base} lr {args.lr}, "
           f"{args.rounds} rounds of ~{args.chunk_time} s chunks; load average {load()} (1/5/15 min)")
     print(f"{'model':28s} {'fit':>9s} {'phi':>3s} {'chunk':>5s} {'base ms':>8s} {'GeN ms':>8s} {'relative':>8s} "
-          f"{'[q1, q3]':>11s} {'wall':>5s} {'model':>6s} {'paper':>6s}   (ms: CPU time per step)")
+          f"{'[q1, q3]':>11s} {'wall':>5s} {'bound':>6s} {'model':>6s} {'paper':>6s}   (ms: CPU time per step)")
     for m in args.models:
         model0, x, y = problems[m]()
         for row in bench(labels[m], model0, x, y, args):
             paper = f"{row['paper']:.0%}" if row["paper"] is not None else "-"
             print(f"{row['model']:28s} {row['fit']:>9s} {row['phi']:3d} {row['chunk']:5d} {row['base_ms']:8.2f} "
                   f"{row['gen_ms']:8.2f} {row['relative']:8.1%} [{row['q1']:4.0%},{row['q3']:4.0%}] "
-                  f"{row['wall']:5.0%} {row['expected']:6.0%} {paper:>6s}", flush=True)
+                  f"{row['wall']:5.0%} {row['bound']:6.1%} {row['expected']:6.0%} {paper:>6s}", flush=True)
+        print(f"{'':28s} a no-grad forward costs {row['forward']:.3f} of a base step")
     print(f"load average at the end {load()}")
 
 

@@ -145,6 +145,13 @@ def _same_rng(a: tuple[torch.Tensor, list[torch.Tensor] | None],
     return a[1] is None or b[1] is None or all(torch.equal(x, y) for x, y in zip(a[1], b[1], strict=True))
 
 
+def _to_host(values: list[torch.Tensor]) -> list[float]:
+    """Scalar tensors as Python floats with one device-to-host copy (stacked in float64 if dtypes differ)."""
+    if len({v.dtype for v in values}) > 1:
+        values = [v.double() for v in values]
+    return [float(v) for v in torch.stack(values).tolist()]
+
+
 def _save_buffers(model: nn.Module) -> list[torch.Tensor] | None:
     """Copies of the model's buffers (BatchNorm statistics), None when it has none."""
     return [b.detach().clone() for b in model.buffers()] or None
@@ -373,14 +380,13 @@ class GeN(torch.optim.Optimizer):
         if snapshot:
             torch._foreach_sub_(d, params)
         pairs = [(p.grad, v) for p, v in zip(params, d, strict=True) if p.grad is not None]
-        if not pairs:
-            gd = torch.zeros((), dtype=torch.float64, device=loss0.device)
-        elif all(g is v for g, v in pairs):  # d = g (SGD without momentum): gᵀd = Σ‖g‖², one fused read
-            gd = torch.stack(torch._foreach_norm([g for g, _ in pairs])).double().square().sum()
-        else:
-            gd = torch.stack([torch.dot(g.reshape(-1), v.reshape(-1)).double() for g, v in pairs]).sum()
+        squares = bool(pairs) and all(g is v for g, v in pairs)  # d = g (SGD without momentum): gᵀd = Σ‖g‖²
+        parts = list(torch._foreach_norm([g for g, _ in pairs])) if squares else \
+            [torch.dot(g.reshape(-1), v.reshape(-1)) for g, v in pairs]  # one fused read, or one dot a tensor
         loss_minus = self._loss(inputs, targets, rng)
-        loss0_v, loss_minus_v, gd_v = torch.stack([loss0.double(), loss_minus.double(), gd]).tolist()  # one sync
+        values = _to_host([loss0, loss_minus, *parts])  # one sync
+        loss0_v, loss_minus_v = values[0], values[1]
+        gd_v = math.fsum(v * v for v in values[2:]) if squares else math.fsum(values[2:])
         if snapshot:
             gd_v /= lr_prev
         lr_star = self.fitted_lr_one_sided(lr_prev, loss0_v, loss_minus_v, gd_v, torch.finfo(loss0.dtype).eps)
@@ -402,8 +408,7 @@ class GeN(torch.optim.Optimizer):
         else:
             torch._foreach_add_(params, d, alpha=2.0 * lr_prev)
         loss_plus = self._loss(inputs, targets, rng)
-        loss0_v, loss_minus_v, loss_plus_v = torch.stack(
-            [loss0.double(), loss_minus.double(), loss_plus.double()]).tolist()  # one sync
+        loss0_v, loss_minus_v, loss_plus_v = _to_host([loss0, loss_minus, loss_plus])  # one sync
         lr_star = self.fitted_lr(lr_prev, loss0_v, loss_minus_v, loss_plus_v)
         lr_new = self._record(lr_prev, lr_star, loss0=loss0_v, loss_minus=loss_minus_v, loss_plus=loss_plus_v,
                               g_dot_d=None)
