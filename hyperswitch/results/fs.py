@@ -15,9 +15,12 @@ On an object store, writes and reads are whole objects:
   object visible only when its PUT or multipart upload completes): there is no rename on an object store, and no
   need for one. A trial's part files keep their keys (``parts/<trial>.<table>.parquet``) and the trial row part
   stays the commit marker: it is written last, and a reader sees the previous or the new version of each object.
-- **Reads** fetch the whole object in one GET (:func:`open_binary`), then parse it in memory: ranged reads of an
-  object that is replaced between the footer and the pages would mix two versions. Column selection then saves
-  decoding, not transfer.
+- **Reads** fetch the whole object and parse it in memory (:func:`read_consistent`): reading the footer and the
+  pages with separate requests could mix two versions of an object replaced in between. pyarrow itself reads an
+  object as a HEAD (its size) and a GET of that range, so an object replaced between the two comes back cut to the
+  old size, or padded with zeros to it. Neither parses (a Parquet file ends in its footer and ``PAR1``; JSON does
+  not end in NULs or mid-value), so a read that does not parse is read again, up to :data:`READ_TRIES` times, and
+  only then reported as unreadable. Column selection saves decoding, not transfer.
 - **Versions** for the caches (:func:`file_version`, :func:`list_versions`) are the object's size and its
   modification time as the store reports it (S3: whole seconds). Two writes of the same size within one such tick
   would look alike, so :func:`recent_marker` adds the current second to a version while its newest object is
@@ -37,9 +40,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from hyperswitch.errors import ConfigError
@@ -51,10 +54,12 @@ RULE = ("a storage is a local folder or a URI that pyarrow.fs opens: s3://BUCKET
 SECRET_KEYS = frozenset({"access_key", "secret_key", "session_token"})
 OBJECT_STORES = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "az"})
 RECENT_S = 10.0  # objects younger than this (by this host's clock) may still change within their mtime's tick
+READ_TRIES = 5  # reads of an object that does not parse (replaced while it was read) before it counts as broken
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION")
 _FILESYSTEMS: dict[str, tuple[Any, str]] = {}
 _FILESYSTEMS_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 class StorageError(ConfigError):
@@ -255,7 +260,8 @@ class ObjectPath:
 
     # --- reading and writing ------------------------------------------------------------------------------------
     def read_bytes(self) -> bytes:
-        """The whole object, in one GET. ``FileNotFoundError`` if there is none."""
+        """The whole object (a HEAD and a GET: see :func:`read_consistent`). ``FileNotFoundError`` if there is
+        none."""
         with self.fs.open_input_stream(self.path) as f:
             return bytes(f.read())
 
@@ -286,9 +292,13 @@ class ObjectPath:
         if self.scheme in OBJECT_STORES:
             bucket = self.path.split("/")[0]
             if self.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
-                base = self.uri[: len(self.uri) - len(self.path)] + bucket
-                raise StorageError(str(self), f"bucket {bucket} does not exist (create it first, e.g. "
-                                   f"`aws s3 mb {base}`, or add allow_bucket_creation=true to the URI's query)")
+                try:  # made only where the URI says allow_bucket_creation=true
+                    self.fs.create_dir(bucket)
+                except OSError:
+                    base = self.uri[: len(self.uri) - len(self.path)] + bucket
+                    raise StorageError(str(self), f"bucket {bucket} does not exist (create it first, e.g. "
+                                       f"`aws s3 mb {base}`, or add allow_bucket_creation=true to the URI's query)"
+                                       ) from None
             return
         self.fs.create_dir(self.path, recursive=parents)
 
@@ -307,16 +317,18 @@ StudyPath = Path | ObjectPath
 
 # --- what the results package calls -----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def open_binary(path: StudyPath) -> Iterator[Any]:
-    """A readable binary file: the local file (one handle), or the whole object read in one GET into memory."""
-    if isinstance(path, ObjectPath):
-        import pyarrow as pa
-
-        yield pa.BufferReader(path.read_bytes())
-        return
-    with open(path, "rb") as f:
-        yield f
+def read_consistent(path: ObjectPath, parse: Callable[[bytes], T]) -> T:
+    """``parse(the object's bytes)``, reading the object again while what was read does not parse (it was replaced
+    while being read: module docstring), :data:`READ_TRIES` reads at most; then ``parse``'s own error.
+    ``FileNotFoundError`` (no such object) at once."""
+    for attempt in range(READ_TRIES):
+        data = path.read_bytes()
+        try:
+            return parse(data)
+        except Exception:
+            if attempt == READ_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def glob(path: StudyPath, pattern: str) -> list[StudyPath]:

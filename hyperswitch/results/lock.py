@@ -59,7 +59,7 @@ from typing import Any
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.files import new_file_mode
-from hyperswitch.results.fs import ObjectPath, StudyPath, file_version, study_path
+from hyperswitch.results.fs import ObjectPath, StudyPath, file_version, read_consistent, study_path
 
 LOCK_NAME = ".lock"
 HEARTBEAT_S = 10.0
@@ -335,10 +335,12 @@ class ObjectStoreLock(StudyLock):
         return (json.dumps(record, indent=1) + "\n").encode()
 
     def _read(self) -> tuple[bytes, dict[str, Any] | None, float] | None:
-        try:
-            raw = self.path.read_bytes()
+        try:  # read again while it does not parse: a heartbeat may have replaced it mid-read
+            raw = read_consistent(self.path, lambda data: (json.loads(data), data)[1])
         except FileNotFoundError:
             return None
+        except ValueError:  # unreadable however often it is read: a damaged record
+            raw = self.path.read_bytes()
         try:
             record = json.loads(raw)
         except ValueError:

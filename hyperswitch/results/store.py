@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.files import temp_file, write_bytes_atomic
-from hyperswitch.results.fs import ObjectPath, StudyPath, glob, open_binary, study_path
+from hyperswitch.results.fs import ObjectPath, StudyPath, glob, read_consistent, study_path
 from hyperswitch.results.schema import (
     EVENTS_SCHEMA,
     FINISHED_STATUSES,
@@ -61,16 +61,23 @@ def read_parquet(path: StudyPath, columns: Sequence[str] | None = None,
 
     One handle matters: writers replace files atomically, and a reader that opened the path twice (footer,
     then pages) could mix the old file's footer with the new file's pages. On an object store the whole object is
-    read in one GET (:func:`~hyperswitch.results.fs.open_binary`), for the same reason.
+    read and parsed in memory, and read again if it was replaced meanwhile
+    (:func:`~hyperswitch.results.fs.read_consistent`).
     """
+
+    def parse(f: Any) -> pa.Table:
+        pf = pq.ParquetFile(f, read_dictionary=list(dictionary) or None)
+        cols = None
+        if columns is not None:
+            names = set(pf.schema_arrow.names)
+            cols = [c for c in columns if c in names]
+        return pf.read(columns=cols)
+
     try:
-        with open_binary(path) as f:
-            pf = pq.ParquetFile(f, read_dictionary=list(dictionary) or None)
-            cols = None
-            if columns is not None:
-                names = set(pf.schema_arrow.names)
-                cols = [c for c in columns if c in names]
-            return pf.read(columns=cols)
+        if isinstance(path, ObjectPath):
+            return read_consistent(path, lambda data: parse(pa.BufferReader(data)))
+        with open(path, "rb") as f:
+            return parse(f)
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError) as exc:
@@ -164,7 +171,8 @@ class StudyStore:
 
     def read_meta(self) -> dict[str, Any]:
         try:
-            meta = json.loads(self.meta_path.read_text())
+            meta = (read_consistent(self.meta_path, json.loads) if isinstance(self.meta_path, ObjectPath)
+                    else json.loads(self.meta_path.read_text()))
         except FileNotFoundError:
             raise
         except (OSError, ValueError) as exc:
@@ -184,7 +192,10 @@ class StudyStore:
             files += glob(self.parts, "*.parquet")
         for path in files:
             try:
-                with open_binary(path) as f:
+                if isinstance(path, ObjectPath):
+                    read_consistent(path, lambda data: pq.ParquetFile(pa.BufferReader(data)).schema_arrow)
+                    continue
+                with open(path, "rb") as f:
                     pq.ParquetFile(f).schema_arrow  # noqa: B018  (parses the footer)
             except FileNotFoundError:
                 continue
