@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import ctypes.util
 import math
 import os
 import statistics
@@ -149,6 +151,19 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
     return rows
 
 
+def steady_malloc() -> str:
+    """Stop glibc from returning freed memory to the system (trim) and from mmapping large blocks. Otherwise,
+    in some runs and not others, every base step frees and re-faults its 7 MiB of gradients (about 900-1,200
+    minor page faults a step were counted for the 784-1024-1024-10 base), which moves its time by about 4%."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        ok = libc is not None and libc.mallopt(-3, 1 << 30) == 1 and libc.mallopt(-1, 1 << 30) == 1  # MMAP, TRIM
+    except (OSError, AttributeError):
+        ok = False
+    return "glibc mallopt: no trim, no mmap" if ok else "default allocator (mallopt unavailable)"
+
+
 def load() -> str:
     return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -247,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=40, help="timed chunks per configuration; medians printed")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: on shared cores more threads measure contention)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's default trimming (see steady_malloc); off by default")
     p.add_argument("--noise", action="store_true", help="measure the fits' lr* noise instead of speed")
     p.add_argument("--noise-batches", type=int, default=200)
     p.add_argument("--noise-lr", type=float, default=0.1, help="the lr (step along d) the fits probe at")
@@ -257,13 +274,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # a diverging lr must not turn into a denormal-arithmetic benchmark
     torch.manual_seed(0)
+    allocator = "default allocator" if args.default_malloc else steady_malloc()  # before any tensor
     if args.noise:
         noise(args)
         return
     problems = {"digits": lambda: digits_problem(64), "large": lambda: large_problem(256)}
     labels = {"digits": "digits 64-128-10, batch 64", "large": "784-1024-1024-10, batch 256"}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), base {args.base} lr {args.lr}, "
-          f"{args.rounds} rounds of ~{args.chunk_time} s chunks; load average {load()} (1/5/15 min)")
+          f"{args.rounds} rounds of ~{args.chunk_time} s chunks; {allocator}; load average {load()} (1/5/15 min)")
     print(f"{'model':28s} {'fit':>9s} {'phi':>3s} {'chunk':>5s} {'base ms':>8s} {'GeN ms':>8s} {'relative':>8s} "
           f"{'[q1, q3]':>11s} {'wall':>5s} {'bound':>6s} {'model':>6s} {'paper':>6s}   (ms: CPU time per step)")
     for m in args.models:
