@@ -307,8 +307,9 @@ class ObjectPath:
             self.fs.delete_dir(self.path)
 
     def rmtree(self) -> None:
-        """Delete this folder and everything under it (nothing if there is none)."""
-        with contextlib.suppress(FileNotFoundError):
+        """Delete this folder and everything under it; like ``shutil.rmtree(path, ignore_errors=True)``, nothing
+        if there is none or it is a file, and errors ignored."""
+        with contextlib.suppress(OSError):
             self.fs.delete_dir(self.path)
 
 

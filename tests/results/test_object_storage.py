@@ -212,6 +212,43 @@ def test_cache_follows_object_metadata_even_within_one_second(s3):
         time.sleep(0.05)
 
 
+def test_checkpoints_on_s3_are_found_and_dropped_as_in_a_folder(s3):
+    """What the sweep does with Ray's checkpoints under the study (Tune: tune/session-N/<trial>/, Train:
+    train/<trial>/): the most advanced one resumes a trial; a finished trial's are dropped, Train's own files kept."""
+    import io
+
+    import torch
+
+    from hyperswitch.search.runner import _drop_checkpoints, _forget_run
+    from hyperswitch.search.trial import checkpoint_roots
+    from hyperswitch.train.driver import latest_checkpoint
+
+    uri, _ = s3
+    root = open_storage(f"{uri}/runs/ck")
+
+    def state(step: int) -> bytes:
+        buf = io.BytesIO()
+        torch.save({"step": step, "w": torch.ones(2) * step}, buf)
+        return buf.getvalue()
+
+    (root / "tune/session-1/c0-s0/checkpoint_000000/state.pt").write_bytes(state(10))
+    (root / "tune/session-2/c0-s0/checkpoint_000003/state.pt").write_bytes(state(30))
+    (root / "tune/session-2/c0-s0/checkpoint_000004/state.pt").write_bytes(b"cut short by a kill")
+    (root / "train/c0-s0/checkpoint_2026/state.pt").write_bytes(state(20))
+    (root / "train/c0-s0/checkpoint_manager_snapshot.json").write_bytes(b"{}")
+    (root / "tune/session-1/c1-s0/checkpoint_000000/state.pt").write_bytes(state(5))
+    roots = checkpoint_roots(str(root), "c0-s0")
+    assert [str(r) for r in roots] == [f"{uri}/runs/ck/tune/session-{i}/c0-s0" for i in (1, 2)] + [
+        f"{uri}/runs/ck/train/c0-s0"]
+    best = latest_checkpoint(roots)
+    assert best is not None and best["step"] == 30 and best["w"].tolist() == [30.0, 30.0]
+    _drop_checkpoints(root, "c0-s0")
+    assert set(objects(f"{uri}/runs/ck")) == {"train/c0-s0/checkpoint_manager_snapshot.json",
+                                               "tune/session-1/c1-s0/checkpoint_000000/state.pt"}
+    _forget_run(root, "c1-s0")
+    assert set(objects(f"{uri}/runs/ck")) == {"train/c0-s0/checkpoint_manager_snapshot.json"}
+
+
 # --- the lock -----------------------------------------------------------------------------------------------
 
 def _record(**kw):
