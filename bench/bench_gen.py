@@ -12,6 +12,10 @@ and the machine's load average.
     python bench/bench_gen.py --models large --rounds 60 --base adamw
     python bench/bench_gen.py --noise              # lr* of both fits over many mini-batches instead of speed
 
+Data: the digits cycled through in their 28 mini-batches of 64; for the large MLP, 8 synthetic mini-batches of
+256 cycled through. ``rejected``: the share of the run's fits that kept the rate (a rejected one-sided fit
+skips its final move, so a run of rejections would flatter it).
+
 ``--noise``: on the digits data (a 64-128-10 MLP, batch 64) at a few training stages, both fits' ``lr*``
 (gamma 0, no clip, the base's direction at ``--noise-lr``) on 200 mini-batches from the same parameters; each
 is compared with the exact minimiser of that mini-batch's loss along the same direction (a line search).
@@ -58,18 +62,23 @@ def digits_model() -> nn.Module:
     return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def digits_problem(batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """64-128-10 MLP on the first ``batch`` digits."""
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def digits_problem(batch: int) -> tuple[nn.Module, Batches]:
+    """64-128-10 MLP on the digits, cycled through in mini-batches of ``batch`` (the last partial one left out)."""
     x, y = digits_data()
-    return digits_model(), x[:batch], y[:batch]
+    n = len(x) // batch
+    return digits_model(), [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(n)]
 
 
-def large_problem(batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """784-1024-1024-10 MLP on synthetic MNIST-shaped data."""
+def large_problem(batch: int, batches: int = 8) -> tuple[nn.Module, Batches]:
+    """784-1024-1024-10 MLP on synthetic MNIST-shaped data, ``batches`` mini-batches cycled through."""
     g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(batch, 784, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    data = [(torch.rand(batch, 784, generator=g), torch.randint(0, 10, (batch,), generator=g))
+            for _ in range(batches)]
     model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
-    return model, x, y
+    return model, data
 
 
 def plain_step(opt: torch.optim.Optimizer, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -82,16 +91,25 @@ class Runner:
     """``spec`` on a fresh copy of ``model0``, stepped in chunks of ``chunk`` steps (a multiple of every phi, so
     fit steps are counted exactly)."""
 
-    def __init__(self, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: dict | None, chunk: int) -> None:
+    def __init__(self, model0: nn.Module, batches: Batches, spec: dict | None, chunk: int) -> None:
         self.model = copy.deepcopy(model0)
+        self.batches, self.i = batches, 0
         self.chunk = chunk
-        self.run: Callable[[], object]
+        self.step: Callable[[torch.Tensor, torch.Tensor], object]
+        self.opt: torch.optim.Optimizer | None = None
         if spec is None:  # a no-grad forward and the loss, as GeN's extra forward
-            self.run = torch.no_grad()(lambda: F.cross_entropy(self.model(x), y))
+            self.step = torch.no_grad()(lambda x, y: F.cross_entropy(self.model(x), y))
             return
         opt = build_optimizer(spec, self.model, F.cross_entropy)
+        self.opt = opt
         step = getattr(opt, "batch_step", None)
-        self.run = (lambda: step(x, y)) if step is not None else (lambda: plain_step(opt, self.model, x, y))
+        self.step = step if step is not None else (lambda x, y: plain_step(opt, self.model, x, y))
+
+    def run(self) -> None:
+        """One step on the next mini-batch."""
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.step(x, y)
 
     def time_chunk(self) -> tuple[float, float]:
         """``(CPU seconds, wall seconds)`` per step over one chunk."""
@@ -101,7 +119,7 @@ class Runner:
         return (time.process_time() - c0) / self.chunk, (time.perf_counter() - t0) / self.chunk
 
 
-def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> list[dict]:
+def bench(name: str, model0: nn.Module, batches: Batches, args: argparse.Namespace) -> list[dict]:
     """Every configuration runs one chunk per round, in a rotating order, so that a change of the machine's
     load hits them all alike. ``relative``: the median over rounds of base/GeN in this process's CPU time
     (one intra-op thread: the time it computed, not the time it waited for a core taken by other jobs), with
@@ -114,12 +132,12 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
             configs[f"{fit} phi={phi}"] = {"name": "gen", "base": args.base, "base_params": {"lr": args.lr},
                                            "phi": phi, "fit": fit}
     lcm = math.lcm(*args.phis)
-    probe = Runner(model0, x, y, configs["base"], lcm)
+    probe = Runner(model0, batches, configs["base"], lcm)
     for _ in range(args.warmup):
         probe.run()
     per_step = min(probe.time_chunk()[0] for _ in range(3))
     chunk = lcm * max(1, math.ceil(args.chunk_time / (lcm * per_step)))  # chunks of about chunk_time seconds
-    runners = {k: Runner(model0, x, y, spec, chunk) for k, spec in configs.items()}
+    runners = {k: Runner(model0, batches, spec, chunk) for k, spec in configs.items()}
     for r in runners.values():
         for _ in range(args.warmup):
             r.run()
@@ -147,6 +165,7 @@ def bench(name: str, model0: nn.Module, x: torch.Tensor, y: torch.Tensor, args: 
                 "expected": MODEL[fit](phi), "forward": f,
                 "bound": 1 / (1 + (1 if fit == "one_sided" else 2) * f / phi),
                 "paper": PAPER.get(phi) if fit == "symmetric" else None,
+                "rejected": getattr(runners[k].opt, "fits_rejected", 0) / max(getattr(runners[k].opt, "fits", 0), 1),
             })
     return rows
 
@@ -283,14 +302,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), base {args.base} lr {args.lr}, "
           f"{args.rounds} rounds of ~{args.chunk_time} s chunks; {allocator}; load average {load()} (1/5/15 min)")
     print(f"{'model':28s} {'fit':>9s} {'phi':>3s} {'chunk':>5s} {'base ms':>8s} {'GeN ms':>8s} {'relative':>8s} "
-          f"{'[q1, q3]':>11s} {'wall':>5s} {'bound':>6s} {'model':>6s} {'paper':>6s}   (ms: CPU time per step)")
+          f"{'[q1, q3]':>11s} {'wall':>5s} {'bound':>6s} {'model':>6s} {'paper':>6s} {'rejected':>8s}"
+          f"   (ms: CPU time per step)")
     for m in args.models:
-        model0, x, y = problems[m]()
-        for row in bench(labels[m], model0, x, y, args):
+        model0, batches = problems[m]()
+        for row in bench(labels[m], model0, batches, args):
             paper = f"{row['paper']:.0%}" if row["paper"] is not None else "-"
             print(f"{row['model']:28s} {row['fit']:>9s} {row['phi']:3d} {row['chunk']:5d} {row['base_ms']:8.2f} "
                   f"{row['gen_ms']:8.2f} {row['relative']:8.1%} [{row['q1']:4.0%},{row['q3']:4.0%}] "
-                  f"{row['wall']:5.0%} {row['bound']:6.1%} {row['expected']:6.0%} {paper:>6s}", flush=True)
+                  f"{row['wall']:5.0%} {row['bound']:6.1%} {row['expected']:6.0%} {paper:>6s} {row['rejected']:8.0%}",
+                  flush=True)
         print(f"{'':28s} a no-grad forward costs {row['forward']:.3f} of a base step")
     print(f"load average at the end {load()}")
 
