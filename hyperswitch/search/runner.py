@@ -223,7 +223,7 @@ WS_CMAES_MIN = 10  # WS-CMA-ES starts from the best tenth of the earlier configu
 
 
 def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path = "runs",
-               study_dir: Path | None = None) -> dict[str, Any]:
+               study_dir: StudyPath | None = None) -> dict[str, Any]:
     """What ``--warm-start OTHER`` tells the sampler, as study.json records it (``warm_start``): the earlier
     study's folder (a path, or a study name under ``storage``), and each of its configurations with a result:
     its values and the mean of its finished seeds' metric (``math.fsum`` in seed order, as ``SeedRepeater``
@@ -397,7 +397,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     if retry_errors and not resume:
         raise ConfigError("--retry-errors", "goes with --resume (it runs the failed trials of a study again)", True)
     space = space.with_overrides(samples=samples, seeds=seeds)
-    study_dir = Path(storage) / (check_study_name(name, "--name") if name is not None else space.name)
+    study_dir = open_storage(storage) / (check_study_name(name, "--name") if name is not None else space.name)
     warm = None
     if warm_start is not None and not resume:  # checked before the study is created: an error leaves nothing
         warm = read_warm_start(space, warm_start, storage, study_dir)
