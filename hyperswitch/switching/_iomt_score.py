@@ -162,11 +162,10 @@ class NegLogMarginalLikelihood:
         self.y, self.n = y, y.shape[0]
         self.rd = SQRT5 * pairwise_distances(x)
         self.eye = np.eye(self.n)
-        self.diag = np.diag_indices(self.n)
         self.const = 0.5 * self.n * LOG_2PI
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        c, ell, noise = np.exp(theta).tolist()
+        c, ell, noise = (math.exp(t) for t in theta.tolist())
         r = self.rd * (1.0 / ell)
         e = np.exp(-r)
         p = r + 1.0
@@ -175,24 +174,25 @@ class NegLogMarginalLikelihood:
         m = p + r2
         m *= e
         k = m * c
-        k[self.diag] = (c + noise) + JITTER  # M_ii = 1; scikit-learn's order of the sums
+        k.flat[:: self.n + 1] = (c + noise) + JITTER  # M_ii = 1; scikit-learn's order of the sums
         low, info = self.potrf(k, lower=1, clean=1, overwrite_a=1)
         if info != 0:
             return math.inf, np.zeros(3)
         a = self.potrs(low, self.y, lower=1)[0]
         w = np.outer(a, a)
         w -= self.potrs(low, self.eye, lower=1)[0]  # a aᵀ - K⁻¹
-        lml = -0.5 * float(self.y @ a) - float(np.log(low.diagonal()).sum()) - self.const
+        lml = -0.5 * float(self.y @ a) - sum(map(math.log, low.diagonal().tolist())) - self.const
         r2 *= p
         r2 *= e  # (r²/3)(1 + r)·exp(-r)
         grad = np.array([-0.5 * c * float(np.vdot(w, m)), -0.5 * c * float(np.vdot(w, r2)),
-                         -0.5 * noise * float(w.trace())])
+                         -0.5 * noise * float(w.diagonal().sum())])
         return -lml, grad
 
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 # scipy.optimize.minimize(method="L-BFGS-B")'s defaults, which scikit-learn's fit uses
-LBFGSB_MAXCOR, LBFGSB_FTOL, LBFGSB_GTOL, LBFGSB_MAXITER, LBFGSB_MAXLS = 10, 2.2204460492503131e-09, 1e-5, 15000, 20
+LBFGSB_MAXCOR, LBFGSB_FTOL, LBFGSB_GTOL, LBFGSB_MAXLS = 10, 2.2204460492503131e-09, 1e-5, 20
+LBFGSB_MAXITER = LBFGSB_MAXFUN = 15000
 
 
 def lbfgsb_public(fun: Objective, x0: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -221,16 +221,17 @@ def lbfgsb_direct(fun: Objective, x0: np.ndarray, bounds: np.ndarray) -> np.ndar
     task, ln_task = np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int32)
     lsave, isave, dsave = np.zeros(4, dtype=np.int32), np.zeros(44, dtype=np.int32), np.zeros(29)
     factr = LBFGSB_FTOL / np.finfo(float).eps
-    iterations = 0
+    iterations = evaluations = 0
     while True:
         _lbfgsb.setulb(m, x, low, high, nbd, f, g, factr, LBFGSB_GTOL, wa, iwa, task, lsave, isave, dsave,
                        LBFGSB_MAXLS, ln_task)
         if task[0] == 3:  # evaluate at x
             fx, gx = fun(x.copy())
             f, g = float(fx), np.atleast_1d(np.asarray(gx, dtype=np.float64))
+            evaluations += 1
         elif task[0] == 1:  # a new iterate
             iterations += 1
-            if iterations >= LBFGSB_MAXITER:
+            if iterations >= LBFGSB_MAXITER or evaluations > LBFGSB_MAXFUN:
                 break
         else:
             break
