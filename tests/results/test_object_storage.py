@@ -363,6 +363,12 @@ def test_commands_and_dashboard_read_an_s3_study(s3, tmp_path, capsys):
     assert main(["export", "fab", "--storage", f"{uri}/runs", "-o", str(tmp_path / "p.yaml")]) == 0
     doc = (tmp_path / "p.yaml").read_text()
     assert f"study_folder: {uri}/runs/fab" in doc and "configuration c0001" in capsys.readouterr().out
+    from hyperswitch.figures.report import write_report  # what `hyperswitch report` does, less the PNG files
+
+    path = find_study("part", f"{uri}/runs")
+    StudyStore(path).check_readable()
+    entries = write_report(path, tmp_path / "report", png=False)
+    assert len([e for e in entries if e.html]) >= 5 and (tmp_path / "report" / "index.html").is_file()
     ctx = Context(storage)
     assert ctx.study_names() == ["fab", "part"] and ctx.study_path("part") == storage / "part"
     for page in PAGES:
