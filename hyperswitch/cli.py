@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an earlier study (folder, or name under --storage) on the same parameters and metric: its "
                    "configurations' mean results are told to the sampler first (tpe, gp, cmaes), never counted as "
                    "this study's; recorded in study.json (a --resume needs it not again)")
+    s.add_argument("--log", action="append", metavar="TRACKER[=WHERE]",
+                   help="log each finished trial (curves, events, parameters, final metrics) to an experiment "
+                   "tracker; repeatable: mlflow (a SQLite store, STUDY/mlflow.db; mlflow=URI: another tracking "
+                   "URI), tensorboard (event files in STUDY/tensorboard/TRIAL; tensorboard=DIR: in "
+                   "DIR/STUDY/TRIAL), none; needs hyperswitch[trackers]. A resume without --log keeps the study's")
     s.add_argument("--verbose", action="store_true", help="show the trials' own output and Ray's logs")
 
     st = sub.add_parser("studies", help="list the studies under the storage folder",
@@ -181,7 +186,7 @@ def _sweep(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     study = run_sweep(space, storage=args.storage, name=args.name, resume=args.resume, address=args.address,
                       verbose=args.verbose, samples=args.samples, seeds=args.seeds,
-                      retry_errors=args.retry_errors, warm_start=args.warm_start,
+                      retry_errors=args.retry_errors, warm_start=args.warm_start, log=args.log,
                       out=lambda s: print(s, flush=True))
     if study.meta.get("status") != "interrupted":
         return 0

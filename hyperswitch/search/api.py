@@ -12,7 +12,7 @@ in the space are :class:`hyperswitch.errors.ConfigError` (the same one-line mess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,15 @@ def as_space(space: str | Path | Mapping[str, Any] | SearchSpace) -> SearchSpace
 def sweep(space: str | Path | Mapping[str, Any] | SearchSpace, *, storage: str | Path = "runs",
           name: str | None = None, samples: int | None = None, seeds: int | None = None, resume: bool = False,
           retry_errors: bool = False, warm_start: str | Path | None = None, address: str | None = None,
-          verbose: bool = False, progress: bool | Callable[[str], None] = True) -> Study:
+          verbose: bool = False, progress: bool | Callable[[str], None] = True,
+          log: str | Sequence[str] | None = None) -> Study:
     """Run (or with ``resume`` continue) the sweep of ``space`` and return its study (finished trials, steps,
     events as pandas; ``study.meta["status"]`` is ``completed`` or ``interrupted``). The keywords are the
     command's options: ``storage`` (``--storage``: a folder or a URI such as ``s3://bucket/runs``), ``name``,
     ``samples``, ``seeds``, ``resume``, ``retry_errors``, ``warm_start`` (an earlier study's folder or name),
-    ``address``, ``verbose``. ``progress``: print the command's progress lines (True), print
-    nothing (False), or a function that receives each line."""
+    ``address``, ``verbose``, ``log`` (``--log``: experiment trackers each finished trial is logged to, such as
+    ``["mlflow", "tensorboard"]`` or ``"mlflow=http://host:5000"``). ``progress``: print the command's progress
+    lines (True), print nothing (False), or a function that receives each line."""
     from hyperswitch.search.runner import run_sweep
 
     if callable(progress):
@@ -53,4 +55,4 @@ def sweep(space: str | Path | Mapping[str, Any] | SearchSpace, *, storage: str |
             return None
     return run_sweep(as_space(space), storage=storage, name=name, resume=resume, address=address, verbose=verbose,
                      out=out, samples=samples, seeds=seeds, retry_errors=retry_errors,
-                     warm_start=warm_start)
+                     warm_start=warm_start, log=log)

@@ -387,17 +387,25 @@ def _forget_run(study_dir: StudyPath, trial_id: str) -> None:
 def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | None = None, resume: bool = False,
               address: str | None = None, verbose: bool = False, out: Printer = print,
               samples: int | None = None, seeds: int | None = None, retry_errors: bool = False,
-              warm_start: str | Path | None = None) -> Study:
+              warm_start: str | Path | None = None, log: str | Sequence[str] | None = None) -> Study:
     """Run (or resume) the sweep of ``space``; return the study as read back from its Parquet files.
     ``retry_errors`` (with ``resume``): run the trials that failed (status ``error``) again, from scratch.
     ``warm_start``: an earlier study (folder, or name under ``storage``) whose configurations' results the
-    sampler is told first (:func:`read_warm_start`); recorded in study.json, so ``resume`` needs it not again."""
+    sampler is told first (:func:`read_warm_start`); recorded in study.json, so ``resume`` needs it not again.
+    ``log``: experiment trackers each finished trial is logged to (``--log``: mlflow, mlflow=URI, tensorboard,
+    tensorboard=DIR, none; :mod:`hyperswitch.search.trackers`); recorded in study.json, a resume without it keeps
+    the recorded ones."""
+    from hyperswitch.search import trackers as tracking
     from hyperswitch.search.supervise import ray_processes, tell
 
     if retry_errors and not resume:
         raise ConfigError("--retry-errors", "goes with --resume (it runs the failed trials of a study again)", True)
     space = space.with_overrides(samples=samples, seeds=seeds)
     study_dir = open_storage(storage) / (check_study_name(name, "--name") if name is not None else space.name)
+    targets = tracking.parse_log(log)  # checked before the study is created, as the warm start below
+    if targets:
+        tracking.require(targets)
+        tracking.check_targets(targets, study_dir)
     warm = None
     if warm_start is not None and not resume:  # checked before the study is created: an error leaves nothing
         warm = read_warm_start(space, warm_start, storage, study_dir)
@@ -414,6 +422,21 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         if not same:
             raise ConfigError("--warm-start", "a resumed study keeps the warm start it was started with ("
                               + (f"study {recorded['study']}" if recorded else "none") + ")", str(warm_start))
+    if targets is None and resume:  # a resume keeps the study's trackers
+        targets = tracking.targets_from_record(store.read_meta())
+        tracking.require(targets)
+        tracking.check_targets(targets, store.root)
+    trackers = None
+    if targets:
+        try:
+            trackers = tracking.open_trackers(targets, store, out, verbose)
+        except ConfigError:
+            if not resume:  # a new study is undone: nothing left behind
+                tracking.discard_defaults(store.root)
+                store.meta_path.unlink(missing_ok=True)
+            raise
+        store.update_meta(log=trackers.record())
+        out(f"logging each finished trial to {trackers.describe()}")
     again_cmd = resume_command(space, storage, name, samples, seeds)
     tell(study=str(store.root), resume=again_cmd)
     everything = open_study(store.root, include_running=True).trials
@@ -448,6 +471,8 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
             + (f" ({len(retried)} that failed: run again from the start)" if retried else ""))
     out(f"study {store.name}: {n_configs} configurations x {len(space.seeds)} seeds = {total} trials "
         f"({space.algorithm}, {space.max_concurrent} at a time), metric {space.metric} ({space.mode})")
+    if trackers is not None:
+        trackers.catch_up(skip=retried)  # finished trials a tracker lacks (new to the study, or missed)
     if remaining == 0:
         store.update_meta(status="completed", updated=_now())
         out("nothing left to run")
@@ -502,7 +527,9 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         # the study's storage, local or remote (storage_filesystem: the same pyarrow file system, None locally)
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=ray_storage(store.root / "tune")[0],
                                   storage_filesystem=ray_storage(store.root / "tune")[1], verbose=0,
-                                  callbacks=[callback := _study_callback(store, space, progress)],
+                                  # the trackers after the study's callback, which settles each trial's row
+                                  callbacks=[callback := _study_callback(store, space, progress),
+                                             *([trackers.callback()] if trackers is not None else [])],
                                   failure_config=tune.FailureConfig(max_failures=r.max_failures,
                                                                     fail_fast=False)),
     )
@@ -516,6 +543,10 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
             raise
         ray_failed = describe(exc)
     store.compact()
+    if trackers is not None:
+        trackers.catch_up()  # what a tracker failed to take mid-sweep, once more
+        if (missed := trackers.unlogged_line()) is not None:
+            out(missed)
     finished = len(open_study(store.root).finished())
     complete = finished >= total
     by_ray = bool(ray_failed or callback.lost) and not complete
