@@ -265,6 +265,7 @@ class MlflowTracker:
         from mlflow.entities import ViewType
 
         self.target, self.study, self.root = target, study, root
+        self.where = display(root)  # each run's hyperswitch.study tag: whose runs these are
         if target.where is None:
             self.uri = f"sqlite:///{_local(root) / 'mlflow.db'}"
         else:
@@ -278,14 +279,16 @@ class MlflowTracker:
             exp = self.client.get_experiment_by_name(study)
             if exp is None:
                 self.experiment_id = self.client.create_experiment(
-                    study, artifact_location=artifacts, tags={"hyperswitch.study": display(root)})
+                    study, artifact_location=artifacts, tags={"hyperswitch.study": self.where})
             elif exp.lifecycle_stage != "active":
                 raise ConfigError("--log", f"mlflow: experiment {study!r} is deleted in {self.uri}; restore it, or "
                                   "remove it for good (mlflow gc), or give another --name", show_value=False)
             else:
                 self.experiment_id = exp.experiment_id
             # the trials logged before: finished runs tagged with a trial id; a run left RUNNING (a driver killed
-            # while it logged) is deleted, so that the trial is logged again whole
+            # while it logged) is deleted, so that the trial is logged again whole. In a store of the user's own,
+            # only this study's runs (another study of the same name may log to the same experiment); the default
+            # store, inside the study, holds no other's
             self.runs: dict[str, str] = {}
             token = None
             while True:
@@ -293,7 +296,8 @@ class MlflowTracker:
                                                max_results=1000, page_token=token)
                 for run in page:
                     tid = run.data.tags.get("trial_id")
-                    if tid is None:
+                    if tid is None or (target.where is not None
+                                       and run.data.tags.get("hyperswitch.study") != self.where):
                         continue
                     if run.info.status == "RUNNING" or tid in self.runs:
                         self.client.delete_run(run.info.run_id)
@@ -332,7 +336,8 @@ class MlflowTracker:
         run_tags = [RunTag(k, _text(v)) for k, v in tags.items() if v is not None]
         old = self.runs.get(rec.trial_id)
         run = self.client.create_run(self.experiment_id, run_name=rec.trial_id,
-                                     tags={"trial_id": rec.trial_id, "study": self.study})
+                                     tags={"trial_id": rec.trial_id, "study": self.study,
+                                           "hyperswitch.study": self.where})
         rid = run.info.run_id
         try:
             for chunk in _chunks([*params, *run_tags], MLFLOW_PARAMS_TAGS_PER_BATCH):

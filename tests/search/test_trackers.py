@@ -153,6 +153,15 @@ def test_sweep_logs_each_trial_once_to_mlflow_and_tensorboard(local_ray, space_f
     _, runs = _mlflow(root)
     assert len(runs) == 4 and {r.info.run_name: r.info.run_id for r in runs if r.info.run_name in run_ids} == run_ids
 
+    # mlflow=PATH: a SQLite file of the user's; the study's trials are logged there, tagged with the study's folder.
+    elsewhere = tmp_path / "tracking" / "mlflow.db"
+    assert _sweep(path, storage, "--resume", "--samples", "2", "--log", f"mlflow={elsewhere}") == 0
+    assert "mlflow: logged 4 trial(s) finished before this session" in capsys.readouterr().out
+    client, runs = _mlflow(elsewhere.parent)
+    assert sorted(r.info.run_name for r in runs) == sorted(trials.trial_id)
+    assert {r.data.tags["hyperswitch.study"] for r in runs} == {str(root.resolve())}
+    assert json.loads((root / "study.json").read_text())["log"][0]["tracking_uri"] == f"sqlite:///{elsewhere}"
+
     # A tracker that fails on a trial costs a printed line, never an exception: the trial stays unlogged.
     lines: list[str] = []
     store = StudyStore(root)
