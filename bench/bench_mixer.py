@@ -1,4 +1,5 @@
-"""Mixer memory by phase vs SGD and K-FAC alone, measured side by side in one run (not a test).
+"""Mixer memory by phase vs SGD and K-FAC alone (eigen, the kfac-pytorch default, and cholesky), measured side
+by side in one run (not a test); Mixer with and without ``shared_storage``.
 
 Memory is counted as hyperswitch's trials count it on CPU: parameter + gradient bytes plus every optimizer
 state tensor (``Stepper.state_bytes()``: factors, Cholesky caches, momentum, the corrector's velocity). On a
@@ -11,6 +12,7 @@ GPU (``--device cuda``) it is ``torch.cuda.max_memory_allocated`` per phase inst
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -64,21 +66,32 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     kfac = {"name": "kfac", "inverse": "cholesky", "lr": 0.01, "damping": 0.1, "inverse_interval": 10}
+    eigen = {**kfac, "inverse": "eigen"}
+    shared = {**kfac, "shared_storage": True}
     sgd = {"name": "sgdm", "lr": 0.01, "momentum": 0.9}
+
+    def mixer(phase1: dict) -> dict:
+        return {"type": "mixer", "phase1": phase1, "phase2": sgd, "switch": {"at": args.switch_at},
+                "corrector": {"T1": 10}}
+
     rows = {
         "sgdm": run({"type": "single", "optimizer": sgd}, args),
-        "kfac": run({"type": "single", "optimizer": kfac}, args),
-        "mixer": run({"type": "mixer", "phase1": kfac, "phase2": sgd, "switch": {"at": args.switch_at},
-                      "corrector": {"T1": 10}}, args),
+        "kfac eigen": run({"type": "single", "optimizer": eigen}, args),
+        "kfac cholesky": run({"type": "single", "optimizer": kfac}, args),
+        "mixer": run(mixer(kfac), args),
+        "mixer shared": run(mixer(shared), args),
     }
     base = rows["sgdm"]["sgdm"][0]
-    ref = rows["kfac"]["kfac"][0]
+    ref = rows["kfac eigen"]["kfac"][0]
     print(f"MLP 784-{args.width}x{args.depth}-10, batch {args.batch}, {args.steps} steps, switch at "
-          f"{args.switch_at}, T1 10, device {args.device}")
-    print(f"{'run':<7} {'phase':<7} {'peak MiB':>9} {'vs SGD':>7} {'vs K-FAC':>9} {'ms/step':>8}")
+          f"{args.switch_at}, T1 10, device {args.device}, load average {os.getloadavg()[0]:.1f}")
+    print("mixer: phase 1 K-FAC cholesky; mixer shared: the same with shared_storage (a factor's running average "
+          "and its Cholesky factor in one buffer)")
+    print(f"{'run':<14} {'phase':<7} {'peak MiB':>9} {'vs SGD':>7} {'vs eigen K-FAC':>15} {'ms/step':>8}")
     for run_name, phases in rows.items():
         for phase, (peak, ms) in phases.items():
-            print(f"{run_name:<7} {phase:<7} {peak / 2**20:>9.2f} {peak / base:>7.2f} {peak / ref:>9.2f} {ms:>8.2f}")
+            print(f"{run_name:<14} {phase:<7} {peak / 2**20:>9.2f} {peak / base:>7.2f} {peak / ref:>15.2f} "
+                  f"{ms:>8.2f}")
 
 
 if __name__ == "__main__":

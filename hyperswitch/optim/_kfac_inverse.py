@@ -36,8 +36,11 @@ def _damped(f: torch.Tensor, shift: float) -> torch.Tensor:
 def pi_factor(a: torch.Tensor, g: torch.Tensor) -> float:
     """``π = sqrt((tr(A)/dim A) / (tr(G)/dim G))``, the factored Tikhonov split (Martens & Grosse 2015, §6.3);
     1 where either mean eigenvalue is not a positive finite number (e.g. ``G = 0`` before any signal)."""
-    ta = float(torch.diagonal(a).sum()) / a.shape[0]
-    tg = float(torch.diagonal(g).sum()) / g.shape[0]
+    return pi_from_traces(float(torch.diagonal(a).sum()) / a.shape[0], float(torch.diagonal(g).sum()) / g.shape[0])
+
+
+def pi_from_traces(ta: float, tg: float) -> float:
+    """``π`` from the mean eigenvalues ``tr(A)/dim A`` and ``tr(G)/dim G`` (see :func:`pi_factor`)."""
     pi = math.sqrt(ta / tg) if ta > 0 and tg > 0 and math.isfinite(ta) and math.isfinite(tg) else 1.0
     return pi if math.isfinite(pi) and pi > 0 else 1.0
 

@@ -190,6 +190,13 @@ class PreconditionedSGD(torch.optim.Optimizer):
         """Stop updating the preconditioner; the cached one keeps being used."""
         self.frozen = True
 
+    def release_momentum(self) -> None:
+        """Free the momentum buffers (a frozen preconditioner whose directions are blended by another rule, as in
+        Mixer's fusion period, never steps again: its momentum would only hold memory). A later ``step`` starts
+        them afresh."""
+        for st in self.state.values():
+            st.pop("momentum_buffer", None)
+
     def _release_state(self) -> None:
         """Free the preconditioner's state (called by ``release``)."""
 

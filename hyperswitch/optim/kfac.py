@@ -99,7 +99,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, jvp
 
-from hyperswitch.optim import _schedule
+from hyperswitch.optim import _kfac_shared, _schedule
 from hyperswitch.optim._kfac_inverse import INVERSE_METHODS
 from hyperswitch.optim._kfac_layers import KFACLayer, make_layer
 from hyperswitch.optim._preconditioned import (  # the helpers are re-exported (they used to live here)
@@ -131,6 +131,7 @@ KFAC_DEFAULTS: dict[str, Any] = {
     "rescale": False,
     "kl_clip": None,
     "fisher": "empirical",
+    "shared_storage": False,
 }
 
 SPECS = {
@@ -147,7 +148,8 @@ _CACHE_KEYS = ("QA", "invdA", "QG", "invdG", "LA", "LG")
 _FACTOR_KEYS = ("A", "G")
 _STEP_KEYS = ("prev_update",)  # per-parameter state of ``rescale``: the previous update δ₀
 _GLOBAL = ("damping", "factor_decay", "factor_interval", "inverse_interval", "inverse", "variant",
-           "pi_correction", "adaptive_damping", "damping_interval", "rescale", "kl_clip", "fisher")
+           "pi_correction", "adaptive_damping", "damping_interval", "rescale", "kl_clip", "fisher", "shared_storage")
+SHARED_INVERSES = ("cholesky", "triangular")
 # Levenberg-Marquardt (Martens & Grosse 2015, §6.5): thresholds on ρ and the bounds λ is kept in (choice).
 RHO_LOW, RHO_HIGH = 0.25, 0.75
 DAMPING_BOUNDS = (1e-8, 1e8)
@@ -306,6 +308,7 @@ class KFAC(PreconditionedSGD):
         rescale: bool = KFAC_DEFAULTS["rescale"],
         kl_clip: float | None = KFAC_DEFAULTS["kl_clip"],
         fisher: str = KFAC_DEFAULTS["fisher"],
+        shared_storage: bool = KFAC_DEFAULTS["shared_storage"],
         loss_fn: LossFn | None = None,
         process_group: Any = None,
     ) -> None:
@@ -323,6 +326,10 @@ class KFAC(PreconditionedSGD):
         self.rescale = _check_bool(rescale, "rescale")
         self.kl_clip = check_kl_clip(kl_clip)
         self.fisher = check_choice(fisher, "fisher", FISHERS)
+        self.shared_storage = _check_bool(shared_storage, "shared_storage")
+        if self.shared_storage and self.inverse not in SHARED_INVERSES:
+            raise ValueError(f"shared_storage needs inverse cholesky or triangular (a factor shares its buffer with "
+                             f"its Cholesky factor), but got inverse={inverse!r}")
         if self.variant == "foof" and self.fisher != "empirical":
             raise ValueError(f"fisher must be 'empirical' with variant foof (it has no G factor), but got {fisher!r}")
         if self.adaptive_damping and not isinstance(self.damping, int | float):
@@ -426,7 +433,9 @@ class KFAC(PreconditionedSGD):
             for key, f in (("A", a), ("G", g if self.variant == "kfac" else None)):
                 if f is None:
                     continue
-                if key in st:
+                if self.shared_storage:
+                    _kfac_shared.update(st, key, f, decay)
+                elif key in st:
                     st[key].mul_(decay).add_(f, alpha=1.0 - decay)
                 else:
                     st[key] = f.clone()
@@ -437,7 +446,14 @@ class KFAC(PreconditionedSGD):
         return updated
 
     def _ready(self, st: dict[str, Any]) -> bool:
+        if self.shared_storage:
+            return _kfac_shared.ready(st, self.variant == "kfac")
         return "A" in st and (self.variant == "foof" or "G" in st)
+
+    def _has_inverse(self, st: dict[str, Any]) -> bool:
+        if self.shared_storage:
+            return _kfac_shared.has_inverse(st, self.variant == "kfac")
+        return any(k in st for k in _CACHE_KEYS)
 
     def _update_inverses(self, step: int) -> None:
         due = self._due(self.last_inverse_step, "inverse_interval", step)
@@ -446,10 +462,19 @@ class KFAC(PreconditionedSGD):
         built = False
         for layer in self.layers:
             st = self.state[layer.weight]
-            if not self._ready(st) or not (due or not any(k in st for k in _CACHE_KEYS)):
+            if not self._ready(st) or not (due or not self._has_inverse(st)):
                 continue
             if damping is None:
                 damping = float(self._value("damping", step))
+            if self.shared_storage:
+                try:
+                    _kfac_shared.build(st, self.variant == "kfac", damping, self.pi_correction)
+                except RuntimeError as exc:
+                    warnings.warn(f"K-FAC: {self.inverse} update of layer {layer.name!r} failed at step {step}; "
+                                  f"keeping its previous preconditioner ({exc})", RuntimeWarning, stacklevel=4)
+                    continue
+                built = True
+                continue
             try:
                 cache = method.build(st["A"], st.get("G") if self.variant == "kfac" else None, damping,
                                      self.pi_correction)
@@ -470,12 +495,16 @@ class KFAC(PreconditionedSGD):
         out: dict[nn.Parameter, torch.Tensor] = {}
         for layer in self.layers:
             st = self.state[layer.weight]
-            if not any(k in st for k in _CACHE_KEYS):
+            if not self._has_inverse(st):
                 continue
             m = layer.grad_matrix()
             if m is None:
                 continue
-            out.update(layer.split(method.apply(st, m, self.variant == "kfac")))
+            if self.shared_storage:
+                d = _kfac_shared.apply(st, m, self.variant == "kfac", self.inverse == "triangular")
+            else:
+                d = method.apply(st, m, self.variant == "kfac")
+            out.update(layer.split(d))
         return out
 
     def _step_directions(self, step: int) -> dict[nn.Parameter, torch.Tensor]:
@@ -657,7 +686,7 @@ class KFAC(PreconditionedSGD):
         for layer in self.layers:
             layer.clear_pending()
             st = self.state.get(layer.weight, {})
-            for k in _FACTOR_KEYS + _CACHE_KEYS:
+            for k in _FACTOR_KEYS + _CACHE_KEYS + _kfac_shared.KEYS:
                 st.pop(k, None)
         for st in self.state.values():
             for k in _STEP_KEYS:

@@ -111,13 +111,23 @@ class SwitchStepper(Stepper):
         if self.switcher.score is not None:
             detail["score"] = self.switcher.score
         if self.corrector["T1"] > 0 and _preconditioner(self.opt1) is not None:
-            _preconditioner(self.opt1).freeze()
+            self._freeze_phase1()
             self.phase, self.fusion_left = "fusion", int(self.corrector["T1"])
             self.velocity = [torch.zeros_like(p) for p in self._params()]
             detail["fusion_steps"] = self.fusion_left
         else:
             self._enter_phase2()
         return Event(step=step, kind="switch", detail=detail)
+
+    def _freeze_phase1(self) -> None:
+        """Fusion: phase 1's preconditioner frozen; its momentum is not used again and is freed, so that the
+        corrector's velocity takes its place and the fusion period holds no more than phase 1 did."""
+        pre = _preconditioner(self.opt1)
+        pre.freeze()
+        for opt in (pre, self.opt1):
+            release = getattr(opt, "release_momentum", None)
+            if callable(release):
+                release()
 
     def _enter_phase2(self) -> None:
         release = getattr(_preconditioner(self.opt1) or self.opt1, "release", None)
@@ -216,7 +226,7 @@ class SwitchStepper(Stepper):
         assert self.opt1 is not None  # a stepper not yet in phase 2 keeps its phase-1 optimizer
         self.opt1.load_state_dict(state["opt1"])
         if state["phase"] == "fusion":
-            _preconditioner(self.opt1).freeze()
+            self._freeze_phase1()
             self.phase, self.fusion_left = "fusion", int(state["fusion_left"])
             self.velocity = list(state["velocity"])
 
