@@ -8,7 +8,7 @@ from typing import Any
 
 from hyperswitch.config.validate import check_keys, choice, require_mapping
 
-GEN_KEYS = ("name", "phi", "gamma", "lr0", "clip")
+GEN_KEYS = ("name", "phi", "gamma", "lr0", "clip", "fit")
 
 
 def validate_lr_rule(value: Any, key: str) -> dict[str, Any]:

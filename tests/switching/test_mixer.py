@@ -246,6 +246,14 @@ def test_gen_lr_rule_wraps_each_phase():
     assert len(set(lrs)) > 2  # GeN moved the learning rate
 
 
+@pytest.mark.parametrize("fit", ["symmetric", "one_sided"])
+def test_the_gen_lr_rule_passes_its_fit_on(fit):
+    pol = Policy.from_spec({"type": "single", "optimizer": {"name": "sgd", "lr": 0.05},
+                            "lr_rule": {"name": "gen", "fit": fit, "phi": 2}})
+    stepper = pol.build(model(), nn.functional.cross_entropy)
+    assert type(stepper.optimizer).__name__ == "GeN" and stepper.optimizer.param_groups[0]["fit"] == fit
+
+
 def test_switcher_never_fires_before_K_rates_exist():
     for K in (1, 4, 7):
         sw = Switcher({"theta": 0.5, "K": K, "unit": "step"})
