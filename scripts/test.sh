@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up, lint (ruff, the rules in pyproject.toml), type-check (mypy, its [tool.mypy] there), then run the whole
-# test suite (including the slow end-to-end Ray tests).
+# test suite: the tests not marked slow on both cores (pytest-xdist, 2 processes: they share no state), then the
+# slow end-to-end tests (real local Ray, fault injections, Chromium) one at a time, as their timings assume.
+# With arguments, one plain pytest run of those (e.g. scripts/test.sh tests/optim -k gen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,4 +10,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check hyperswitch dashboards tests
 mypy
-exec python -m pytest -q "$@"
+if [ "$#" -gt 0 ]; then
+    exec python -m pytest -q "$@"
+fi
+python -m pytest -q -m "not slow" -n 2
+exec python -m pytest -q -m slow
