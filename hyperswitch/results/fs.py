@@ -262,8 +262,15 @@ class ObjectPath:
     def read_bytes(self) -> bytes:
         """The whole object (a HEAD and a GET: see :func:`read_consistent`). ``FileNotFoundError`` if there is
         none."""
-        with self.fs.open_input_stream(self.path) as f:
-            return bytes(f.read())
+        try:
+            with self.fs.open_input_stream(self.path) as f:
+                return bytes(f.read())
+        except FileNotFoundError:
+            raise
+        except OSError as exc:  # deleted between the HEAD and the GET (compaction removes parts): it is gone
+            if any(m in str(exc) for m in GONE_MARKERS):
+                raise FileNotFoundError(2, "No such file or directory", str(self)) from None
+            raise
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
@@ -317,6 +324,10 @@ StudyPath = Path | ObjectPath
 
 
 # --- what the results package calls -----------------------------------------------------------------------------
+
+# How pyarrow's S3 client words a GET of an object deleted after its HEAD (an OSError, not FileNotFoundError).
+GONE_MARKERS = ("RESOURCE_NOT_FOUND", "NoSuchKey", "NO_SUCH_KEY")
+
 
 def read_consistent(path: ObjectPath, parse: Callable[[bytes], T]) -> T:
     """``parse(the object's bytes)``, reading the object again while what was read does not parse (it was replaced

@@ -384,3 +384,39 @@ def test_commands_and_dashboard_read_an_s3_study(s3, tmp_path, capsys):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "part" in out.stdout and "4/6" in out.stdout and "fab" in out.stdout, \
         out.stdout + out.stderr
+
+
+def test_reads_racing_a_delete_see_a_whole_object_or_none(s3):
+    """Compaction deletes parts while readers list and read them: an object deleted between pyarrow's HEAD and its
+    GET raised OSError("... RESOURCE_NOT_FOUND during GetObject ...") and failed a reader (seen in the S3 sweep
+    test); it reads as gone (None), like a local file removed before it was opened."""
+    import pyarrow as pa
+
+    from hyperswitch.results.store import read_parquet, write_table_atomic
+
+    uri, _ = s3
+    key = open_storage(f"{uri}/gone/t.parquet")
+    table = pa.table({"x": list(range(20000)), "y": [str(i) for i in range(20000)]})
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            write_table_atomic(table, key)
+            key.unlink(missing_ok=True)
+
+    th = threading.Thread(target=churn, daemon=True)
+    th.start()
+    seen: dict[str, int] = {"whole": 0, "gone": 0}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and min(seen.values()) < 20:
+            got = read_parquet(key)  # never raises
+            if got is None:
+                seen["gone"] += 1
+            else:
+                assert got.equals(table)
+                seen["whole"] += 1
+    finally:
+        stop.set()
+        th.join(timeout=30)
+    assert seen["whole"] >= 1 and seen["gone"] >= 1, seen
