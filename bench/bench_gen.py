@@ -6,11 +6,13 @@
 docs/algorithms.md#gen. This script measures the base, the symmetric fit and the one-sided fit side by side
 in one run: every configuration (each on its own copy of the model) runs one chunk of steps per round, in a
 rotating order; the script prints the median over rounds of the paired ratios in CPU time (and in wall time)
-and the machine's load average.
+and the machine's load average. On ``--device cuda`` the medians are in wall time (CPU time there would
+count only the kernel launches; each chunk is timed between two ``torch.cuda.synchronize``).
 
     python bench/bench_gen.py                      # digits MLP 64-128-10 (batch 64) and 784-1024-1024-10 (256)
     python bench/bench_gen.py --models large --rounds 60 --base adamw
     python bench/bench_gen.py --noise              # lr* of both fits over many mini-batches instead of speed
+    python bench/bench_gen.py --device cuda        # the same on a GPU (wall time; scripts/gpu_check.py runs it)
 
 Data: the digits cycled through in their 28 mini-batches of 64; for the large MLP, 8 synthetic mini-batches of
 256 cycled through. ``rejected``: the share of the run's fits that kept the rate (a rejected one-sided fit
@@ -93,6 +95,7 @@ class Runner:
 
     def __init__(self, model0: nn.Module, batches: Batches, spec: dict | None, chunk: int) -> None:
         self.model = copy.deepcopy(model0)
+        self.cuda = next(self.model.parameters()).is_cuda
         self.batches, self.i = batches, 0
         self.chunk = chunk
         self.step: Callable[[torch.Tensor, torch.Tensor], object]
@@ -112,10 +115,14 @@ class Runner:
         self.step(x, y)
 
     def time_chunk(self) -> tuple[float, float]:
-        """``(CPU seconds, wall seconds)`` per step over one chunk."""
+        """``(CPU seconds, wall seconds)`` per step over one chunk (on a GPU between two synchronizations)."""
+        if self.cuda:
+            torch.cuda.synchronize()
         c0, t0 = time.process_time(), time.perf_counter()
         for _ in range(self.chunk):
             self.run()
+        if self.cuda:
+            torch.cuda.synchronize()
         return (time.process_time() - c0) / self.chunk, (time.perf_counter() - t0) / self.chunk
 
 
@@ -133,9 +140,10 @@ def bench(name: str, model0: nn.Module, batches: Batches, args: argparse.Namespa
                                            "phi": phi, "fit": fit}
     lcm = math.lcm(*args.phis)
     probe = Runner(model0, batches, configs["base"], lcm)
+    clock = 1 if args.device == "cuda" else 0  # which of time_chunk's (CPU, wall) the figures use
     for _ in range(args.warmup):
         probe.run()
-    per_step = min(probe.time_chunk()[0] for _ in range(3))
+    per_step = min(probe.time_chunk()[clock] for _ in range(3))
     chunk = lcm * max(1, math.ceil(args.chunk_time / (lcm * per_step)))  # chunks of about chunk_time seconds
     runners = {k: Runner(model0, batches, spec, chunk) for k, spec in configs.items()}
     for r in runners.values():
@@ -151,6 +159,8 @@ def bench(name: str, model0: nn.Module, batches: Batches, args: argparse.Namespa
             cpu[k].append(c)
             wall[k].append(w)
     rows = []
+    if clock:
+        cpu = wall  # on a GPU the process's CPU time counts the launches, not the work
     f = statistics.median(cpu["forward"]) / statistics.median(cpu["base"])
     for fit in args.fits:
         for phi in args.phis:
@@ -283,12 +293,18 @@ def main(argv: list[str] | None = None) -> None:
                    help="torch intra-op threads (default 1: on shared cores more threads measure contention)")
     p.add_argument("--default-malloc", action="store_true",
                    help="keep glibc's default trimming (see steady_malloc); off by default")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where the models and batches live (cuda: figures in wall time); default cpu")
     p.add_argument("--noise", action="store_true", help="measure the fits' lr* noise instead of speed")
     p.add_argument("--noise-batches", type=int, default=200)
     p.add_argument("--noise-lr", type=float, default=0.1, help="the lr (step along d) the fits probe at")
     p.add_argument("--noise-stages", nargs="+", type=int, default=[0, 100, 1000],
                    help="SGD steps (lr 0.1, batch 64) before each measurement")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
+    if args.noise and args.device != "cpu":
+        p.error("--noise runs on the CPU only")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # a diverging lr must not turn into a denormal-arithmetic benchmark
@@ -300,12 +316,15 @@ def main(argv: list[str] | None = None) -> None:
     problems = {"digits": lambda: digits_problem(64), "large": lambda: large_problem(256)}
     labels = {"digits": "digits 64-128-10, batch 64", "large": "784-1024-1024-10, batch 256"}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), base {args.base} lr {args.lr}, "
-          f"{args.rounds} rounds of ~{args.chunk_time} s chunks; {allocator}; load average {load()} (1/5/15 min)")
+          f"{args.rounds} rounds of ~{args.chunk_time} s chunks; {allocator}; load average {load()} (1/5/15 min); "
+          f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
     print(f"{'model':28s} {'fit':>9s} {'phi':>3s} {'chunk':>5s} {'base ms':>8s} {'GeN ms':>8s} {'relative':>8s} "
           f"{'[q1, q3]':>11s} {'wall':>5s} {'bound':>6s} {'model':>6s} {'paper':>6s} {'rejected':>8s}"
-          f"   (ms: CPU time per step)")
+          f"   (ms: {'wall' if args.device == 'cuda' else 'CPU'} time per step)")
     for m in args.models:
         model0, batches = problems[m]()
+        model0 = model0.to(args.device)
+        batches = [(x.to(args.device), y.to(args.device)) for x, y in batches]
         for row in bench(labels[m], model0, batches, args):
             paper = f"{row['paper']:.0%}" if row["paper"] is not None else "-"
             print(f"{row['model']:28s} {row['fit']:>9s} {row['phi']:3d} {row['chunk']:5d} {row['base_ms']:8.2f} "

@@ -25,10 +25,12 @@ OPTIMIZERS = {"sgdm": {"name": "sgdm", "lr": 0.01, "momentum": 0.9},
               "kfac": {"name": "kfac", "lr": 0.01, "damping": 0.1}}
 
 
-def time_steps(name: str, opt: dict, steps: int, warmup: int, device: str) -> tuple[float, float]:
-    """(build seconds, ms per step)."""
+def time_steps(name: str, opt: dict, steps: int, warmup: int, device: str,
+               options: dict | None = None) -> tuple[float, float]:
+    """(build seconds, ms per step); ``options``: the workload's options over its defaults (scripts/gpu_check.py
+    sizes them so that a GPU is busy)."""
     t0 = time.perf_counter()
-    wl = build_workload({"name": name}, seed=0)
+    wl = build_workload({"name": name, **(options or {})}, seed=0)
     build_s = time.perf_counter() - t0
     model = wl.model.to(device)
     stepper = Policy.from_spec({"type": "single", "optimizer": opt}).build(model, wl.loss_fn)
