@@ -115,7 +115,7 @@ def run(sizes: list[int], batch: int, args: argparse.Namespace, version: str) ->
     stepper: Any = Policy.from_spec(spec).build(model, nn.functional.cross_entropy)
     if version.startswith("old"):
         full = stepper.spec
-        stepper.compressor = LegacyCompressor(full["compress"], full["n_components"], full["layers"], full["seed"])
+        stepper.compressor = LegacyCompressor(full.compress, full.n_components, full.layers, full.seed)
         stepper.surrogates = LegacySurrogates(len(stepper.candidates))
     spent = [0.0, 0.0]
     for name in ("_start_cycle", "_end_cycle"):

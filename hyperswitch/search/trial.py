@@ -14,7 +14,7 @@ import math
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,11 +24,16 @@ from hyperswitch.results.store import StudyStore
 from hyperswitch.search.seeds import OBJECTIVE
 from hyperswitch.search.space import SearchSpace, space_from_text
 
+if TYPE_CHECKING:
+    from hyperswitch.switching import Policy
+
 
 def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str, Any] | None,
-              status: str, summary: Mapping[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """A trials.parquet row: identity, every parameter under its own name, metrics."""
-    from hyperswitch.switching import get_policy_type
+              status: str, summary: Mapping[str, Any] | None = None, error: str | None = None,
+              policy_obj: Policy | None = None) -> dict[str, Any]:
+    """A trials.parquet row: identity, every parameter under its own name, metrics. ``policy_obj``: the trial's
+    validated policy, which names its optimizers (validated here when not given; none when it does not)."""
+    from hyperswitch.switching import Policy
 
     if values is None:
         try:
@@ -38,9 +43,11 @@ def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str
     workload, policy = space.workload, space.policy
     try:
         workload, policy = space.instantiate(values)
-        optimizers = ",".join(get_policy_type(policy["type"]).optimizer_names(policy))
-    except Exception:
-        optimizers = None
+        if policy_obj is None:
+            policy_obj = Policy.from_spec(policy)
+    except Exception:  # a row must still be written
+        pass
+    optimizers = ",".join(policy_obj.optimizer_names()) if policy_obj is not None else None
     row: dict[str, Any] = {
         "trial_id": config["trial_id"], "config_id": config["config_id"], "seed": int(config["seed"]),
         # the instantiated names: a workload or policy type given by a parameter ($task) shows its value
@@ -85,7 +92,7 @@ class TrialJob:
         return space_from_text(self.space_text, self.space_source).with_overrides(samples=self.samples,
                                                                                  seeds=self.seeds)
 
-    def prepare(self) -> tuple[SearchSpace, dict[str, Any], dict[str, Any], Any]:
+    def prepare(self) -> tuple[SearchSpace, dict[str, Any], dict[str, Any], Policy]:
         """(space, parameter values, workload spec, policy); raises on a bad combination of values."""
         from hyperswitch.switching import Policy
 
@@ -111,8 +118,8 @@ class TrialJob:
         def on_eval(row: Mapping[str, Any], result: Any, state: dict[str, Any] | None) -> None:
             summary = dict(result.summary)
             if rank == 0:
-                store.write_trial_parts(trial_row(space, self.config, values, RUNNING, summary), result.steps,
-                                        result.events)
+                store.write_trial_parts(trial_row(space, self.config, values, RUNNING, summary, policy_obj=policy),
+                                        result.steps, result.events)
             report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
                     "status": RUNNING}, state)
 
@@ -120,8 +127,8 @@ class TrialJob:
                            resume=resume, rank=rank, world_size=world_size)
         summary = dict(result.summary)
         if rank == 0:
-            store.write_trial_parts(trial_row(space, self.config, values, result.status, summary), result.steps,
-                                    result.events)
+            store.write_trial_parts(trial_row(space, self.config, values, result.status, summary, policy_obj=policy),
+                                    result.steps, result.events)
         final = {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
                  "status": result.status}
         if world_size > 1:

@@ -1,5 +1,8 @@
 """The switching-policy interface: a Policy (validated spec) builds a Stepper for a model and a loss.
 
+Each policy type is a ``PolicyType[S]`` whose ``validate`` turns a mapping into its own frozen spec ``S`` (a
+``PolicySpec``, ``_spec.py``) once, at the boundary, and whose ``build`` takes that spec.
+
 Observation (losses), decision (when to switch) and action (which optimizer steps) stay separate: a
 Stepper owns the optimizers and asks its rule which one acts; the rule only sees losses and steps.
 """
@@ -11,7 +14,7 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -19,6 +22,7 @@ from torch import nn
 from hyperswitch.optim._dist import global_mean
 from hyperswitch.optim._preconditioned import tensors_bytes as tensor_bytes
 from hyperswitch.optim.registry import build_optimizer
+from hyperswitch.switching._spec import OptimizerSpec, PolicySpec
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -85,14 +89,14 @@ def optimizer_state_bytes(opt: torch.optim.Optimizer | None) -> int:
 class Stepper(abc.ABC):
     """Trains ``model`` one mini-batch at a time under a policy.
 
-    ``spec`` is the validated policy spec it was built from (``type`` included). ``copy.deepcopy(stepper)`` copies
+    ``spec`` is the validated policy spec it was built from. ``copy.deepcopy(stepper)`` copies
     the model and builds a stepper of the same spec on the copy, loaded from ``state_dict()``: it continues exactly
     as the original would, and shares no tensor with it (the loss function is shared: it holds no state). Optimizers
     are not copied attribute by attribute: torch's ``Optimizer`` pickles only its defaults, state and param groups,
     and K-FAC's hooks stay with the model they were registered on (a copied model gets no-ops in their place).
     """
 
-    spec: Mapping[str, Any]
+    spec: PolicySpec
 
     def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
         self.model = model
@@ -103,7 +107,7 @@ class Stepper(abc.ABC):
         from hyperswitch.switching._registry import get_policy_type
 
         model = copy.deepcopy(self.model, memo)
-        twin = get_policy_type(self.spec["type"]).build(self.spec, model, self.loss_fn)
+        twin = get_policy_type(self.spec.type).build(self.spec, model, self.loss_fn)
         memo[id(self)] = twin
         twin.load_state_dict(self.state_dict())
         return twin
@@ -138,26 +142,25 @@ class Stepper(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
-    def _build(self, spec: Mapping[str, Any], key: str) -> torch.optim.Optimizer:
-        return build_optimizer(spec, self.model, self.loss_fn, key=key)
+    def _build(self, spec: OptimizerSpec, key: str) -> torch.optim.Optimizer:
+        return build_optimizer(spec.as_dict(), self.model, self.loss_fn, key=key)
 
 
-class PolicyType(abc.ABC):
-    """A kind of policy: validates its spec and builds its stepper. One subclass per module."""
+S = TypeVar("S", bound=PolicySpec)
+
+
+class PolicyType(abc.ABC, Generic[S]):
+    """A kind of policy: validates a mapping into its spec ``S`` and builds its stepper from one. One subclass
+    per module."""
 
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]
 
     @classmethod
     @abc.abstractmethod
-    def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
-        """Check ``spec`` (values included) and return it normalised with defaults filled in."""
+    def validate(cls, spec: Mapping[str, Any], key: str) -> S:
+        """Check ``spec`` (values included) into the type's spec, defaults filled in."""
 
     @classmethod
     @abc.abstractmethod
-    def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper: ...
-
-    @classmethod
-    def optimizer_names(cls, spec: Mapping[str, Any]) -> list[str]:
-        """Names of the optimizers a (validated) spec uses, for labels."""
-        return []
+    def build(cls, spec: S, model: nn.Module, loss_fn: LossFn) -> Stepper: ...

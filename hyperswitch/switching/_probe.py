@@ -48,7 +48,3 @@ def check_optimizer_values(spec: Any, key: str) -> dict[str, Any]:
     check_optimizer_spec(spec, key=key)
     probe_optimizer(spec, key)
     return dict(spec)
-
-
-def optimizer_label(spec: Mapping[str, Any]) -> str:
-    return str(spec["name"])

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -57,8 +58,8 @@ from hyperswitch.switching._base import (
     optimizer_step,
 )
 from hyperswitch.switching._iomt_score import Compressor, Surrogates, acquisition, cycle_score
-from hyperswitch.switching._probe import check_optimizer_values
 from hyperswitch.switching._registry import register_policy
+from hyperswitch.switching._spec import OptimizerSpec, PolicySpec
 from hyperswitch.workloads._transferability import omega_t as transfer_weight
 
 DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = tuple(
@@ -73,24 +74,69 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def candidate_label(spec: Mapping[str, Any]) -> str:
+def candidate_label(spec: OptimizerSpec | Mapping[str, Any]) -> str:
     """``sgdm(lr=0.01)``: the name and the spec's own hyperparameters, in the spec's order."""
-    hp = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-    return f"{spec['name']}({hp})" if hp else str(spec["name"])
+    if not isinstance(spec, OptimizerSpec):
+        spec = OptimizerSpec(name=str(spec["name"]), hparams={k: v for k, v in spec.items() if k != "name"})
+    return spec.label
+
+
+@dataclass(frozen=True, slots=True)
+class IOMTSpec(PolicySpec):
+    """A validated ``iomt`` policy: every key of ``DEFAULTS`` (see the module docstring), ``candidates`` built."""
+
+    candidates: tuple[OptimizerSpec, ...]
+    tau: int
+    n_ini: int
+    omega_min: float
+    alpha: float
+    n_components: int
+    compress: str
+    layers: str
+    n_halve: int
+    beta: float
+    use_transferability: bool
+    select: str
+    halving: bool
+    reset_state: bool
+    seed: int
+    omega_p: float | None = None
+    logme: float | None = None
+    leep: float | None = None
+    type: str = "iomt"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            if f.name != "type":
+                value = getattr(self, f.name)
+                out[f.name] = [c.as_dict() for c in value] if f.name == "candidates" else value
+        return out
+
+    def optimizer_names(self) -> list[str]:
+        return list(dict.fromkeys(c.name for c in self.candidates))
+
+    def omega_t(self) -> float:
+        """The transferability weight: 0 without ``use_transferability`` (training from scratch)."""
+        if not self.use_transferability:
+            return 0.0
+        assert self.omega_p is not None and self.logme is not None and self.leep is not None  # validate requires
+        return transfer_weight(self.beta, self.omega_p, self.logme, self.leep)
 
 
 class IOMTStepper(Stepper):
-    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: Mapping[str, Any]) -> None:
+    spec: IOMTSpec
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: IOMTSpec) -> None:
         super().__init__(model, loss_fn)
         self.spec = spec
-        self.candidates: list[dict[str, Any]] = [dict(c) for c in spec["candidates"]]
-        self.labels = [candidate_label(c) for c in self.candidates]
-        self.tau, self.n_ini = int(spec["tau"]), int(spec["n_ini"])
-        self.omega_t = (transfer_weight(spec["beta"], spec["omega_p"], spec["logme"], spec["leep"])
-                        if spec["use_transferability"] else 0.0)
-        self.compressor = Compressor(spec["compress"], spec["n_components"], spec["layers"], spec["seed"])
+        self.candidates: list[OptimizerSpec] = list(spec.candidates)
+        self.labels = [c.label for c in self.candidates]
+        self.tau, self.n_ini = int(spec.tau), int(spec.n_ini)
+        self.omega_t = spec.omega_t()
+        self.compressor = Compressor(spec.compress, spec.n_components, spec.layers, spec.seed)
         self.surrogates = Surrogates(len(self.candidates))
-        self.rng = np.random.default_rng(int(spec["seed"]))
+        self.rng = np.random.default_rng(int(spec.seed))
         self.weights = [1.0] * len(self.candidates)
         self.opts: dict[int, torch.optim.Optimizer] = {}
         self.cycle = 0  # index of the current (or next, when pos == 0) cycle
@@ -103,7 +149,7 @@ class IOMTStepper(Stepper):
 
     # --- decision -------------------------------------------------------------------------------------
     def _mode(self) -> str:
-        select = self.spec["select"]
+        select = self.spec.select
         if select == "surrogate" and self.cycle < self.n_ini:
             return "random"
         return str(select)
@@ -111,7 +157,7 @@ class IOMTStepper(Stepper):
     def acquisition_values(self, v: np.ndarray) -> list[float]:
         """``e`` of every candidate at ``v`` for the current cycle index."""
         mu, sd = self.surrogates.predict_all(v)
-        return [acquisition(float(m), float(s), self.cycle, self.spec["n_halve"], self.omega_t, self.spec["halving"])
+        return [acquisition(float(m), float(s), self.cycle, self.spec.n_halve, self.omega_t, self.spec.halving)
                 for m, s in zip(mu, sd, strict=True)]
 
     def _choose(self, mode: str, v: np.ndarray) -> int:
@@ -138,7 +184,7 @@ class IOMTStepper(Stepper):
         mode = self._mode()
         j = self._choose(mode, v)
         prev = self.current
-        if self.spec["reset_state"]:
+        if self.spec.reset_state:
             self.opts = {}
         self._optimizer(j)
         self.current, self.v, self.losses = j, [float(a) for a in v], []
@@ -150,10 +196,10 @@ class IOMTStepper(Stepper):
     def _end_cycle(self) -> None:
         assert self.current is not None and self.v is not None
         l0 = self.l_prev if self.l_prev is not None else self.losses[0]
-        s = cycle_score(l0, self.losses, self.spec["alpha"])
+        s = cycle_score(l0, self.losses, self.spec.alpha)
         self.surrogates.add(self.current, np.asarray(self.v), s)
         if self._mode() == "random":
-            self.weights[self.current] = max((s + 1.0) / 2.0, float(self.spec["omega_min"]))
+            self.weights[self.current] = max((s + 1.0) / 2.0, float(self.spec.omega_min))
         self.last_score, self.l_prev = s, self.losses[-1]
         self.cycle, self.pos, self.losses = self.cycle + 1, 0, []
 
@@ -211,33 +257,32 @@ class IOMTStepper(Stepper):
             self._optimizer(int(j)).load_state_dict(opt_state)
 
 
-def _validate_candidates(value: Any, key: str) -> list[dict[str, Any]]:
+def _validate_candidates(value: Any, key: str) -> tuple[OptimizerSpec, ...]:
     if value is None:
         value = [dict(c) for c in DEFAULT_CANDIDATES]
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(key, "must be a non-empty list of optimizer specs", value)
-    out = [check_optimizer_values(c, f"{key}[{i}]") for i, c in enumerate(value)]
-    labels = [candidate_label(c) for c in out]
+    out = tuple(OptimizerSpec.from_mapping(c, f"{key}[{i}]") for i, c in enumerate(value))
+    labels = [c.label for c in out]
     for i, label in enumerate(labels):
         if label in labels[:i]:
-            raise ConfigError(f"{key}[{i}]", "duplicate candidate", dict(value[i]))
+            raise ConfigError(f"{key}[{i}]", "duplicate candidate", out[i].as_dict())
     return out
 
 
 @register_policy
-class IOMT(PolicyType):
+class IOMT(PolicyType[IOMTSpec]):
     """``type: iomt``: every key optional; see the module docstring for their meaning and defaults."""
 
     name = "iomt"
     keys = ("type", *DEFAULTS)
 
     @classmethod
-    def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    def validate(cls, spec: Mapping[str, Any], key: str) -> IOMTSpec:
         spec = require_mapping(spec, key)
         check_keys(spec, cls.keys, key)
         full = {**DEFAULTS, **spec}
         out: dict[str, Any] = {
-            "type": cls.name,
             "candidates": _validate_candidates(full["candidates"], f"{key}.candidates"),
             "tau": number(full["tau"], f"{key}.tau", integer=True, low=1),
             "n_ini": number(full["n_ini"], f"{key}.n_ini", integer=True, low=0),
@@ -266,12 +311,8 @@ class IOMT(PolicyType):
             else:
                 number(value, f"{key}.{k}")
             out[k] = value
-        return out
+        return IOMTSpec(**out)
 
     @classmethod
-    def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper:
+    def build(cls, spec: IOMTSpec, model: nn.Module, loss_fn: LossFn) -> Stepper:
         return IOMTStepper(model, loss_fn, spec)
-
-    @classmethod
-    def optimizer_names(cls, spec: Mapping[str, Any]) -> list[str]:
-        return list(dict.fromkeys(str(c["name"]) for c in spec["candidates"]))

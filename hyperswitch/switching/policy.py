@@ -14,12 +14,16 @@ from hyperswitch.config.yamlio import load_file
 from hyperswitch.errors import ConfigError
 from hyperswitch.switching._base import LossFn, Stepper
 from hyperswitch.switching._registry import get_policy_type
+from hyperswitch.switching._spec import PolicySpec
 
 FILE_KEYS = ("name", "description", "policy", "workload", "train", "provenance")
 
 
-def validate_policy(spec: Any, key: str = "policy") -> dict[str, Any]:
-    """Check a policy spec, values included, and return it normalised."""
+def validate_policy(spec: Any, key: str = "policy") -> PolicySpec:
+    """Check a policy spec, values included, into its type's typed spec (a ``PolicySpec`` is returned as is: it
+    was checked when it was built)."""
+    if isinstance(spec, PolicySpec):
+        return spec
     spec = require_mapping(spec, key)
     if "type" not in spec:
         raise ConfigError(f"{key}.type", "is required", None, show_value=False)
@@ -28,9 +32,10 @@ def validate_policy(spec: Any, key: str = "policy") -> dict[str, Any]:
 
 @dataclass
 class Policy:
-    """A validated policy. ``build(model, loss_fn)`` gives the Stepper that trains ``model``."""
+    """A validated policy. ``build(model, loss_fn)`` gives the Stepper that trains ``model``; ``spec`` is its
+    type's frozen spec (``spec.as_dict()``: the plain mapping)."""
 
-    spec: dict[str, Any]
+    spec: PolicySpec
     name: str | None = None
     description: str | None = None
     workload: dict[str, Any] | None = None
@@ -39,15 +44,15 @@ class Policy:
     source: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], **kwargs: Any) -> Policy:
+    def from_spec(cls, spec: PolicySpec | Mapping[str, Any], **kwargs: Any) -> Policy:
         return cls(spec=validate_policy(spec), **kwargs)
 
     @property
     def type(self) -> str:
-        return str(self.spec["type"])
+        return self.spec.type
 
     def optimizer_names(self) -> list[str]:
-        return get_policy_type(self.type).optimizer_names(self.spec)
+        return self.spec.optimizer_names()
 
     def build(self, model: nn.Module, loss_fn: LossFn) -> Stepper:
         return get_policy_type(self.type).build(self.spec, model, loss_fn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,17 +17,36 @@ from torch import nn
 
 from hyperswitch.config.validate import check_keys
 from hyperswitch.switching._base import Event, LossFn, PolicyType, Stepper, StepReport, current_lr, optimizer_step
-from hyperswitch.switching._probe import check_optimizer_values
 from hyperswitch.switching._registry import register_policy
-from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
+from hyperswitch.switching._spec import LrRule, OptimizerSpec, PolicySpec, wrap_spec
+
+
+@dataclass(frozen=True, slots=True)
+class SingleSpec(PolicySpec):
+    """``{type: single, optimizer: {name, ...}, lr_rule: ...}``."""
+
+    optimizer: OptimizerSpec
+    lr_rule: LrRule | None = None
+    type: str = "single"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "optimizer": self.optimizer.as_dict()}
+        if self.lr_rule is not None:
+            out["lr_rule"] = self.lr_rule.as_dict()
+        return out
+
+    def optimizer_names(self) -> list[str]:
+        return [self.optimizer.name]
 
 
 class SingleStepper(Stepper):
-    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: Mapping[str, Any]) -> None:
+    spec: SingleSpec
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: SingleSpec) -> None:
         super().__init__(model, loss_fn)
         self.spec = spec
-        self.name = str(spec["optimizer"]["name"])
-        self.optimizer = self._build(wrap_spec(spec["optimizer"], spec.get("lr_rule")), "policy.optimizer")
+        self.name = spec.optimizer.name
+        self.optimizer = self._build(wrap_spec(spec.optimizer, spec.lr_rule), "policy.optimizer")
         self.swats = _swats(self.optimizer)
         self.swats_at: int | None = None  # the update after which SWATS entered its SGD phase
         self.swats_lr: float | None = None
@@ -92,26 +112,22 @@ def _swats(opt: torch.optim.Optimizer) -> torch.optim.Optimizer | None:
 
 
 @register_policy
-class Single(PolicyType):
+class Single(PolicyType[SingleSpec]):
     """``type: single``: ``optimizer: {name: ..., hyperparameters}``."""
 
     name = "single"
     keys = ("type", "optimizer", "lr_rule")
 
     @classmethod
-    def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    def validate(cls, spec: Mapping[str, Any], key: str) -> SingleSpec:
         check_keys(spec, cls.keys, key, required=("optimizer",))
-        out: dict[str, Any] = {"type": cls.name,
-                               "optimizer": check_optimizer_values(spec["optimizer"], f"{key}.optimizer")}
+        optimizer = OptimizerSpec.from_mapping(spec["optimizer"], f"{key}.optimizer")
+        lr_rule = None
         if spec.get("lr_rule") is not None:
-            out["lr_rule"] = validate_lr_rule(spec["lr_rule"], f"{key}.lr_rule")
-            check_optimizer_values(wrap_spec(out["optimizer"], out["lr_rule"]), f"{key}.optimizer")
-        return out
+            lr_rule = LrRule.from_mapping(spec["lr_rule"], f"{key}.lr_rule")
+            OptimizerSpec.from_mapping(lr_rule.wrap(optimizer), f"{key}.optimizer")
+        return SingleSpec(optimizer=optimizer, lr_rule=lr_rule)
 
     @classmethod
-    def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper:
+    def build(cls, spec: SingleSpec, model: nn.Module, loss_fn: LossFn) -> Stepper:
         return SingleStepper(model, loss_fn, spec)
-
-    @classmethod
-    def optimizer_names(cls, spec: Mapping[str, Any]) -> list[str]:
-        return [str(spec["optimizer"]["name"])]

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from hyperswitch.config.validate import check_keys, number, require_mapping
+from hyperswitch.config.validate import check_keys
 from hyperswitch.errors import ConfigError
 from hyperswitch.optim._dist import global_mean
-from hyperswitch.optim.registry import build_optimizer, resolve_hparams
+from hyperswitch.optim.registry import resolve_hparams
 from hyperswitch.switching._base import (
     Event,
     LossFn,
@@ -45,24 +46,51 @@ from hyperswitch.switching._base import (
     optimizer_state_bytes,
     optimizer_step,
 )
-from hyperswitch.switching._probe import check_optimizer_values, probe_optimizer
+from hyperswitch.switching._probe import probe_optimizer
 from hyperswitch.switching._registry import register_policy
-from hyperswitch.switching.lr_rule import validate_lr_rule, wrap_spec
+from hyperswitch.switching._spec import (
+    Corrector,
+    LrRule,
+    NeverSwitch,
+    OptimizerSpec,
+    PolicySpec,
+    SwitchRule,
+    wrap_spec,
+)
 from hyperswitch.switching.switcher import Switcher, validate_switch
 
-CORRECTOR_OFF = {"T1": 0, "mu": 0.8, "beta": 0.9}
-MIXER_CORRECTOR = {"T1": 10, "mu": 0.8, "beta": 0.9}
+CORRECTOR_OFF = Corrector(T1=0, mu=0.8, beta=0.9)
+MIXER_CORRECTOR = Corrector(T1=10, mu=0.8, beta=0.9)
 
 
-def validate_corrector(value: Any, key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    value = require_mapping(value if value is not None else {}, key)
-    check_keys(value, ("T1", "mu", "beta"), key)
-    full = {**defaults, **value}
-    return {
-        "T1": number(full["T1"], f"{key}.T1", integer=True, low=0),
-        "mu": number(full["mu"], f"{key}.mu", low=0.0, high=1.0),
-        "beta": number(full["beta"], f"{key}.beta", low=0.0, high=1.0),
-    }
+def validate_corrector(value: Any, key: str, defaults: Corrector) -> Corrector:
+    return Corrector.from_mapping(value, key, defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchSpec(PolicySpec):
+    """A validated ``switch`` (or ``mixer``: ``type`` says which) policy."""
+
+    type: str
+    phase1: OptimizerSpec
+    phase2: OptimizerSpec
+    switch: SwitchRule
+    corrector: Corrector
+    lr_rule: LrRule | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "phase1": self.phase1.as_dict(), "phase2": self.phase2.as_dict(),
+                               "switch": self.switch.as_value(), "corrector": self.corrector.as_dict()}
+        if self.lr_rule is not None:
+            out["lr_rule"] = self.lr_rule.as_dict()
+        return out
+
+    def optimizer_names(self) -> list[str]:
+        return [self.phase1.name, self.phase2.name]
+
+    def phase(self, i: int) -> OptimizerSpec:
+        """Phase ``i``'s optimizer spec as built: wrapped in GeN under an ``lr_rule``."""
+        return wrap_spec(self.phase1 if i == 1 else self.phase2, self.lr_rule)
 
 
 def _preconditioner(opt: Any) -> Any:
@@ -74,23 +102,24 @@ def _preconditioner(opt: Any) -> Any:
 
 
 class SwitchStepper(Stepper):
-    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: Mapping[str, Any]) -> None:
+    spec: SwitchSpec
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, spec: SwitchSpec) -> None:
         super().__init__(model, loss_fn)
         self.spec = spec
-        self.names = (str(spec["phase1"]["name"]), str(spec["phase2"]["name"]))
-        self.corrector = spec["corrector"]
+        self.names = (spec.phase1.name, spec.phase2.name)
+        self.corrector = spec.corrector
         self.phase = "phase1"  # phase1 | fusion | phase2
         self.switch_step: int | None = None
-        self.switcher = Switcher(spec["switch"])
+        self.switcher = Switcher(spec.switch)
         self.opt1: torch.optim.Optimizer | None = self._build_phase(1)
         self.opt2: torch.optim.Optimizer | None = None
         self.fusion_left = 0
         self.velocity: list[torch.Tensor] | None = None
-        self.fusion_lr = float(resolve_hparams(spec["phase2"]).get("lr", 0.01))
+        self.fusion_lr = float(resolve_hparams(spec.phase2.as_dict()).get("lr", 0.01))
 
     def _build_phase(self, i: int) -> torch.optim.Optimizer:
-        spec = wrap_spec(self.spec[f"phase{i}"], self.spec.get("lr_rule"))
-        return build_optimizer(spec, self.model, self.loss_fn, key=f"policy.phase{i}")
+        return self._build(self.spec.phase(i), f"policy.phase{i}")
 
     @property
     def active_optimizer(self) -> torch.optim.Optimizer | None:
@@ -110,9 +139,9 @@ class SwitchStepper(Stepper):
         detail: dict[str, Any] = {"from": self.names[0], "to": self.names[1], "rule": self.switcher.kind}
         if self.switcher.score is not None:
             detail["score"] = self.switcher.score
-        if self.corrector["T1"] > 0 and _preconditioner(self.opt1) is not None:
+        if self.corrector.T1 > 0 and _preconditioner(self.opt1) is not None:
             self._freeze_phase1()
-            self.phase, self.fusion_left = "fusion", int(self.corrector["T1"])
+            self.phase, self.fusion_left = "fusion", int(self.corrector.T1)
             self.velocity = [torch.zeros_like(p) for p in self._params()]
             detail["fusion_steps"] = self.fusion_left
         else:
@@ -154,7 +183,7 @@ class SwitchStepper(Stepper):
         loss = self.loss_fn(self.model(inputs), targets)
         loss.backward()
         second = _preconditioner(self.opt1).precondition_grads()
-        mu, beta = self.corrector["mu"], self.corrector["beta"]
+        mu, beta = self.corrector.mu, self.corrector.beta
         assert self.velocity is not None
         with torch.no_grad():
             for p, v in zip(params, self.velocity, strict=True):
@@ -232,45 +261,40 @@ class SwitchStepper(Stepper):
 
 
 @register_policy
-class Switch(PolicyType):
+class Switch(PolicyType[SwitchSpec]):
     """``type: switch``: ``phase1``, ``phase2``, ``switch`` (required), optional ``corrector``, ``lr_rule``."""
 
     name = "switch"
     keys = ("type", "phase1", "phase2", "switch", "corrector", "lr_rule")
     required: tuple[str, ...] = ("phase1", "phase2", "switch")
     defaults: dict[str, Any] = {}
-    corrector_defaults: Mapping[str, Any] = CORRECTOR_OFF
+    corrector_defaults: Corrector = CORRECTOR_OFF
     adaptive_defaults = False
 
     @classmethod
-    def validate(cls, spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    def validate(cls, spec: Mapping[str, Any], key: str) -> SwitchSpec:
         check_keys(spec, cls.keys, key, required=cls.required)
         full = {**cls.defaults, **spec}
-        out: dict[str, Any] = {
-            "type": cls.name,
-            "phase1": check_optimizer_values(full["phase1"], f"{key}.phase1"),
-            "phase2": check_optimizer_values(full["phase2"], f"{key}.phase2"),
-            "switch": validate_switch(full.get("switch"), f"{key}.switch", adaptive_defaults=cls.adaptive_defaults),
-            "corrector": validate_corrector(full.get("corrector"), f"{key}.corrector", cls.corrector_defaults),
-        }
-        if "lr_rule" in full and full["lr_rule"] is not None:
-            out["lr_rule"] = validate_lr_rule(full["lr_rule"], f"{key}.lr_rule")
+        phases = [OptimizerSpec.from_mapping(full[f"phase{i}"], f"{key}.phase{i}") for i in (1, 2)]
+        out = SwitchSpec(
+            type=cls.name, phase1=phases[0], phase2=phases[1],
+            switch=validate_switch(full.get("switch"), f"{key}.switch", adaptive_defaults=cls.adaptive_defaults),
+            corrector=Corrector.from_mapping(full.get("corrector"), f"{key}.corrector", cls.corrector_defaults),
+            lr_rule=LrRule.from_mapping(full["lr_rule"], f"{key}.lr_rule") if full.get("lr_rule") is not None
+            else None)
+        if out.lr_rule is not None:
             for i in (1, 2):
-                check_optimizer_values(wrap_spec(out[f"phase{i}"], out["lr_rule"]), f"{key}.phase{i}")
-        if out["corrector"]["T1"] > 0 and out["switch"] != "never":
-            opt = probe_optimizer(out["phase1"], f"{key}.phase1")
+                OptimizerSpec.from_mapping(out.phase(i), f"{key}.phase{i}")
+        if out.corrector.T1 > 0 and not isinstance(out.switch, NeverSwitch):
+            opt = probe_optimizer(out.phase1.as_dict(), f"{key}.phase1")
             if _preconditioner(opt) is None:
                 raise ConfigError(f"{key}.corrector.T1", "the corrector needs a phase-1 optimizer with a cached "
-                                  "preconditioner (kfac, foof, shampoo); use T1: 0", out["corrector"]["T1"])
+                                  "preconditioner (kfac, foof, shampoo); use T1: 0", out.corrector.T1)
             release = getattr(opt, "release", None)
             if callable(release):
                 release()
         return out
 
     @classmethod
-    def build(cls, spec: Mapping[str, Any], model: nn.Module, loss_fn: LossFn) -> Stepper:
+    def build(cls, spec: SwitchSpec, model: nn.Module, loss_fn: LossFn) -> Stepper:
         return SwitchStepper(model, loss_fn, spec)
-
-    @classmethod
-    def optimizer_names(cls, spec: Mapping[str, Any]) -> list[str]:
-        return [str(spec["phase1"]["name"]), str(spec["phase2"]["name"])]

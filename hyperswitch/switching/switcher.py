@@ -22,15 +22,18 @@ from typing import Any
 
 from hyperswitch.config.validate import check_keys, choice, number
 from hyperswitch.errors import ConfigError
+from hyperswitch.switching._spec import AdaptiveSwitch, FixedSwitch, NeverSwitch, SwitchRule
 
 ADAPTIVE_DEFAULTS = {"theta": 0.001, "K": 5, "unit": "step"}
 STATISTIC = "mean loss-change rate |L[t-1] - L[t]| / |L[t-1]| over the last K {unit}s"
 
 
-def validate_switch(value: Any, key: str, *, adaptive_defaults: bool = False) -> dict[str, Any] | str:
+def validate_switch(value: Any, key: str, *, adaptive_defaults: bool = False) -> SwitchRule:
     """``never``; ``{at: N, unit}``; or ``{theta, K, unit}``. Normalised with defaults filled in."""
+    if isinstance(value, NeverSwitch | FixedSwitch | AdaptiveSwitch):
+        return value
     if value == "never":
-        return "never"
+        return NeverSwitch()
     if value is None and adaptive_defaults:
         value = {}
     if not isinstance(value, Mapping):
@@ -42,29 +45,26 @@ def validate_switch(value: Any, key: str, *, adaptive_defaults: bool = False) ->
         for k in ("theta", "K"):
             if k in value:
                 raise ConfigError(f"{key}.{k}", "cannot be combined with a fixed 'at'", value[k])
-        return {"at": number(value["at"], f"{key}.at", integer=True, low=0), "unit": unit}
+        return FixedSwitch(at=number(value["at"], f"{key}.at", integer=True, low=0), unit=unit)
     if not adaptive_defaults and not ("theta" in value or "K" in value):
         raise ConfigError(key, "give 'at: N' (fixed) or 'theta'/'K' (adaptive), or 'never'", dict(value))
-    return {
-        "theta": number(value.get("theta", ADAPTIVE_DEFAULTS["theta"]), f"{key}.theta", low=0.0, low_open=True),
-        "K": number(value.get("K", ADAPTIVE_DEFAULTS["K"]), f"{key}.K", integer=True, low=1),
-        "unit": unit,
-    }
+    return AdaptiveSwitch(
+        theta=number(value.get("theta", ADAPTIVE_DEFAULTS["theta"]), f"{key}.theta", low=0.0, low_open=True),
+        K=number(value.get("K", ADAPTIVE_DEFAULTS["K"]), f"{key}.K", integer=True, low=1),
+        unit=unit,
+    )
 
 
 class Switcher:
-    """Decides the switch from observed losses. Stateless specs in, a small state dict out."""
+    """Decides the switch from observed losses. A validated rule in, a small state dict out."""
 
-    def __init__(self, spec: Mapping[str, Any] | str) -> None:
-        self.spec = spec
-        rule: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}  # "never" has no keys
+    def __init__(self, rule: SwitchRule) -> None:
         self.rule = rule
-        self.kind = "never" if spec == "never" else ("fixed" if "at" in rule else "adaptive")
-        self.unit: str | None = None if spec == "never" else rule["unit"]
+        self.kind = rule.kind
+        self.unit: str | None = None if isinstance(rule, NeverSwitch) else rule.unit
         self.prev: float | None = None
-        k = int(rule["K"]) if self.kind == "adaptive" else 1
-        self.rates: deque[float] = deque(maxlen=k)
-        self.due = self.kind == "fixed" and rule["at"] == 0
+        self.rates: deque[float] = deque(maxlen=rule.K if isinstance(rule, AdaptiveSwitch) else 1)
+        self.due = isinstance(rule, FixedSwitch) and rule.at == 0
         self.score: float | None = None  # mean rate at the decision (adaptive)
         # What the rule saw (adaptive): windows checked, the lowest mean and the latest, each with (index, step)
         # where index counts in the rule's unit and step is the update after which it was observed.
@@ -80,20 +80,20 @@ class Switcher:
         if self.prev is not None:
             self.rates.append(abs(self.prev - loss) / max(abs(self.prev), 1e-12))
         self.prev = loss
-        if self.kind == "adaptive" and len(self.rates) == self.rates.maxlen:
+        if isinstance(self.rule, AdaptiveSwitch) and len(self.rates) == self.rates.maxlen:
             mean = sum(self.rates) / len(self.rates)
             self.checks += 1
             self.latest = (mean, index, step)
             if self.lowest is None or mean < self.lowest[0]:
                 self.lowest = (mean, index, step)
-            if mean < self.rule["theta"]:
+            if mean < self.rule.theta:
                 self.due, self.score, self.fired_at = True, mean, (index, step)
 
     def _observe(self, unit: str, index: int, loss: float, step: int) -> bool:
         if self.due or self.unit != unit:
             return self.due
-        if self.kind == "fixed":
-            self.due = index >= self.rule["at"]
+        if isinstance(self.rule, FixedSwitch):
+            self.due = index >= self.rule.at
             if self.due:
                 self.fired_at = (index, step)
         else:
@@ -116,15 +116,16 @@ class Switcher:
         ``unit: epoch``), ``last`` / ``last_at_step``; when fired, ``value`` / ``at_step`` (``at_epoch``): the
         statistic that fired it and where (the switch is the next update). Fixed: ``at``, ``unit``, ``at_step``.
         """
-        if self.kind == "never":
+        rule = self.rule
+        if isinstance(rule, NeverSwitch):
             return {"fired": False, "rule": "never"}
-        if self.kind == "fixed":
-            out: dict[str, Any] = {"fired": self.due, "rule": "fixed", "unit": self.unit, "at": self.rule["at"]}
+        if isinstance(rule, FixedSwitch):
+            out: dict[str, Any] = {"fired": self.due, "rule": "fixed", "unit": self.unit, "at": rule.at}
             if self.fired_at is not None:
                 out["at_step"] = self.fired_at[1]
             return out
         out = {"fired": self.due, "rule": "adaptive", "statistic": STATISTIC.format(unit=self.unit),
-               "unit": self.unit, "K": int(self.rule["K"]), "threshold": self.rule["theta"], "checks": self.checks,
+               "unit": self.unit, "K": int(rule.K), "threshold": rule.theta, "checks": self.checks,
                "closest": None, "closest_at_step": None, "last": None, "last_at_step": None}
         for name, seen in (("closest", self.lowest), ("last", self.latest)):
             if seen is not None:

@@ -30,6 +30,9 @@ from hyperswitch import _ray
 from hyperswitch.results.fs import ObjectPath, StudyPath, glob, ray_storage
 from hyperswitch.train.spec import TrainSpec
 
+if TYPE_CHECKING:
+    from hyperswitch.switching._spec import PolicySpec
+
 STATE_FILE = "state.pt"
 Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
 
@@ -187,17 +190,19 @@ def wait_forwarded(timeout_s: float = 60.0) -> None:
 class CliJob:
     """``hyperswitch train``: one policy on one workload; returns status, summary and events."""
 
-    def __init__(self, workload: Mapping[str, Any], policy_spec: Mapping[str, Any],
+    def __init__(self, workload: Mapping[str, Any], policy_spec: PolicySpec | Mapping[str, Any],
                  train: TrainSpec | Mapping[str, Any], seed: int) -> None:
-        self.workload, self.policy_spec, self.seed = dict(workload), dict(policy_spec), seed
+        from hyperswitch.switching import Policy
+
+        self.workload, self.seed = dict(workload), seed
+        self.policy = Policy.from_spec(policy_spec)  # validated once, here; its spec is frozen
         self.train = TrainSpec.coerce(train)  # frozen: shared, not copied
 
     def run(self, *, rank: int, world_size: int, device: torch.device, resume: Mapping[str, Any] | None,
             report: Report) -> dict[str, Any]:
-        from hyperswitch.switching import Policy
         from hyperswitch.train.loop import train_run
 
-        result = train_run(self.workload, Policy.from_spec(self.policy_spec), self.train, self.seed, device=device,
+        result = train_run(self.workload, self.policy, self.train, self.seed, device=device,
                            rank=rank, world_size=world_size, resume=resume,
                            on_eval=(lambda row, res, state: report({"step": row["step"]}, state))
                            if world_size > 1 else None)
@@ -205,9 +210,10 @@ class CliJob:
                 "switch": result.switch, "steps": result.steps if rank == 0 else []}
 
 
-def run_job(workload: Mapping[str, Any], policy_spec: Mapping[str, Any], train: TrainSpec | Mapping[str, Any],
-            seed: int, *, workers: int = 1, gpu: bool = False, address: str | None = None,
-            storage: str | Path | None = None, threads: int | None = None) -> dict[str, Any]:
+def run_job(workload: Mapping[str, Any], policy_spec: PolicySpec | Mapping[str, Any],
+            train: TrainSpec | Mapping[str, Any], seed: int, *, workers: int = 1, gpu: bool = False,
+            address: str | None = None, storage: str | Path | None = None,
+            threads: int | None = None) -> dict[str, Any]:
     """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
     ``threads``: torch threads per worker (default: torch's own in this process, the CPU share on Ray).
 

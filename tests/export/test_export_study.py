@@ -90,8 +90,9 @@ def test_export_chooses_the_best_seed_mean_and_records_provenance(study, capsys)
     assert dt.datetime.fromisoformat(prov["exported_at"]).date() == dt.datetime.now(dt.UTC).date()
     # the policy is the template with this configuration's values (derived ones included)
     row = mine.iloc[0]
-    assert pol.spec["phase2"]["lr"] == row["lr"] and pol.spec["phase1"]["lr"] == pytest.approx(row["lr"] / 50)
-    assert pol.spec["switch"]["at"] == int(row["switch_at"]) and isinstance(pol.spec["switch"]["at"], int)
+    spec = pol.spec.as_dict()
+    assert spec["phase2"]["lr"] == row["lr"] and spec["phase1"]["lr"] == pytest.approx(row["lr"] / 50)
+    assert spec["switch"]["at"] == int(row["switch_at"]) and isinstance(spec["switch"]["at"], int)
     assert pol.workload["name"] == "digits_mlp" and pol.workload["batch_size"] == 32
     assert pol.train["steps"] == 40 and pol.train["eval_every"] == 20
 

@@ -327,6 +327,27 @@ def test_workload_name_may_be_a_categorical(space_file):
     assert row["workload"] == "digits_cnn" and row["task"] == "digits_cnn"  # the value, not the template's $task
 
 
+@pytest.mark.parametrize(("policy", "optimizers"), [
+    # the mixer's phases come from its defaults: a row built from the raw template used to name none
+    ("{type: mixer, switch: {theta: $theta}}", "kfac,sgdm"),
+    ("{type: switch, phase1: {name: adam, lr: 0.001}, phase2: {name: sgdm, lr: 0.1}, switch: {at: $theta}}",
+     "adam,sgdm"),
+    ("{type: iomt, tau: $theta, candidates: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.001}, {name: sgd, lr: 0.01}]}",
+     "sgd,adam"),
+    ("{type: single, optimizer: {name: adam, lr: 0.001}, lr_rule: {name: gen, phi: $theta}}", "adam"),
+])
+def test_trial_row_names_the_validated_policys_optimizers(policy, optimizers, space_file):
+    from hyperswitch.search.trial import trial_row
+
+    space = load_space(space_file(WORKLOADS.replace("{type: single, optimizer: {name: sgd, lr: 0.1}}", policy)
+                                  .replace("task: {type: categorical, choices: [digits_mlp, digits_cnn]}",
+                                           "theta: {type: categorical, choices: [5, 10]}")
+                                  .replace("$task", "digits_mlp")))
+    row = trial_row(space, {"trial_id": "c0001-s0", "config_id": "c0001", "seed": 0, "params": {"theta": 5}},
+                    None, "completed")
+    assert row["optimizers"] == optimizers
+
+
 @pytest.mark.parametrize(("edit", "rule", "value"), [
     (lambda t: t.replace("digits_cnn]", "imagenet]"), "unknown workload", "'imagenet'"),
     (lambda t: t.replace("batch_size: 32", "batch_size: 32, hidden: 8"), "workload.hidden: unknown key",

@@ -19,7 +19,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from torch import nn
 
 from hyperswitch.errors import ConfigError
-from hyperswitch.switching import Policy, _iomt_score, load_policy
+from hyperswitch.switching import IOMTSpec, OptimizerSpec, Policy, _iomt_score, load_policy
 from hyperswitch.switching._iomt_score import Surrogates, acquisition, cycle_score, top_singular_values
 from hyperswitch.train.loop import train_run
 from tests._helpers import ROOT
@@ -504,18 +504,18 @@ def test_validation_errors_name_key_and_value(spec, key, value):
 
 def test_defaults_are_the_papers():
     spec = Policy.from_spec({"type": "iomt"}).spec
-    assert (spec["tau"], spec["n_ini"], spec["n_components"], spec["compress"], spec["layers"]) == (
-        25, 20, 2, "pca", "last")
-    assert len(spec["candidates"]) == 15 and {"name": "rmsprop", "lr": 0.001} in spec["candidates"]
-    assert (spec["use_transferability"], spec["reset_state"], spec["select"]) == (False, False, "surrogate")
+    assert (spec.tau, spec.n_ini, spec.n_components, spec.compress, spec.layers) == (25, 20, 2, "pca", "last")
+    assert len(spec.candidates) == 15 and OptimizerSpec("rmsprop", {"lr": 0.001}) in spec.candidates
+    assert (spec.use_transferability, spec.reset_state, spec.select) == (False, False, "surrogate")
+    assert spec.omega_t() == 0.0 and spec.as_dict()["candidates"][-1] == {"name": "adam", "lr": 0.001}
 
 
 def test_policy_file_loads():
     policy = load_policy(ROOT / "policies" / "iomt_paper.yaml")
     spec = policy.spec
-    assert (spec["type"], spec["n_ini"], spec["tau"], spec["n_components"], spec["compress"]) == (
-        "iomt", 20, 25, 2, "pca")
-    assert spec["candidates"] == Policy.from_spec({"type": "iomt"}).spec["candidates"]
+    assert isinstance(spec, IOMTSpec)
+    assert (spec.type, spec.n_ini, spec.tau, spec.n_components, spec.compress) == ("iomt", 20, 25, 2, "pca")
+    assert spec == Policy.from_spec({"type": "iomt"}).spec
     assert policy.workload["name"] == "digits_mlp" and policy.train == {"steps": 1000, "eval_every": 100}
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hyperswitch.errors import ConfigError
-from hyperswitch.switching import Policy
+from hyperswitch.switching import AdaptiveSwitch, Corrector, OptimizerSpec, Policy
 from hyperswitch.switching.switcher import Switcher
 
 # The adaptive rule (switcher.py's docstring): r_t = |L[t-1] - L[t]| / |L[t-1]|; the rule fires on the observation
@@ -64,7 +64,7 @@ def scripted_updates(unit, losses):
 def test_adaptive_switch_fires_where_worked_out_by_hand(unit, theta, K, losses, fires, value, switch_step):
     """The Switcher alone, then the switch policy's stepper fed the same losses: the switch lands on the update
     computed by hand, the report says where the rule fired and on what mean, and a rule that never fires says so."""
-    sw = Switcher({"theta": theta, "K": K, "unit": unit})
+    sw = Switcher(AdaptiveSwitch(theta=theta, K=K, unit=unit))
     fired_after = None  # (update, epoch or None) of the observation that fired the rule
     for step, loss, epoch_mean in scripted_updates(unit, losses):
         due = sw.observe_step(step, loss)
@@ -118,7 +118,7 @@ def test_smaller_theta_switches_later():
     losses = [1.0 / t for t in range(1, 2000)]  # rate ~ 1/t
     steps = []
     for theta in (0.05, 0.01, 0.002):
-        sw = Switcher({"theta": theta, "K": 5, "unit": "step"})
+        sw = Switcher(AdaptiveSwitch(theta=theta, K=5, unit="step"))
         steps.append(next(s for s, loss in enumerate(losses, 1) if sw.observe_step(s, loss)))
     assert steps == sorted(steps) and len(set(steps)) == 3
 
@@ -145,10 +145,12 @@ def mixer(**kw):
 
 def test_mixer_defaults_are_the_papers():
     spec = Policy.from_spec({"type": "mixer"}).spec
-    assert spec["switch"] == {"theta": 0.001, "K": 5, "unit": "step"}
-    assert spec["corrector"] == {"T1": 10, "mu": 0.8, "beta": 0.9}
-    assert spec["phase1"]["name"] == "kfac" and spec["phase1"]["inverse"] == "cholesky"
-    assert spec["phase2"]["name"] == "sgdm"
+    assert spec.switch == AdaptiveSwitch(theta=0.001, K=5, unit="step")
+    assert spec.corrector == Corrector(T1=10, mu=0.8, beta=0.9)
+    assert spec.phase1 == OptimizerSpec("kfac", {"inverse": "cholesky"}) and spec.phase2 == OptimizerSpec("sgdm")
+    assert spec.as_dict() == {"type": "mixer", "phase1": {"name": "kfac", "inverse": "cholesky"},
+                              "phase2": {"name": "sgdm"}, "switch": {"theta": 0.001, "K": 5, "unit": "step"},
+                              "corrector": {"T1": 10, "mu": 0.8, "beta": 0.9}}
 
 
 def test_corrector_update_is_the_fused_momentum_formula():
@@ -256,7 +258,7 @@ def test_the_gen_lr_rule_passes_its_fit_on(fit):
 
 def test_switcher_never_fires_before_K_rates_exist():
     for K in (1, 4, 7):
-        sw = Switcher({"theta": 0.5, "K": K, "unit": "step"})
+        sw = Switcher(AdaptiveSwitch(theta=0.5, K=K, unit="step"))
         fired = next(s for s in range(1, 50) if sw.observe_step(s, 1.0))  # rates are 0 from the 2nd loss on
         assert fired == K + 1  # K rates need K + 1 losses
 

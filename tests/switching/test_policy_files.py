@@ -17,21 +17,21 @@ def test_the_papers_settings_are_shipped():
     assert {"mixer_paper", "mixer_digits", "gen_sgd", "gen_adamw", "kfac", "shampoo", "ief", "swats", "sgdm",
             "adamw", "iomt_paper", "mixer_gen"} <= names
     paper = load_policy(ROOT / "policies" / "mixer_paper.yaml")
-    mixer = paper.spec
+    mixer = paper.spec.as_dict()
     assert (mixer["switch"]["theta"], mixer["switch"]["K"], mixer["corrector"]["T1"], mixer["corrector"]["mu"]) == (
         0.001, 5, 10, 0.8)
     assert "on digits_mlp it does not switch" in paper.description
     # the README's example: the same Mixer with thresholds that switch on digits_mlp (tests/switching/
     # test_switch_report.py runs it), the corrector as the paper's
     digits = load_policy(ROOT / "policies" / "mixer_digits.yaml")
-    assert digits.spec["switch"] == {"theta": 0.35, "K": 2, "unit": "epoch"}
-    assert {k: digits.spec[k] for k in ("phase1", "phase2", "corrector")} == {
+    assert digits.spec.as_dict()["switch"] == {"theta": 0.35, "K": 2, "unit": "epoch"}
+    assert {k: digits.spec.as_dict()[k] for k in ("phase1", "phase2", "corrector")} == {
         k: mixer[k] for k in ("phase1", "phase2", "corrector")}
     assert digits.workload["name"] == "digits_mlp" and digits.train["steps"] == 300
-    gen = load_policy(ROOT / "policies" / "gen_sgd.yaml").spec["lr_rule"]
+    gen = load_policy(ROOT / "policies" / "gen_sgd.yaml").spec.as_dict()["lr_rule"]
     assert (gen["phi"], gen["gamma"]) == (8, 0.9)
-    assert load_policy(ROOT / "policies" / "ief.yaml").spec["optimizer"]["damping"] == 1e-7
-    combo = load_policy(ROOT / "policies" / "mixer_gen.yaml").spec
+    assert load_policy(ROOT / "policies" / "ief.yaml").spec.as_dict()["optimizer"]["damping"] == 1e-7
+    combo = load_policy(ROOT / "policies" / "mixer_gen.yaml").spec.as_dict()
     assert combo["type"] == "mixer" and combo["lr_rule"]["name"] == "gen"
 
 

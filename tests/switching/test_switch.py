@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hyperswitch.errors import ConfigError
-from hyperswitch.switching import Policy, load_policy
+from hyperswitch.switching import FixedSwitch, Policy, load_policy
 
 
 def data():
@@ -100,4 +100,4 @@ def test_shipped_quickstart_policy_loads():
     from tests._helpers import ROOT
 
     pol = load_policy(ROOT / "policies" / "quickstart_switch.yaml")
-    assert pol.optimizer_names() == ["adam", "sgdm"] and pol.spec["switch"] == {"at": 100, "unit": "step"}
+    assert pol.optimizer_names() == ["adam", "sgdm"] and pol.spec.switch == FixedSwitch(at=100, unit="step")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from hyperswitch import cli
-from hyperswitch.switching import Policy, explain_switch, load_policy
+from hyperswitch.switching import AdaptiveSwitch, Policy, explain_switch, load_policy
 from hyperswitch.switching.switcher import Switcher
 from hyperswitch.train import driver
 from tests._helpers import ROOT
@@ -95,8 +95,10 @@ def test_mixer_paper_says_why_it_does_not_switch():
 
 def test_mixer_digits_switches_where_the_rule_says():
     policy = load_policy(ROOT / "policies" / "mixer_digits.yaml")
-    theta, K = policy.spec["switch"]["theta"], policy.spec["switch"]["K"]
-    assert policy.spec["switch"]["unit"] == "epoch" and policy.train["steps"] == 300
+    rule = policy.spec.switch
+    assert isinstance(rule, AdaptiveSwitch)
+    theta, K = rule.theta, rule.K
+    assert rule.unit == "epoch" and policy.train["steps"] == 300
     text, js, run = train_cli("mixer_digits.yaml", "--steps", "115", "--seed", "0")
     rows = run["steps"]
     by_epoch = defaultdict(list)
@@ -131,10 +133,10 @@ def test_mixer_digits_switches_where_the_rule_says():
 
 def test_switcher_report_survives_its_state_dict():
     losses = [1.0, 0.5, 0.45, 0.44, 0.43, 0.6, 0.59]
-    sw = Switcher({"theta": 0.01, "K": 2, "unit": "step"})
+    sw = Switcher(AdaptiveSwitch(theta=0.01, K=2, unit="step"))
     for step, loss in enumerate(losses[:4], start=1):
         sw.observe_step(step, loss)
-    copy = Switcher({"theta": 0.01, "K": 2, "unit": "step"})
+    copy = Switcher(AdaptiveSwitch(theta=0.01, K=2, unit="step"))
     copy.load_state_dict(roundtrip(sw.state_dict()))
     assert copy.report() == sw.report()
     for step, loss in enumerate(losses[4:], start=5):
@@ -145,10 +147,10 @@ def test_switcher_report_survives_its_state_dict():
     assert rep == sw.report() and rep["fired"] is False and rep["checks"] == len(ref)
     assert (rep["closest"], rep["closest_at_step"]) == (pytest.approx(low), low_step)
     # a checkpoint written before the report existed still loads (what it saw before is unknown)
-    old = Switcher({"theta": 0.01, "K": 2, "unit": "step"})
+    old = Switcher(AdaptiveSwitch(theta=0.01, K=2, unit="step"))
     old.load_state_dict({"prev": 0.44, "rates": [0.1, 0.02], "due": False, "score": None})
     assert old.report()["checks"] == 0 and old.report()["closest"] is None
-    assert "never checked" in explain_switch(Switcher({"theta": 0.1, "K": 5, "unit": "step"}).report())
+    assert "never checked" in explain_switch(Switcher(AdaptiveSwitch(theta=0.1, K=5, unit="step")).report())
 
 
 def test_stepper_report_is_restored_with_the_policy_state():
