@@ -30,6 +30,7 @@ from hyperswitch.export.writer import resolve_study, sampled_values
 from hyperswitch.results.distributions import sampled_names, study_distributions
 from hyperswitch.results.reader import open_study
 from hyperswitch.results.schema import FINISHED_STATUSES, TRIAL_METRIC_COLUMNS
+from hyperswitch.results.select import finite_values, seed_mean
 
 # Other metrics carried as each trial's seeds' mean (user attributes), where the study has them.
 CARRIED_METRICS = tuple(n for n, t in TRIAL_METRIC_COLUMNS.items() if str(t) in ("double", "int64")
@@ -89,18 +90,6 @@ def optuna_distribution(d: Mapping[str, Any]) -> Any:
     raise ValueError(f"not a sampled distribution: {d['type']!r}")
 
 
-def _finite(values: Any) -> list[float]:
-    out = []
-    for v in values:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(f):
-            out.append(f)
-    return out
-
-
 def export_optuna(study: str | os.PathLike[str], to: str, *, storage: str | os.PathLike[str] = "runs",
                   metric: str | None = None, name: str | None = None) -> OptunaExport:
     """Write ``study`` (a name under ``storage`` or a study folder) into the Optuna storage ``to`` as a new
@@ -129,7 +118,7 @@ def export_optuna(study: str | os.PathLike[str], to: str, *, storage: str | os.P
         first = {str(k): v for k, v in group.iloc[0].to_dict().items()}
         params = {n: od[n].to_external_repr(od[n].to_internal_repr(v))
                   for n, v in sampled_values(dists, first).items()}
-        values = _finite(group[metric])
+        values = finite_values(group[metric])
         attrs: dict[str, Any] = {
             "config_id": str(cid), "seeds": [int(x) for x in group["seed"]],
             "trial_ids": [str(x) for x in group["trial_id"]], "statuses": [str(x) for x in group["status"]],
@@ -138,12 +127,12 @@ def export_optuna(study: str | os.PathLike[str], to: str, *, storage: str | os.P
             f"{metric}_std": statistics.stdev(values) if len(values) > 1 else None,
         }
         for m in carried:
-            vals = _finite(group[m])
-            if vals:
-                attrs[f"{m}_mean"] = math.fsum(vals) / len(vals)
-        if values:
-            frozen.append(create_trial(params=params, distributions=od, value=math.fsum(values) / len(values),
-                                       user_attrs=attrs))
+            carried_mean = seed_mean(group[m])
+            if carried_mean is not None:
+                attrs[f"{m}_mean"] = carried_mean
+        value = seed_mean(values)
+        if value is not None:
+            frozen.append(create_trial(params=params, distributions=od, value=value, user_attrs=attrs))
         else:
             failed += 1
             frozen.append(create_trial(params=params, distributions=od, state=TrialState.FAIL, user_attrs=attrs))

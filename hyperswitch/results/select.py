@@ -23,6 +23,7 @@ The rules (also in the package docstring):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,27 @@ class Choice:
 class Selection:
     choices: list[Choice]
     notes: list[str] = field(default_factory=list)
+
+
+def finite_values(values: Iterable[Any]) -> list[float]:
+    """The values that are finite numbers, as floats, in their order (None, NaN, inf and non-numbers left out)."""
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def seed_mean(values: Iterable[Any]) -> float | None:
+    """A configuration's value over its seeds as the sweep's sampler is told it (and Optuna exports carry it): the
+    mean of the finite values, by ``math.fsum`` (the same float whatever order the seeds finished in); None when
+    no seed gave one. Export's choice is stricter (``select_configurations``: completed seeds only)."""
+    vals = finite_values(values)
+    return math.fsum(vals) / len(vals) if vals else None
 
 
 def same_value(a: Any, b: Any) -> bool:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from hyperswitch.results.select import same_value
+from hyperswitch.results.select import same_value, seed_mean
 
 OBJECTIVE = "objective"
 
@@ -85,8 +85,7 @@ class _Config:
 
     def mean(self) -> float | None:
         """The mean over the seeds with a finite objective; fsum: independent of the order they finished in."""
-        vals = [self.values[s] for s in sorted(self.values)]
-        return math.fsum(vals) / len(vals) if vals else None
+        return seed_mean(self.values[s] for s in sorted(self.values))
 
 
 def config_id(index: int) -> str:
