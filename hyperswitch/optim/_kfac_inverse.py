@@ -30,7 +30,10 @@ Cache = dict[str, torch.Tensor]
 
 
 def _damped(f: torch.Tensor, shift: float) -> torch.Tensor:
-    return f + shift * torch.eye(f.shape[0], dtype=f.dtype, device=f.device)
+    """``f + shift·I`` as a new tensor (the shift added to a copy's diagonal: no identity matrix built)."""
+    out = f.clone()
+    out.diagonal().add_(shift)
+    return out
 
 
 def pi_factor(a: torch.Tensor, g: torch.Tensor) -> float:
@@ -93,9 +96,9 @@ class EigenInverse(InverseMethod):
     def apply(self, cache: Cache, m: torch.Tensor, has_g: bool) -> torch.Tensor:
         qa, inva = cache["QA"], cache["invdA"]
         if not has_g:
-            return ((m @ qa) * inva) @ qa.t()
+            return (m @ qa).mul_(inva) @ qa.t()
         qg, invg = cache["QG"], cache["invdG"]
-        inner = (qg.t() @ m @ qa) * (invg[:, None] * inva[None, :])
+        inner = (qg.t() @ m @ qa).mul_(invg[:, None] * inva[None, :])  # in place: one out×in temporary less
         return qg @ inner @ qa.t()
 
 

@@ -60,16 +60,16 @@ class KFACLayer:
     def add_input(self, x: torch.Tensor) -> None:
         a = self.input_rows(x.detach())
         n = a.shape[0]
-        aa = a.t() @ a
-        if self.bias is not None:  # [a, 1] [a, 1]ᵀ without materialising the ones column
+        if self.bias is None:
+            aa = a.t() @ a
+        else:  # [a, 1] [a, 1]ᵀ without materialising the ones column; aᵀa written in place (no block copy)
+            k = a.shape[1]
+            aa = a.new_empty(k + 1, k + 1)
+            torch.mm(a.t(), a, out=aa[:k, :k])
             s = a.sum(dim=0)
-            k = aa.shape[0]
-            full = aa.new_empty(k + 1, k + 1)
-            full[:k, :k] = aa
-            full[:k, k] = s
-            full[k, :k] = s
-            full[k, k] = n
-            aa = full
+            aa[:k, k] = s
+            aa[k, :k] = s
+            aa[k, k] = n
         cov = aa.div_(n)
         self.a_sum = cov if self.a_sum is None else self.a_sum.add_(cov)
         self.a_count += 1
@@ -81,9 +81,9 @@ class KFACLayer:
         self.g_count += 1
 
     def take_pending(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The mean batch factors captured since the last call (``None`` where none), then forget them."""
-        a = self.a_sum / self.a_count if self.a_sum is not None else None
-        g = self.g_sum / self.g_count if self.g_sum is not None else None
+        """The mean batch factors captured since the last call (``None`` where none), then forget them. The
+        tensors are the caller's (the sums themselves when one batch was captured: dividing by 1 is exact)."""
+        a, g = _mean(self.a_sum, self.a_count), _mean(self.g_sum, self.g_count)
         self.clear_pending()
         return a, g
 
@@ -112,6 +112,12 @@ class KFACLayer:
             self.weight: mat[:, :-1].reshape(self.weight.shape),
             self.bias: mat[:, -1].reshape(self.bias.shape).contiguous(),
         }
+
+
+def _mean(total: torch.Tensor | None, count: int) -> torch.Tensor | None:
+    if total is None or count == 1:
+        return total
+    return total / count
 
 
 class LinearLayer(KFACLayer):

@@ -42,8 +42,8 @@ def kl_clip_factor(terms: Iterable[tuple[float, torch.Tensor, torch.Tensor]], ka
     ``(lr, g, d)`` of the preconditioned parameters (gradient ``g``, direction ``d``); 1 when the sum is 0 or
     not finite (nothing to measure; a diverged run is the training loop's to report)."""
     total = 0.0
-    for lr, g, d in terms:
-        total += lr * lr * float((g.double() * d.double()).sum())
+    for lr, g, d in terms:  # exact float64 products in one float64 copy (not two), summed as before
+        total += lr * lr * float(g.to(torch.float64, copy=True).mul_(d).sum())
     if total == 0.0 or not math.isfinite(total):
         return 1.0
     return min(1.0, math.sqrt(kappa / abs(total)))
@@ -72,25 +72,33 @@ def check_group(group: dict[str, Any]) -> None:
 
 def sgd_update(opt: torch.optim.Optimizer, directions: dict[nn.Parameter, torch.Tensor], step: int) -> None:
     """``w ← w − lr·buf`` with ``buf ← momentum·buf + (d + weight_decay·w)`` for every parameter with a grad;
-    ``d`` is ``directions[p]`` or ``p.grad``."""
+    ``d`` is ``directions[p]`` or ``p.grad``. Each group's parameters at once (``torch._foreach_*``: the same
+    elementwise operations as a loop of ``add`` / ``mul_`` / ``add_``, one call per operation)."""
     for group in opt.param_groups:
         lr = _schedule.value_at(group["lr"], step, SGD_SPECS["lr"])
         wd, mom = group["weight_decay"], group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            d = directions.get(p, p.grad)
-            if wd != 0:
-                d = d.add(p, alpha=wd)
-            if mom != 0:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        ds = [directions.get(p, p.grad) for p in params]
+        if wd != 0:
+            ds = list(torch._foreach_add(ds, params, alpha=wd))
+        if mom != 0:
+            bufs: list[torch.Tensor] = []
+            adds: list[torch.Tensor] = []
+            for i, (p, d) in enumerate(zip(params, ds, strict=True)):
                 st = opt.state[p]
                 buf = st.get("momentum_buffer")
                 if buf is None:
-                    buf = st["momentum_buffer"] = d.detach().clone()
+                    st["momentum_buffer"] = d.detach().clone()
                 else:
-                    buf.mul_(mom).add_(d)
-                d = buf
-            p.add_(d, alpha=-lr)
+                    bufs.append(buf)
+                    adds.append(d)
+                ds[i] = st["momentum_buffer"]
+            if bufs:
+                torch._foreach_mul_(bufs, mom)
+                torch._foreach_add_(bufs, adds)
+        torch._foreach_add_(params, ds, alpha=-lr)
 
 
 def tensors_bytes(obj: Any) -> int:

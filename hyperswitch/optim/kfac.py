@@ -428,6 +428,10 @@ class KFAC(PreconditionedSGD):
     def _update_factors(self, step: int) -> bool:
         decay = self._value("factor_decay", step)
         updated = False
+        # Running averages of every layer at once (``torch._foreach_*``: the same elementwise ops, one call);
+        # a first batch factor becomes the average itself (``take_pending`` hands over tensors it no longer holds).
+        olds: list[torch.Tensor] = []
+        news: list[torch.Tensor] = []
         for layer, a, g in self._pending():
             st = self.state[layer.weight]
             for key, f in (("A", a), ("G", g if self.variant == "kfac" else None)):
@@ -436,10 +440,14 @@ class KFAC(PreconditionedSGD):
                 if self.shared_storage:
                     _kfac_shared.update(st, key, f, decay)
                 elif key in st:
-                    st[key].mul_(decay).add_(f, alpha=1.0 - decay)
+                    olds.append(st[key])
+                    news.append(f)
                 else:
-                    st[key] = f.clone()
+                    st[key] = f
                 updated = True
+        if olds:
+            torch._foreach_mul_(olds, decay)
+            torch._foreach_add_(olds, news, alpha=1.0 - decay)
         if updated:
             self.last_factor_step = step
             self.factor_updates += 1
@@ -623,20 +631,29 @@ class KFAC(PreconditionedSGD):
         vectors = [new] + ([prev] if prev else [])
         c = self._gram(inputs, targets, {p: p.detach() for p in params}, vectors)
         b = torch.zeros(len(vectors), dtype=torch.float64)
-        for i, v in enumerate(vectors):
-            for p, x in v.items():
-                g = grad_of(p) + wds[p] * p
-                b[i] += float((g.double() * x.double()).sum())
-                for j, u in enumerate(vectors):
-                    if p in u:
-                        c[i, j] += (lam + wds[p]) * float((x.double() * u[p].double()).sum())
+        # Per parameter: its gradient and its vectors in float64 once, each symmetric product once (v_iᵀv_j is
+        # v_jᵀv_i to the bit). Every entry still sums over the parameters in the same order.
+        for p in params:
+            xs = {i: v[p].double() for i, v in enumerate(vectors) if p in v}
+            if not xs:
+                continue
+            g = (grad_of(p) + wds[p] * p).double()
+            for i, x in xs.items():
+                b[i] += float((g * x).sum())
+                for j, u in xs.items():
+                    if j < i:
+                        continue
+                    term = (lam + wds[p]) * float((x * u).sum())
+                    c[i, j] += term
+                    if j != i:
+                        c[j, i] += term
         coef = quadratic_minimiser(c, b)
         self.alpha = float(coef[0])
         self.mu = float(coef[1]) if len(coef) > 1 else 0.0
         for p in params:
             step = new[p] * self.alpha
             if p in prev:
-                step = step.add(prev[p], alpha=self.mu)
+                step.add_(prev[p], alpha=self.mu)
             step = step.mul_(lrs[p])
             p.add_(step)
             if moms[p] > 0:
@@ -658,7 +675,8 @@ class KFAC(PreconditionedSGD):
         predicted = 0.5 * curvature
         for p, d in delta.items():
             g = grad_of(p) + wds[p] * before[p]
-            predicted += float((g.double() * d.double()).sum()) + 0.5 * wds[p] * float((d.double() ** 2).sum())
+            d64 = d.double()
+            predicted += float((g.double() * d64).sum()) + 0.5 * wds[p] * float((d64**2).sum())
         if predicted == 0.0:  # no step (zero gradient): nothing to learn about λ
             return
         self.rho = actual / predicted if math.isfinite(actual) else math.nan

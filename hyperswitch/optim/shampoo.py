@@ -82,8 +82,8 @@ _GLOBAL = ("epsilon", "inverse_interval", "graft", "kl_clip")
 
 def inverse_fourth_root(mat: torch.Tensor, eps: float) -> torch.Tensor:
     """``(mat + eps·I)^(-1/4)`` for a symmetric PSD ``mat``, by float64 eigh, in ``mat``'s dtype."""
-    m64 = mat.double()
-    m64 = m64 + eps * torch.eye(m64.shape[0], dtype=m64.dtype, device=m64.device)
+    m64 = mat.to(torch.float64, copy=True)  # a copy even for a float64 ``mat``: the shift goes on its diagonal
+    m64.diagonal().add_(eps)
     d, q = torch.linalg.eigh(m64)
     return ((q * d.clamp(min=eps).pow(-0.25)) @ q.t()).to(mat.dtype)
 
