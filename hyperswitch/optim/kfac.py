@@ -616,7 +616,8 @@ class KFAC(PreconditionedSGD):
         """``[v_iᵀ F v_j]`` at the parameters ``at`` (exact GGN of this mini-batch, averaged over workers)."""
         assert self.loss_fn is not None
         primals = {self._names[id(p)]: w for p, w in at.items()}
-        tangents = [{self._names[id(p)]: v.get(p, torch.zeros_like(w)) for p, w in at.items()} for v in vectors]
+        tangents = [{self._names[id(p)]: v[p] if p in v else torch.zeros_like(w) for p, w in at.items()}
+                    for v in vectors]  # (not ``v.get(p, zeros)``: that builds the zeros for every parameter)
         with self._probe():
             gram = ggn_gram(_unwrap(self.model), self.loss_fn, inputs, targets, primals, tangents)
         return self._global_mean(gram)
