@@ -16,6 +16,12 @@ matrix, and only through the products ``J Jᵀ``, ``Jᵀc``, ``J v`` (``hyperswi
   ``softmax(z_n)`` for class targets, unit-variance Gaussian ``ŷ = z_n + ε`` for real-valued targets
   (``likelihood: auto`` decides by the targets' dtype).
 
+With ``normalize: true`` (``ef``, ``ief``) the direction is divided by its norm over all parameters,
+``d ← d/‖d‖`` (003 trains EF with "a normalised update", its §6.1; the supporting material does not define it
+further, so the unit norm is a **choice**): ``lr`` is then the step length ``‖Δw‖``, whatever ``λ`` and ``N``.
+``direction_norm`` holds the last ``‖d‖`` before normalisation. This is not 003's "EF*", which is plain EF at
+``λ = 1e-4`` (its Table 1).
+
 Then, as SGD does with a gradient: ``d ← d + weight_decay·w``; ``buf ← momentum·buf + d`` (``buf = d`` at
 first); ``w ← w − lr·buf``. The update is linear in ``lr`` (GeN can wrap these optimizers).
 
@@ -60,6 +66,7 @@ Defaults (pinned, registry entries ``ef``, ``ief``, ``sf``; all ``order: second`
 | sample_seed  |       |       | None   | None (torch's global generator) or int   |
 | likelihood   |       |       | "auto" | auto, categorical, gaussian              |
 | jacobian     | auto  | auto  | auto   | auto, torch.func                         |
+| normalize    | False | False |        | bool: d ← d/‖d‖ before weight decay      |
 
 With ``sample_seed`` an integer, labels are drawn from a private ``torch.Generator`` seeded with
 ``sample_seed + rank`` whose state is saved in ``state_dict``; with ``None`` they come from torch's global
@@ -191,6 +198,7 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         jacobian: str = "auto",
+        normalize: bool = False,
         **extra: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -199,12 +207,15 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
             raise ValueError(f"loss_fn must be callable, but got {loss_fn!r}")
         if jacobian not in JACOBIANS:
             raise ValueError(f"jacobian must be one of {', '.join(JACOBIANS)}, but got {jacobian!r}")
+        if not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be true or false, but got {normalize!r}")
         defaults = {
             "lr": check_value("lr", lr, ">= 0"),
             "damping": check_value("damping", damping, "> 0"),
             "momentum": check_value("momentum", momentum, "in [0, 1)"),
             "weight_decay": check_value("weight_decay", weight_decay, ">= 0"),
             "jacobian": jacobian,
+            "normalize": normalize,
             **extra,
         }
         super().__init__(params, defaults)
@@ -229,6 +240,8 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
             self._plan, self.fallback_reason = make_plan(self.model, self._params)
         #: the path of the last step: "factored" or "torch.func"
         self.jacobian_path: str | None = None
+        #: ‖d‖ of the last step's direction at lr 1, before normalisation, weight decay and momentum
+        self.direction_norm: float | None = None
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -352,8 +365,19 @@ class PerSampleNaturalGradient(torch.optim.Optimizer):
             losses, jac = gather_rows(losses, counts), jac.gather(counts, memo)
             terms = {k: v.gather(None, memo) if isinstance(v, Rows) else gather_rows(v) for k, v in terms.items()}
         direction = self._direction(jac, terms)
+        direction = self._normalized(direction)
         self._apply(direction, jac.mean_row())
         return losses.mean()
+
+    def _normalized(self, direction: Blocks) -> Blocks:
+        """Record ``‖d‖`` (all parameters together, float64); with ``normalize`` return ``d/‖d‖`` (``d`` unchanged
+        where ``‖d‖`` is 0 or not finite: the training loop reports a divergence, not the optimizer)."""
+        norm = float(torch.sqrt(sum((d.detach().to(torch.float64).pow(2).sum() for d in direction),
+                                    torch.zeros((), dtype=torch.float64))))
+        self.direction_norm = norm
+        if not self.defaults["normalize"] or not (norm > 0 and norm < float("inf")):
+            return direction
+        return [d / norm for d in direction]
 
     @torch.no_grad()
     def _apply(self, direction: Blocks, mean_grad: Blocks) -> None:
@@ -543,13 +567,15 @@ class SampledFisher(PerSampleNaturalGradient):
 _COMMON = {"damping": 1e-7, "momentum": 0.0, "weight_decay": 0.0, "jacobian": "auto"}
 
 
-@register_optimizer("ef", defaults={"lr": 0.01, **_COMMON}, order="second", needs_model=True, needs_loss=True)
+@register_optimizer("ef", defaults={"lr": 0.01, **_COMMON, "normalize": False}, order="second", needs_model=True,
+                    needs_loss=True)
 def _ef(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, **hparams: Any) -> EmpiricalFisher:
     """Empirical Fisher natural gradient in the N×N (per-sample) space."""
     return EmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)
 
 
-@register_optimizer("ief", defaults={"lr": 1.0, **_COMMON}, order="second", needs_model=True, needs_loss=True)
+@register_optimizer("ief", defaults={"lr": 1.0, **_COMMON, "normalize": False}, order="second", needs_model=True,
+                    needs_loss=True)
 def _ief(params: Iterable[Any], *, model: nn.Module, loss_fn: LossFn, **hparams: Any) -> ImprovedEmpiricalFisher:
     """Improved empirical Fisher (iEF, 003): EF rescaled per sample by ‖∂l_n/∂z_n‖²."""
     return ImprovedEmpiricalFisher(params, model=model, loss_fn=loss_fn, **hparams)

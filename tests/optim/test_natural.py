@@ -500,3 +500,60 @@ def test_float32_factored_step_is_close_to_torch_func(name):
                               model, F.cross_entropy)
         deltas.append(step_delta(opt, model, x, y))
     assert (deltas[0] - deltas[1]).norm() <= 1e-4 * deltas[1].norm()
+
+
+# -- normalised EF / iEF (normalize: true) -----------------------------------------------------------------------
+@pytest.mark.parametrize("jacobian", ["auto", "torch.func"])
+@pytest.mark.parametrize("name", ["ef", "ief"])
+@pytest.mark.parametrize("damping", [1e-7, 1e-4, 10.0])
+def test_normalised_update_matches_the_dense_reference(name, jacobian, damping):
+    """Δw = −lr·d/‖d‖, d = Jᵀ(JJᵀ + λI)⁻¹r (r = 1 for EF, s for iEF), J by an autograd loop in float64."""
+    model = mlp()
+    x, y = classification(n=6)
+    jac = loop_jacobian(model, F.cross_entropy, x, y)
+    z = model(x).detach()
+    s = (torch.softmax(z, -1) - F.one_hot(y, 3).to(DT)).pow(2).sum(1)
+    rhs = torch.ones(6, dtype=DT) if name == "ef" else s
+    d = jac.T @ torch.linalg.solve(jac @ jac.T + damping * torch.eye(6, dtype=DT), rhs)
+    opt = build_optimizer({"name": name, "lr": 0.07, "damping": damping, "normalize": True,
+                           "jacobian": jacobian}, model, F.cross_entropy)
+    delta = step_delta(opt, model, x, y)
+    torch.testing.assert_close(delta, -0.07 * d / d.norm(), rtol=1e-9, atol=1e-12)
+    assert opt.direction_norm == pytest.approx(float(d.norm()), rel=1e-9)
+    assert opt.jacobian_path == ("factored" if jacobian == "auto" else "torch.func")
+
+
+def test_plain_and_normalised_ef_differ_only_in_length():
+    """normalize: false (the default) is the plain EF step; true divides it by ‖d‖: same direction, length lr."""
+    x, y = classification(n=6)
+    plain, unit = mlp(), mlp()
+    d_plain = step_delta(build_optimizer({"name": "ef", "lr": 0.01}, plain, F.cross_entropy), plain, x, y)
+    d_unit = step_delta(build_optimizer({"name": "ef", "lr": 0.01, "normalize": True}, unit, F.cross_entropy),
+                        unit, x, y)
+    assert float(d_unit.norm()) == pytest.approx(0.01, rel=1e-9)
+    torch.testing.assert_close(d_unit / d_unit.norm(), d_plain / d_plain.norm(), rtol=1e-9, atol=1e-12)
+    assert float(d_plain.norm()) != pytest.approx(0.01, rel=1e-2)
+
+
+def test_normalised_update_with_momentum_and_weight_decay_normalises_the_direction_only():
+    """d/‖d‖ first, then weight decay and momentum as for the plain form."""
+    model, ref = mlp(), mlp()
+    x, y = classification(n=6)
+    opt = build_optimizer({"name": "ef", "lr": 0.1, "normalize": True, "weight_decay": 0.5, "momentum": 0.9},
+                          model, F.cross_entropy)
+    w0 = flat_params(ref)
+    jac = loop_jacobian(ref, F.cross_entropy, x, y)
+    d = jac.T @ torch.linalg.solve(jac @ jac.T + 1e-7 * torch.eye(6, dtype=DT), torch.ones(6, dtype=DT))
+    delta = step_delta(opt, model, x, y)
+    torch.testing.assert_close(delta, -0.1 * (d / d.norm() + 0.5 * w0), rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_normalize_must_be_a_bool(value):
+    with pytest.raises(ConfigError, match="normalize must be true or false"):
+        build_optimizer({"name": "ef", "normalize": value}, mlp(), F.cross_entropy)
+
+
+def test_sf_has_no_normalize_option():
+    with pytest.raises(ConfigError):
+        build_optimizer({"name": "sf", "normalize": True}, mlp(), F.cross_entropy)
