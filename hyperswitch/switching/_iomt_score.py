@@ -58,11 +58,36 @@ def cycle_score(l0: float, losses: Sequence[float], alpha: float) -> float:
     return s if math.isfinite(s) else -1.0
 
 
-def acquisition(mu: float, sigma: float, cycle: int, n_halve: int, omega_t: float, halving: bool) -> float:
-    """Eq. (7): ``sigmoid(mu + (1 - 2^(-floor(i / n_halve)) * omega_t) * sigma)``; without halving Eq. (5)'s
-    coefficient ``1 - omega_t``."""
-    coef = 1.0 - (2.0 ** -(cycle // n_halve) if halving else 1.0) * omega_t
-    x = mu + coef * sigma
+EXPLORATIONS = ("printed", "prose")
+
+
+def exploration_coefficient(cycle: int, n_halve: int, omega_t: float, halving: bool,
+                            exploration: str = "printed") -> float:
+    """The weight of ``s_sigma`` in the acquisition at cycle ``cycle`` (docs/algorithms.md#selection):
+
+    - ``printed`` (Eq. 7 as printed): ``1 - 2^(-floor(i / n_halve))·omega_t``, which is 1 for every ``i`` when
+      ``omega_t = 0`` and grows from ``1 - omega_t`` towards 1 otherwise;
+    - ``prose`` (§3.4's "periodic halving of the weight for variance"): ``(1 - omega_t)·2^(-floor(i / n_halve))``,
+      halved every ``n_halve`` cycles whatever ``omega_t``.
+
+    Without halving both are Eq. (5)'s ``1 - omega_t``."""
+    if not halving:
+        return 1.0 - omega_t
+    half = 2.0 ** -(cycle // n_halve)
+    if exploration == "printed":
+        return 1.0 - half * omega_t
+    if exploration == "prose":
+        return (1.0 - omega_t) * half
+    raise ValueError(f"exploration must be one of {EXPLORATIONS}, not {exploration!r}")
+
+
+def acquisition(mu: float, sigma: float, cycle: int, n_halve: int, omega_t: float, halving: bool,
+                exploration: str = "printed") -> float:
+    """``e = sigmoid(mu + coef·sigma)``, ``coef = exploration_coefficient(...)``: Eq. (7) as printed,
+    ``sigmoid(mu + (1 - 2^(-floor(i / n_halve))·omega_t)·sigma)``, by default; the prose's reading
+    ``sigmoid(mu + (1 - omega_t)·2^(-floor(i / n_halve))·sigma)`` with ``exploration="prose"``; without halving
+    Eq. (5)'s coefficient ``1 - omega_t``."""
+    x = mu + exploration_coefficient(cycle, n_halve, omega_t, halving, exploration) * sigma
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 

@@ -13,7 +13,10 @@ mini-batch losses ``l_1..l_tau``; ``(v, s)`` joins the candidate's GP data.
   maximising ``e = sigmoid(s_mu + (1 - 2^(-floor(i/n_halve))·omega_t)·s_sigma)`` (Eq. 7 verbatim; ties: the
   first). Note that with ``omega_t = 0`` (training from scratch) the coefficient is 1, so the exploration
   bonus is the full ``s_sigma`` whatever ``i``; the halving only matters when ``omega_t > 0``, where the
-  coefficient grows from ``1 - omega_t`` towards 1.
+  coefficient grows from ``1 - omega_t`` towards 1. ``exploration: prose`` takes §3.4's prose instead ("a
+  periodic halving of the weight for variance"): coefficient ``(1 - omega_t)·2^(-floor(i/n_halve))``, halved
+  every ``n_halve`` cycles whatever ``omega_t`` (``_iomt_score.exploration_coefficient``); the default
+  ``printed`` is Eq. (7) as above.
 - ``random`` (ablation "random"): the weighted random choice in every cycle, weights updated after each.
 - ``cyclical`` (ablation "cyclical"): candidate ``i mod m``.
 ``halving: false`` (ablation "w/o halve") uses Eq. (5)'s coefficient ``1 - omega_t`` throughout;
@@ -57,7 +60,7 @@ from hyperswitch.switching._base import (
     optimizer_state_bytes,
     optimizer_step,
 )
-from hyperswitch.switching._iomt_score import Compressor, Surrogates, acquisition, cycle_score
+from hyperswitch.switching._iomt_score import EXPLORATIONS, Compressor, Surrogates, acquisition, cycle_score
 from hyperswitch.switching._registry import register_policy
 from hyperswitch.switching._spec import OptimizerSpec, PolicySpec
 from hyperswitch.workloads._transferability import omega_t as transfer_weight
@@ -70,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "candidates": None, "tau": 25, "n_ini": 20, "omega_min": 0.1, "alpha": 0.5, "n_components": 2,
     "compress": "pca", "layers": "last", "n_halve": 20, "beta": 0.5, "use_transferability": False,
     "omega_p": None, "logme": None, "leep": None, "select": "surrogate", "halving": True,
-    "reset_state": False, "seed": 0,
+    "reset_state": False, "seed": 0, "exploration": "printed",
 }
 
 
@@ -100,6 +103,7 @@ class IOMTSpec(PolicySpec):
     halving: bool
     reset_state: bool
     seed: int
+    exploration: str = "printed"
     omega_p: float | None = None
     logme: float | None = None
     leep: float | None = None
@@ -157,8 +161,9 @@ class IOMTStepper(Stepper):
     def acquisition_values(self, v: np.ndarray) -> list[float]:
         """``e`` of every candidate at ``v`` for the current cycle index."""
         mu, sd = self.surrogates.predict_all(v)
-        return [acquisition(float(m), float(s), self.cycle, self.spec.n_halve, self.omega_t, self.spec.halving)
-                for m, s in zip(mu, sd, strict=True)]
+        spec = self.spec
+        return [acquisition(float(m), float(s), self.cycle, spec.n_halve, self.omega_t, spec.halving,
+                            spec.exploration) for m, s in zip(mu, sd, strict=True)]
 
     def _choose(self, mode: str, v: np.ndarray) -> int:
         m = len(self.candidates)
@@ -298,6 +303,7 @@ class IOMT(PolicyType[IOMTSpec]):
             "halving": boolean(full["halving"], f"{key}.halving"),
             "reset_state": boolean(full["reset_state"], f"{key}.reset_state"),
             "seed": number(full["seed"], f"{key}.seed", integer=True, low=0),
+            "exploration": choice(full["exploration"], EXPLORATIONS, f"{key}.exploration"),
         }
         for k in ("omega_p", "logme", "leep"):
             value = full[k]
