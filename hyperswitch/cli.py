@@ -121,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the dashboard's figures of one study as standalone HTML files with an "
                        "index.html (PNG too when a static renderer such as kaleido is installed).")
     r.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
-    r.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    r.add_argument("--out", metavar="DIR", help="folder to write the HTML files (and full-size PNG) into")
+    r.add_argument("--png", metavar="DIR", help="write the chosen figures (--figures) as small PNG files, "
+                   "900 px wide, into DIR (e.g. docs/figures/STUDY); needs kaleido")
+    r.add_argument("--figures", default="*", metavar="NAMES",
+                   help="with --png: comma-separated figure names or shell patterns (default: all), e.g. "
+                   "'comparison_*' or 'comparison_variant,ablation_variant'")
     r.add_argument("--storage", default="runs", help=STORAGE_HELP)
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
@@ -376,11 +381,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hyperswitch.results.names import find_study
     from hyperswitch.results.store import StudyStore
 
+    if not args.out and not args.png:
+        raise ConfigError("--out", "give --out DIR (HTML files), --png DIR (small PNG files) or both", None,
+                          show_value=False)
+    for key, folder in (("--out", args.out), ("--png", args.png)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise ConfigError(key, "must be a folder (a file of that name exists)", folder)
+    if args.png and not png_renderer():
+        raise ConfigError("--png", "needs a static image renderer: pip install kaleido", args.png)
     path = find_study(args.study, args.storage)  # a study folder, or a plain name under --storage
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", "must be a folder (a file of that name exists)", str(out))
     StudyStore(path).check_readable()  # a truncated table: one line, exit 2, no half report
+    if args.png:
+        from hyperswitch.figures.report import write_png_files
+
+        patterns = [p.strip() for p in args.figures.split(",") if p.strip()] or ["*"]
+        try:
+            shots = write_png_files(path, args.png, patterns)
+        except ValueError as exc:
+            raise ConfigError("--figures", str(exc), args.figures, show_value=False) from None
+        except StudyReadError as exc:
+            print(f"hyperswitch: error: {exc}", file=sys.stderr)
+            return 2
+        written = [e for e in shots if e.png]
+        print(f"wrote {len(written)} PNG file(s) to {Path(args.png).resolve()}: "
+              + ", ".join(e.png.name for e in written if e.png))
+        for e in shots:
+            if not e.png:
+                print(f"  not written: {e.slug}: {e.reason or 'the renderer failed (see the log above)'}")
+        if not args.out:
+            return 0
+    out = Path(args.out)
     try:
         entries = write_report(path, out, self_contained=args.self_contained)
     except StudyReadError as exc:

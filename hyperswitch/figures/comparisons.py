@@ -341,23 +341,25 @@ def forest_figure(d: Comparisons) -> go.Figure:
                          "hovertemplate": "%{y}<br>failure rate difference %{x:.0f} pp<extra></extra>"})
     label = metric_label(d.metric)
     layout: dict[str, Any] = {
-        "xaxis": axis(f"{label}: arm \u2212 {d.reference}", domain=[0, 0.58] if two else [0, 1],
+        "xaxis": axis(f"{label}: arm \u2212 reference", domain=[0, 0.6] if two else [0, 1],
                       zeroline=True, zerolinecolor="#444", zerolinewidth=1),
         "yaxis": axis("", type="category", autorange="reversed"),
-        "showlegend": len(splits) > 1, "legend": {"title": {"text": d.split}},
+        "showlegend": len(splits) > 1,
+        "legend": {"title": {"text": d.split}, "orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"},
         "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0, "y0": 0, "y1": 1,
                     "line": {"color": "#444", "width": 1, "dash": "dot"}}],
     }
     if two:
-        layout["xaxis2"] = axis(f"{failure_label(d.metric)}: rate difference (pp)", domain=[0.66, 1],
-                                anchor="y")
+        layout["xaxis2"] = axis("failure rate: arm \u2212 reference (pp)", domain=[0.7, 1], anchor="y")
         layout["shapes"].append({"type": "line", "xref": "x2", "yref": "paper", "x0": 0, "x1": 0, "y0": 0, "y1": 1,
                                  "line": {"color": "#444", "width": 1, "dash": "dot"}})
     ns = ", ".join(str(r.paired.n) for r in rows[:12] if r.paired) + (" ..." if len(rows) > 12 else "")
-    sub = (f"point: mean paired difference (pairs share {', '.join(d.pair_on)}); bar: 95% CI "
-           f"({'Student t' if d.method == 't' else 'percentile bootstrap'}); pairs: {ns}; open point: under "
-           f"{MIN_PAIRS} pairs" + ("; right: failure rate difference, Newcombe 95% CI" if two else ""))
-    height = max(300, 120 + 40 * len(rows))
+    sub = (f"point: mean paired difference (pairs share {', '.join(d.pair_on)}; pairs: {ns}); bar: 95% CI "
+           f"({'Student t' if d.method == 't' else 'percentile bootstrap'}); open point: under {MIN_PAIRS} pairs"
+           + (f"<br>right: rate of runs that {failure_label(d.metric).replace('or no value', 'or have no value')}, "
+              "difference with Newcombe's 95% CI" if two else ""))
+    height = max(320, 170 + 44 * len(rows) + (60 if len(splits) > 1 else 0))
+    layout["margin"] = {"l": 60, "r": 20, "t": 100 if two else 84, "b": 110 if len(splits) > 1 else 60}
     return figure(data, layout, f"{label}: paired difference vs {d.reference}", sub, height=height)
 
 
@@ -373,7 +375,7 @@ def table_figure(d: Comparisons) -> go.Figure:
                         "font": {"size": 11}},
              "cells": {"values": [[str(r[c]) for r in rows] for c in cols], "align": "left", "font": {"size": 11},
                        "height": 24}}]
-    height = 150 + 44 * len(rows)
+    height = 150 + 80 * len(rows)
     return figure(data, {"margin": {"l": 10, "r": 10, "t": 84, "b": 10}},
                   f"{metric_label(d.metric)}: every arm of {d.factor} vs {d.reference}",
                   f"pairs share {', '.join(d.pair_on)}; 95% CI: {PAIRED_METHODS[d.method]}; failed = "

@@ -1,5 +1,6 @@
 """``hyperswitch report STUDY --out DIR``: the dashboard's figures as standalone HTML files (and PNG where a
 static renderer, kaleido, is installed) with an ``index.html`` that lists them and says which views do not apply.
+``--png DIR [--figures PATTERN,...]``: chosen figures only, as small PNG files (900 px wide) to commit.
 
 Every figure comes from the same pure functions as the dashboard, drawn with the dashboard's default controls
 (the study's metric, its varied parameters, policy grouping, standard deviation bands).
@@ -7,9 +8,10 @@ Every figure comes from the same pure functions as the dashboard, drawn with the
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +20,7 @@ import plotly.graph_objects as go
 
 from hyperswitch.config.validate import writable_folder
 from hyperswitch.figures import ablations as fa
+from hyperswitch.figures import comparisons as fcmp
 from hyperswitch.figures import curves as fc
 from hyperswitch.figures import lr_rules as fl
 from hyperswitch.figures import memory as fm
@@ -113,6 +116,25 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
             return fa.ablation_figure(fa.ablation_split_data(t, f, split, metric), f, split)
         yield (f"ablation_{f}", "Ablations", label + (f", per {split}" if split != fa.NONE else ""), ablation)
 
+    for f, label in factors:
+        cache: dict[str, fcmp.Comparisons] = {}
+
+        def comparison(f: str = f, cache: dict[str, fcmp.Comparisons] = cache) -> fcmp.Comparisons:
+            if "d" not in cache:
+                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, split=fa.default_split(names, f),
+                                                  mode=mode)
+            return cache["d"]
+
+        def forest(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
+            return fcmp.forest_figure(comparison())
+
+        def table(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
+            return fcmp.table_figure(comparison())
+        yield (f"comparison_{f}", "Comparisons", f"{label}: paired differences vs the reference (forest plot)",
+               forest)
+        yield (f"comparison_{f}_table", "Comparisons", f"{label}: paired differences vs the reference (table)",
+               table)
+
     def lr_traj() -> go.Figure:
         steps = study_table(root, "steps", ["step", "lr"])
         if not fl.lr_varies(steps):
@@ -180,7 +202,49 @@ def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained
     return entries
 
 
-def write_pngs(figs: list[go.Figure], paths: list[Path], keys: list[int]) -> Iterator[tuple[int, Path]]:
+SMALL_PNG_WIDTH = 900  # --png: pixels, scale 1 (small files for docs/figures)
+
+
+def view_slugs(study: str | Path | ObjectPath) -> list[str]:
+    """The file name stems of every view of the study (applicable or not), in the report's order."""
+    return [slug for slug, *_ in _views(study_info(study))]
+
+
+def write_png_files(study: str | Path | ObjectPath, out: str | Path, figures: Sequence[str] = ("*",),
+                    width: int = SMALL_PNG_WIDTH) -> list[Entry]:
+    """``hyperswitch report STUDY --png DIR``: the chosen views (``figures``: stems or shell patterns, e.g.
+    ``comparison_*``) as PNG files ``width`` pixels wide at scale 1 (small enough to commit), nothing else. A view
+    that does not apply is an entry with its reason. Raises ``ValueError`` for a pattern that names no view."""
+    info = study_info(study)
+    out = Path(out)
+    writable_folder(out, "--png")
+    views = list(_views(info))
+    for pattern in figures:
+        if not any(fnmatch.fnmatchcase(slug, pattern) for slug, *_ in views):
+            raise ValueError(f"{pattern!r} names no figure of this study; its figures: "
+                             + ", ".join(slug for slug, *_ in views))
+    out.mkdir(parents=True, exist_ok=True)
+    entries: list[Entry] = []
+    drawn: list[tuple[int, go.Figure]] = []
+    for slug, section, title, build in views:
+        if not any(fnmatch.fnmatchcase(slug, p) for p in figures):
+            continue
+        try:
+            fig = build()
+        except (NotApplicable, StudyReadError) as exc:
+            entries.append(Entry(slug, section, title, None, None, str(exc)))
+            continue
+        drawn.append((len(entries), fig))
+        entries.append(Entry(slug, section, title, None, None, None))
+    if drawn:
+        for i, path in write_pngs([f for _, f in drawn], [out / f"{entries[i].slug}.png" for i, _ in drawn],
+                                  [i for i, _ in drawn], width=width, scale=1):
+            entries[i] = entries[i]._replace(png=path)
+    return entries
+
+
+def write_pngs(figs: list[go.Figure], paths: list[Path], keys: list[int], width: int = 1100,
+               scale: float = 2) -> Iterator[tuple[int, Path]]:
     """Write each figure as PNG; yield (key, path) for those written. One renderer session for all of them
     (kaleido starts a browser per call otherwise); a figure the batch did not write is tried once more alone,
     and one that still fails is logged and skipped (its HTML stays)."""
@@ -188,7 +252,7 @@ def write_pngs(figs: list[go.Figure], paths: list[Path], keys: list[int]) -> Ite
 
     for path in paths:  # a file left by an earlier report is not a PNG of this one
         path.unlink(missing_ok=True)
-    sizes = {"width": 1100, "scale": 2}
+    sizes = {"width": width, "scale": scale}
     heights = [int(f.layout.height or 460) for f in figs]
     try:
         pio.write_images(figs, paths, height=heights, **sizes)
