@@ -3,7 +3,18 @@ register)."""
 
 from __future__ import annotations
 
-from dashboards.pages import ablations, compare, curves, lr_rules, memory, parameters, studies, switching, trials
+from dashboards.pages import (
+    ablations,
+    compare,
+    comparisons,
+    curves,
+    lr_rules,
+    memory,
+    parameters,
+    studies,
+    switching,
+    trials,
+)
 
 PAGES = [studies.PAGE, parameters.PAGE, trials.PAGE, curves.PAGE, switching.PAGE, memory.PAGE, ablations.PAGE,
-         lr_rules.PAGE, compare.PAGE]
+         comparisons.PAGE, lr_rules.PAGE, compare.PAGE]
