@@ -182,8 +182,8 @@ def header(title: str, info: StudyInfo, extra: str = "") -> Any:
     return html.Div([html.H2(f"{title}: {name}"), html.Div(" \u00b7 ".join(parts), className="hs-sub")])
 
 
-PARAM_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s", "switch_step", "peak_memory_bytes",
-                 "wall_time_s", "val_loss", "train_loss")
+PARAM_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s", "steps_to_target", "switch_step",
+                 "peak_memory_bytes", "wall_time_s", "val_loss", "train_loss", "val_recon_error")
 
 
 def metric_choices(info: StudyInfo) -> tuple[list[str], dict[str, str], str]:

@@ -294,8 +294,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if said:
         print(f"  {said}")
     for k in ("steps_done", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "val_recon_error",
-              "time_to_target_s", "wall_time_s", "samples_per_s", "peak_memory_bytes", "memory_source",
-              "peak_rss_bytes"):
+              "time_to_target_s", "steps_to_target", "wall_time_s", "samples_per_s", "peak_memory_bytes",
+              "memory_source", "peak_rss_bytes"):
         if k in WORKLOAD_METRICS and s.get(k) is None:
             continue  # a metric of other workloads
         print(f"  {k:<18} {_fmt_metric(s.get(k))}")

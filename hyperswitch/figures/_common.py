@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 METRIC_LABELS = {
     "val_accuracy": "final validation accuracy",
     "best_val_accuracy": "best validation accuracy",
-    "time_to_target_s": "time to target accuracy (s)",
+    "time_to_target_s": "time to target (s)",
+    "steps_to_target": "steps to target",
     "switch_step": "switch step",
     "peak_memory_bytes": "peak memory (MiB)",
     "wall_time_s": "wall time (s)",

@@ -716,7 +716,8 @@ def _start_value(p: Param, value: Any, key: str) -> Any:
     return round(on, 12) if p.kind == "float" else int(on)
 
 
-ACCURACY_METRICS = ("val_accuracy", "best_val_accuracy", "time_to_target_s")
+ACCURACY_METRICS = ("val_accuracy", "best_val_accuracy")
+TARGET_METRICS = ("time_to_target_s", "steps_to_target")  # the first evaluation that reached train's target
 
 
 def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | None) -> None:
@@ -730,6 +731,9 @@ def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | No
     except ConfigError:  # an unknown name: the probe reports it against its parameter
         return
     where = f" (parameters.{param} = {name!r})" if param else ""
+    if space.metric in TARGET_METRICS and space.train.target_accuracy is None and space.train.target_loss is None:
+        raise ConfigError("metric", "measures when a run first reached its target: give train.target_accuracy or "
+                          "train.target_loss", space.metric)
     if space.metric in WORKLOAD_METRICS and entry.task is not None and space.metric not in entry.metrics:
         reporting = ", ".join(sorted(n for n in workload_names() if space.metric in get_workload(n).metrics))
         raise ConfigError("metric", f"workload {name} does not report {space.metric}{where}; only {reporting} do",

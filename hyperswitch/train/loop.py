@@ -86,7 +86,7 @@ def train_run(
 
     result = RunResult(status="completed")
     step, epoch, skip = 0, 0, 0
-    best_acc, time_to_target = -math.inf, None
+    best_acc, time_to_target, steps_to_target = -math.inf, None, None
     peak_bytes = 0
     last_eval: dict[str, float] = {}
     losses: list[float] = []
@@ -103,6 +103,7 @@ def train_run(
         step, epoch, skip = int(resume["step"]), int(resume["epoch"]) - 1, int(resume["batch_in_epoch"])
         best_acc = float(resume["best_acc"])
         time_to_target, peak_bytes = resume["time_to_target"], int(resume["peak_bytes"])
+        steps_to_target = resume.get("steps_to_target")  # (checkpoints from before it was recorded lack it)
         last_eval, losses, elapsed0 = dict(resume["last_eval"]), list(resume["epoch_losses"]), resume["elapsed"]
     t0 = time.perf_counter() - elapsed0
     stop = step >= total
@@ -133,11 +134,11 @@ def train_run(
                 if acc is not None:
                     best_acc = max(best_acc, acc)
                     if target is not None and time_to_target is None and acc >= target:
-                        time_to_target = row["elapsed_s"]
+                        time_to_target, steps_to_target = row["elapsed_s"], step
                 vloss = last_eval.get("val_loss")
                 if (train.target_loss is not None and time_to_target is None and vloss is not None
                         and vloss <= train.target_loss):
-                    time_to_target = row["elapsed_s"]
+                    time_to_target, steps_to_target = row["elapsed_s"], step
             result.steps.append(row)
             if diverged:
                 result.status = "diverged"
@@ -145,8 +146,8 @@ def train_run(
                                       "detail": json.dumps({"loss": str(report.loss)})})
             stop = diverged or step >= total
             if row["val_loss"] is not None and on_eval is not None and not stop:  # the final report is the caller's
-                result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
-                                          batches.batch_size, cuda, device)
+                result.summary = _summary(result, last_eval, best_acc, (time_to_target, steps_to_target), peak_bytes,
+                                          t0, step, epoch, batches.batch_size, cuda, device)
                 state = None
                 if train.checkpoint_due(step):
                     state = {
@@ -154,7 +155,8 @@ def train_run(
                         "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),
                         "model": wl.model.state_dict(), "stepper": stepper.state_dict(),
                         "rows": list(result.steps), "events": list(result.events), "best_acc": best_acc,
-                        "time_to_target": time_to_target, "peak_bytes": peak_bytes, "last_eval": dict(last_eval),
+                        "time_to_target": time_to_target, "steps_to_target": steps_to_target,
+                        "peak_bytes": peak_bytes, "last_eval": dict(last_eval),
                         "epoch_losses": list(losses), "elapsed": time.perf_counter() - t0,
                         "restarts": result.restarts,
                     }
@@ -165,17 +167,20 @@ def train_run(
         if not stop:
             for ev in stepper.end_epoch(epoch, sum(losses) / max(len(losses), 1)):
                 result.events.append({"step": ev.step, "kind": ev.kind, "detail": ev.detail_json()})
-    result.summary = _summary(result, last_eval, best_acc, time_to_target, peak_bytes, t0, step, epoch,
-                              batches.batch_size, cuda, device)
+    result.summary = _summary(result, last_eval, best_acc, (time_to_target, steps_to_target), peak_bytes, t0, step,
+                              epoch, batches.batch_size, cuda, device)
     result.switch = stepper.switch_report()
     return result
 
 
-def _summary(result: RunResult, last_eval: Mapping[str, float], best_acc: float, time_to_target: float | None,
-             peak_bytes: int, t0: float, step: int, epoch: int, batch_size: int, cuda: bool,
+def _summary(result: RunResult, last_eval: Mapping[str, float], best_acc: float,
+             to_target: tuple[float | None, int | None], peak_bytes: int, t0: float, step: int, epoch: int,
+             batch_size: int, cuda: bool,
              device: torch.device) -> dict[str, Any]:
     """Per-trial metrics. Memory: on a GPU CUDA's max allocated bytes; on the CPU the bytes of parameters,
-    gradients and optimizer state (``memory_source`` says which), plus the process's peak RSS apart."""
+    gradients and optimizer state (``memory_source`` says which), plus the process's peak RSS apart.
+    ``to_target``: the elapsed seconds and the step of the first evaluation that reached the target (None: not
+    reached, or no target)."""
     wall = time.perf_counter() - t0
     last_loss = result.steps[-1]["loss"] if result.steps else math.nan
     switch_step = next((e["step"] for e in result.events if e["kind"] == "switch"), None)
@@ -188,7 +193,8 @@ def _summary(result: RunResult, last_eval: Mapping[str, float], best_acc: float,
         "steps_done": step,
         "epochs_done": epoch,
         "switch_step": switch_step,
-        "time_to_target_s": time_to_target,
+        "time_to_target_s": to_target[0],
+        "steps_to_target": to_target[1],
         "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device) if cuda else peak_bytes),
         "memory_source": "cuda_max_allocated" if cuda else "cpu_tensor_bytes",
         "peak_rss_bytes": _peak_rss_bytes(),

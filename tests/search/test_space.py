@@ -406,12 +406,21 @@ metric: val_loss
     (lambda t: t.replace("metric: val_loss", "metric: val_accuracy"),
      "metric: workload least_squares is a regression task with no accuracy (parameters.task = 'least_squares')",
      "'val_accuracy'"),
-    (lambda t: t.replace("metric: val_loss", "metric: time_to_target_s"), "regression task", "'time_to_target_s'"),
+    (lambda t: t.replace("metric: val_loss", "metric: time_to_target_s"),
+     "metric: measures when a run first reached its target: give train.target_accuracy or train.target_loss",
+     "'time_to_target_s'"),
+    (lambda t: t.replace("metric: val_loss", "metric: steps_to_target"), "give train.target_accuracy or",
+     "'steps_to_target'"),
     (lambda t: t.replace("eval_every: 10}", "eval_every: 10, target_accuracy: 0.9}"),
      "train.target_accuracy: workload least_squares is a regression task", "0.9"),
 ])
 def test_a_regression_workload_rejects_accuracy_metrics(edit, rule, value, space_file, tmp_path, capsys):
     assert load_space(space_file(REGRESSION)).n_configurations() == 2  # val_loss: fine for both
+    # a target loss serves both tasks: the time and the steps to it are metrics of either
+    for metric in ("time_to_target_s", "steps_to_target"):
+        with_target = REGRESSION.replace("metric: val_loss", f"metric: {metric}").replace(
+            "eval_every: 10}", "eval_every: 10, target_loss: 0.5}")
+        assert load_space(space_file(with_target)).metric == metric
     code, err, _ = run_cli(tmp_path, space_file(edit(REGRESSION)), capsys)
     assert code == 2 and len(err.splitlines()) == 1, err
     assert rule in err and f"(got {value})" in err, err

@@ -24,6 +24,18 @@ def test_switch_run_records_steps_and_event():
     s = res.summary
     assert s["val_accuracy"] > 0.8 and s["time_to_target_s"] is not None and s["steps_done"] == 60
     assert s["peak_memory_bytes"] > 0 and s["memory_source"] == "cpu_tensor_bytes"
+    # the step and the time of the first evaluation at or above the target, read off the run's own records
+    first = next(r for r in res.steps if r["val_accuracy"] is not None and r["val_accuracy"] >= 0.5)
+    assert s["steps_to_target"] == first["step"] and s["time_to_target_s"] == first["elapsed_s"]
+
+
+def test_steps_to_target_for_a_target_loss_and_when_never_reached():
+    pol = Policy.from_spec({"type": "single", "optimizer": {"name": "sgdm", "lr": 0.05}})
+    reached = train_run(WL, pol, {"steps": 60, "eval_every": 20, "target_loss": 1.5}, seed=0)
+    first = next(r for r in reached.steps if r["val_loss"] is not None and r["val_loss"] <= 1.5)
+    assert reached.summary["steps_to_target"] == first["step"]
+    never = train_run(WL, pol, {"steps": 40, "eval_every": 20, "target_loss": 1e-9}, seed=0)
+    assert never.summary["steps_to_target"] is None and never.summary["time_to_target_s"] is None
 
 
 def test_same_seed_same_numbers_other_seed_differs():
