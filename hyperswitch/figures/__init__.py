@@ -10,7 +10,10 @@ version; ``StudyReadError``); import them from there.
 - ``memory``: a metric per group with error bars, memory per phase, Pareto front.
 - ``history``: a study's metric per configuration in config order with its best-so-far line (the Trials page).
 - ``compare``: two or more studies on one metric (configuration means, best-so-far curves, a table).
-- ``ablations``, ``lr_rules``, ``studies``; ``report`` writes them all as standalone HTML.
+- ``comparisons``: arms of one study vs a reference arm, paired by seed (table, forest plot); the statistics
+  (paired differences, Wilson rates, Newcombe's rate difference, the bimodal rule) are in ``_stats``.
+- ``ablations``, ``lr_rules``, ``studies``; ``report`` writes them all as standalone HTML
+  (``--png``: chosen ones as small PNG files).
 """
 
 from hyperswitch.figures.data import NotApplicable

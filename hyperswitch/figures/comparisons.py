@@ -51,6 +51,11 @@ OUTCOME_STATUSES = (COMPLETED, DIVERGED)
 _ARM_SETS = {fa.CORRECTOR: ("T1",)}  # columns a derived factor is made of: never a pairing column
 
 
+WALL_TIME_METRICS = ("wall_time_s", "time_to_target_s", "samples_per_s")
+WALL_TIME_NOTE = ("wall times of different trials (run at different moments, under different machine load) are "
+                  "not a speed result: use step counts, or runs side by side in one process")
+
+
 def failure_label(metric: str) -> str:
     """What a run without a value of ``metric`` means."""
     if metric == "time_to_target_s":
@@ -114,11 +119,12 @@ def _natural_label(s: str) -> tuple[str, float, str]:
         return (head, math.inf, s)
 
 
-BASELINES = ("first_order", "baseline", "off", "none", "false", "0", "sgd", "sgdm", "single", "corrector off")
+BASELINES = ("first_order", "baseline", "constant", "off", "none", "false", "0", "sgd", "sgdm", "single",
+             "corrector off")
 
 
 def default_reference(labels: Sequence[str]) -> str | None:
-    """A baseline-looking arm (its value first_order, baseline, off, none, false, 0, sgd, sgdm, single; the
+    """A baseline-looking arm (its value first_order, baseline, constant, off, none, false, 0, sgd, sgdm, single; the
     corrector off), else the first."""
     if not labels:
         return None
@@ -294,6 +300,8 @@ def comparison_note(d: Comparisons) -> str:
              "bimodal: its mean \u00b1 s.d. is over the runs that did not fail, and the failure rates are compared "
              f"by {RATE_DIFF_METHOD}.",
              f"Under {MIN_PAIRS} pairs a comparison is not a headline result."]
+    if d.metric in WALL_TIME_METRICS:
+        parts.append(f"Caution: {WALL_TIME_NOTE}.")
     if d.left_out:
         parts.append("Left out (not an outcome): " + ", ".join(f"{n} {s}" for s, n in sorted(d.left_out.items())) + ".")
     return " ".join(parts)
@@ -357,7 +365,8 @@ def forest_figure(d: Comparisons) -> go.Figure:
     sub = (f"point: mean paired difference (pairs share {', '.join(d.pair_on)}; pairs: {ns}); bar: 95% CI "
            f"({'Student t' if d.method == 't' else 'percentile bootstrap'}); open point: under {MIN_PAIRS} pairs"
            + (f"<br>right: rate of runs that {failure_label(d.metric).replace('or no value', 'or have no value')}, "
-              "difference with Newcombe's 95% CI" if two else ""))
+              "difference with Newcombe's 95% CI" if two else "")
+           + (f"<br>caution: {WALL_TIME_NOTE}" if d.metric in WALL_TIME_METRICS else ""))
     height = max(320, 170 + 44 * len(rows) + (60 if len(splits) > 1 else 0))
     layout["margin"] = {"l": 60, "r": 20, "t": 100 if two else 84, "b": 110 if len(splits) > 1 else 60}
     return figure(data, layout, f"{label}: paired difference vs {d.reference}", sub, height=height)

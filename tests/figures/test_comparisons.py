@@ -154,3 +154,12 @@ def test_table_figure():
     fig = valid(fc.table_figure(d))
     assert fig.data[0].type == "table" and len(fig.data[0].cells.values) == len(fc.comparison_rows(d)[0])
     assert fig.data[0].cells.values[0][0] == "variant = first_order (reference)"
+
+
+def test_wall_time_comparisons_carry_a_caution():
+    d = fc.comparison_data(ablation_trials(), PARAMS, "variant", "time_to_target_s")
+    assert "not a speed result" in fc.comparison_note(d)
+    assert "not a speed result" in fc.forest_figure(d).layout.title.subtitle.text
+    assert "not a speed result" not in fc.comparison_note(fc.comparison_data(ablation_trials(), PARAMS, "variant",
+                                                                               "val_accuracy"))
+    assert fc.default_reference(["rule = constant", "rule = gen"]) == "rule = constant"
