@@ -5,12 +5,23 @@ inverse update (decomposing both damped factors ``A`` and ``G``), the time of ap
 preconditioner to an n×n gradient, and the optimizer state per layer (factors + cache), for
 eigen / cholesky / triangular; medians over ``--reps`` repetitions, ratios to eigen.
 
-Part 2: the time of one training step (forward, backward, optimizer step on 4 cycled random batches;
-median over ``--reps`` runs of ``--steps`` steps each, inverse_interval 10, factors every step; the time
-includes the amortised inverse update) and the optimizer state, relative to SGD with momentum, on an
-MLP 784-512-512-10 (batch 128) and a small CNN (3 convs 32-64-64, 3x32x32 input, batch 64).
+Part 2: the time of one training step (forward, backward, optimizer step on 4 cycled random batches) at equal
+work: the same model, batch and number of steps for every optimizer; K-FAC's factors every step and inverses every
+10 steps (inverse_interval 10, the default here), Shampoo's statistics every step and roots every 10
+steps; the time includes the amortised inverse updates. Thread CPU time per step (``time.thread_time``; wall time
+beside it), median of ``--rounds`` processes x ``--reps`` runs of ``--steps`` steps, relative to SGD with momentum,
+on an MLP 784-512-512-10 (batch 128) and (``--models cnn``) a small CNN (3 convs 32-64-64, 3x32x32, batch 64).
+With ``--base DIR`` (a checkout of the code before, e.g. ``git worktree add /tmp/kfac_base <commit>``) the code
+there is timed beside this tree's: each (code, optimizer) in its own process, the two alternating, so that both
+see the same load (printed).
 
-Prints Markdown tables. Example: ``python bench/bench_kfac.py --threads 1 --reps 5``.
+Part 3 (``--split``): where one step's time goes (forward/backward, factor statistics, running averages,
+inverses, preconditioning, KL clip, rescale, adaptive damping, SGD update, the rest), before and after.
+
+``--check N`` (with ``--base``): every optimizer path (``CHECKS``) for N steps from one seed under both codes;
+prints max |Δ| of the parameters and whether they are equal to the bit.
+
+Prints Markdown tables. Example: ``python bench/bench_kfac.py --base /tmp/kfac_base --check 30 --split``.
 """
 
 from __future__ import annotations
@@ -205,6 +216,88 @@ def worker_trajectory(model_key: str, steps: int, dtype: torch.dtype) -> dict[st
     return out
 
 
+# Part 3 (--split): where one step's thread CPU time goes. Methods timed by wrapping (names shared by the code
+# before and after this issue's changes); "fwd+bwd" is the forward and backward passes without the factor hooks,
+# "step, other" the rest of the optimizer step (Python, dict building, splitting [∇W | ∇b]).
+SPLIT_METHODS = {
+    "A stats": [("KFAC", "_on_forward")], "G stats": [("KFAC", "_on_output_grad")],
+    "running avg": [("KFAC", "_update_factors"), ("Shampoo", "_accumulate")],
+    "inverses": [("KFAC", "_update_inverses"), ("Shampoo", "_update_roots")],
+    "precondition": [("KFAC", "_directions"), ("Shampoo", "_direction")],
+    "KL clip": [("KFAC", "_clip"), ("Shampoo", "_clip")],
+    "rescale": [("KFAC", "_rescaled_update")], "adaptive damping": [("KFAC", "_adapt_damping")],
+}
+SPLIT_PARTS = ["fwd+bwd", *SPLIT_METHODS, "SGD update", "step, other"]
+
+
+def worker_split(model_key: str, opt_name: str, steps: int) -> dict[str, float]:
+    """Thread CPU ms per step of each part (see ``SPLIT_PARTS``), over ``steps`` steps after 10 warm-up steps."""
+    import hyperswitch.optim._preconditioned as pre
+    import hyperswitch.optim.kfac as kfac_mod
+    import hyperswitch.optim.shampoo as shampoo_mod
+
+    spent: dict[str, float] = {}
+    depth = [0]
+
+    def timed(fn: Callable, key: str) -> Callable:
+        def run(*a: object, **k: object) -> object:
+            if depth[0]:  # nested (e.g. the hooks during rescale's passes): counted by the outer part
+                return fn(*a, **k)
+            depth[0] += 1
+            c0 = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.thread_time() - c0
+                depth[0] -= 1
+        return run
+
+    classes = {"KFAC": kfac_mod.KFAC, "Shampoo": shampoo_mod.Shampoo}
+    for part, methods in SPLIT_METHODS.items():
+        for cls, name in methods:
+            setattr(classes[cls], name, timed(getattr(classes[cls], name), part))
+    kfac_mod.sgd_update = pre.sgd_update = timed(pre.sgd_update, "SGD update")
+    model, opt, data = _setup(model_key, OPTIMIZERS[opt_name], torch.device("cpu"))
+    batch_step = getattr(opt, "batch_step", None) if getattr(opt, "step_control", False) else None
+    fb = st = 0.0
+    for s in range(10 + steps):
+        if s == 10:
+            spent.clear()
+            fb = st = 0.0
+        x, y = data[s % len(data)]
+        c0 = time.thread_time()
+        if batch_step is not None:
+            batch_step(x, y)
+            st += time.thread_time() - c0
+            continue
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        c1 = time.thread_time()
+        opt.step()
+        fb, st = fb + c1 - c0, st + time.thread_time() - c1
+    hooks = spent.get("A stats", 0.0) + spent.get("G stats", 0.0)
+    out = {k: 1e3 * v / steps for k, v in spent.items()}
+    if batch_step is not None:  # forward and backward run inside batch_step: "step, other" holds them
+        out["step, other"] = 1e3 * (st - sum(spent.values())) / steps
+    else:
+        out["fwd+bwd"] = 1e3 * (fb - hooks) / steps
+        out["step, other"] = 1e3 * (st - (sum(spent.values()) - hooks)) / steps
+    out["total"] = 1e3 * (fb + st) / steps
+    return out
+
+
+def bench_split(trees: dict[str, str], names: list[str], steps: int, threads: int) -> list[dict]:
+    rows = []
+    for opt_name in names:
+        for tree, root in trees.items():
+            got = _run_worker(root, ["--worker", "split", "--optimizer", opt_name, "--steps", str(steps),
+                                     "--threads", str(threads)])
+            row = {"optimizer": opt_name, "code": tree, "load": os.getloadavg()[0], "total": got["total"]}
+            row.update({part: got.get(part, 0.0) for part in SPLIT_PARTS})
+            rows.append(row)
+    return rows
+
+
 def _run_worker(root: str, args: list[str]) -> dict:
     """Run this script's worker mode in a fresh process that imports ``hyperswitch`` from ``root``."""
     env = {**os.environ, "PYTHONPATH": root}
@@ -304,9 +397,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--check", type=int, default=0, metavar="STEPS",
                     help="with --base: max |Δ| of the parameters after STEPS steps of every optimizer path, "
                          "before vs after (float32, seed 0)")
+    ap.add_argument("--split", action="store_true",
+                    help="part 3: thread CPU ms per step of each part of a step (fwd+bwd, factor statistics, running "
+                         "averages, inverses, preconditioning, KL clip, rescale, adaptive damping, SGD update, "
+                         "the rest), for the code before (--base) and after")
     ap.add_argument("--skip-inverse", action="store_true", help="skip part 1")
     ap.add_argument("--skip-models", action="store_true", help="skip part 2")
-    ap.add_argument("--worker", choices=["time", "trajectory"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["time", "trajectory", "split"], help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
     ap.add_argument("--optimizer", default="sgdm", help=argparse.SUPPRESS)
@@ -316,6 +413,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.worker == "time":
         torch.save(worker_time(args.model, args.optimizer, args.steps, args.reps, device), args.worker_out)
+        return
+    if args.worker == "split":
+        torch.save(worker_split(args.model, args.optimizer, args.steps), args.worker_out)
         return
     if args.worker == "trajectory":
         torch.save(worker_trajectory(args.model, args.steps, torch.float32), args.worker_out)
@@ -353,6 +453,13 @@ def main(argv: list[str] | None = None) -> None:
             cols.append(("speedup", "before/after", ".2f"))
         cols += [("state_mib", "state MiB", ".2f"), ("load", "load", ".1f")]
         print(_table(rows, cols))
+    if args.split:
+        trees = {"before": args.base, "after": here} if args.base else {"after": here}
+        print(f"\nSplit of one step, {MODELS['mlp'][0]}: thread CPU ms per step over {args.steps} steps after 10 "
+              "warm-up steps (rescale/adaptive: forward and backward are inside the step, under 'step, other')\n")
+        rows = bench_split(trees, [n for n in args.optimizers if n != "sgdm"], args.steps, args.threads)
+        print(_table(rows, [("optimizer", "optimizer", "s"), ("code", "code", "s"), ("total", "total", ".1f"),
+                            *[(p, p, ".1f") for p in SPLIT_PARTS], ("load", "load", ".1f")]))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s, load {'/'.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
