@@ -36,7 +36,7 @@ def run_sweeps(checkout: Path, spaces: list[Path], storage: Path) -> None:
             raise SystemExit(f"{checkout}: sweep {space.name} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
 
 
-def load(storage: Path, study: str, table: str):  # noqa: ANN201  (a DataFrame; pandas is imported late)
+def load(storage: Path, study: str, table: str):  # -> a DataFrame or None (pandas is imported late)
     import pandas as pd
     import pyarrow.parquet as pq
 
