@@ -252,6 +252,17 @@ def set_train_env_defaults() -> None:
         os.environ.setdefault(k, v)
 
 
+def allow_slow_trial_stop(seconds: int = 30) -> None:
+    """In a Tune trial's process: how long Tune waits for a stopped trial's function to return before it gives
+    up reusing the process for the next trial (``reuse_actors``). A multi-worker trial returns once its workers
+    have stopped at their next evaluation; Tune's 2 s default is short on a busy machine (the process and its
+    worker group would then be discarded: slower, not wrong).
+
+    Relies on ``TUNE_FUNCTION_THREAD_TIMEOUT_S``, read by ``FunctionTrainable.reset_config`` when it is called
+    (not part of Tune's public API; checked in Ray 2.60). Kept where already set."""
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(seconds))
+
+
 def _train_error_type() -> type | None:
     """Private: ``ray.train.v2._internal.exceptions.RayTrainError``, the base of Ray Train V2's errors (the
     public ``WorkerGroupError``/``ControllerError`` derive from it). Checked in Ray 2.60."""

@@ -41,6 +41,10 @@ def is_system_failure(exc: BaseException | None, _depth: int = 0) -> bool:
         return is_system_failure(getattr(exc, "cause", None), _depth + 1)
     if isinstance(exc, _system_types()):
         return True
+    from hyperswitch.train.group import WorkerLost
+
+    if isinstance(exc, WorkerLost):  # a worker of a multi-worker trial's group died more often than allowed
+        return True
     if _ray.is_train_user_error(exc):  # Ray Train: the training function raised
         return False
     failures = _ray.train_worker_failures(exc)  # Ray Train's WorkerGroupError: each worker's failure

@@ -515,15 +515,20 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
                                      study_dir=str(store.root), samples=samples, seeds=seeds)
     r = space.resources
-    single = r.workers == 1
-    # One worker: the trial's own process trains, with the worker's resources. More: Ray Train workers hold
-    # the resources and the trial function only waits on them (a token share of a CPU; 0 is refused).
-    res = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if single else {"cpu": 0.01}
+    # One worker: the trial's own process trains, with the worker's resources. More: the trial's process (a token
+    # share of a CPU; 0 is refused) drives a worker group placed in the trial's other bundles (train.group).
+    if r.workers == 1:
+        res: Any = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
+    else:
+        worker = {"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}
+        res = tune.PlacementGroupFactory([{"CPU": 0.01}] + [dict(worker) for _ in range(r.workers)],
+                                         strategy="PACK")
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
-        # reusing trial processes saves ~5 s a trial; it hangs when a trial running Ray Train is stopped
+        # Tune keeps each trial process for the next trial (~5 s a trial saved; a multi-worker trial's process
+        # keeps its worker group, placement group and all, so its workers receive the next configuration)
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                    reuse_actors=single, trial_dirname_creator=_trial_dirname),
+                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
         # the study's storage, local or remote (storage_filesystem: the same pyarrow file system, None locally)
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=ray_storage(store.root / "tune")[0],
                                   storage_filesystem=ray_storage(store.root / "tune")[1], verbose=0,

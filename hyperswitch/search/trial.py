@@ -1,7 +1,8 @@
 """The Tune trial function: one configuration x one seed.
 
-With ``resources.workers: 1`` the trial trains in its own process; with more it launches a Ray Train
-``TorchTrainer`` (``train.driver``) whose rank 0 records the trial. Either way the trial writes its part files
+With ``resources.workers: 1`` the trial trains in its own process; with more it runs on the data-parallel
+worker group that its process keeps across the sweep's trials (``train.group``), whose rank 0 records the
+trial and hands its reports to the trial's process. Either way the trial writes its part files
 at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation so
 that ASHA can stop it, and checkpoints through Ray's checkpoint API (``train.checkpoint_every``). A trial
 retried after a failure, or re-run by ``--resume`` after the driver died, continues from its latest
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from hyperswitch import _ray
 from hyperswitch.results.fs import ObjectPath, StudyPath, glob, study_path
 from hyperswitch.results.schema import ERROR, RUNNING
 from hyperswitch.results.store import StudyStore
@@ -122,14 +124,8 @@ class TrialJob:
         if rank == 0:
             store.write_trial_parts(trial_row(space, self.config, values, result.status, summary), result.steps,
                                     result.events)
-        final = {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
-                 "status": result.status}
-        if world_size > 1:
-            # On Ray Train the final result goes to Tune the way the others did (TuneReportCallback): a
-            # tune.report from the trial function itself can race the last forwarded report, and Ray's
-            # session then deadlocks (both wait to put into its one-slot result queue).
-            report(final, None)
-        return final
+        return {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
+                "status": result.status}
 
 
 def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
@@ -147,38 +143,29 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         job.record(ERROR, None, error=msg)
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
     res = space.resources
+    if res.workers > 1:
+        _ray.allow_slow_trial_stop()  # a stopped trial's workers stop at their next evaluation; Tune then reuses
     use_gpu = res.gpus_per_worker > 0 and torch.cuda.is_available()
     trial_id = str(config["trial_id"])
     try:
+        # after a retry within the session: Tune's latest checkpoint; after a driver crash: the study's
+        resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
         if res.workers == 1:
             torch.set_num_threads(max(1, int(res.cpus_per_worker)))
-            resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
             final = job.run(rank=0, world_size=1, device=torch.device("cuda" if use_gpu else "cpu"), resume=resume,
                             report=driver.tune_report)
-        else:
-            resume = None
-            if not (study_path(study_dir) / "train" / trial_id).exists():
-                resume = driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
+        else:  # on this trial process's worker group, kept for the sweep's next trials (train.group)
             final = driver.run_data_parallel(
                 job, workers=res.workers, use_gpu=use_gpu, cpus_per_worker=res.cpus_per_worker,
-                gpus_per_worker=res.gpus_per_worker, storage=study_path(study_dir) / "train", name=trial_id,
-                max_failures=res.max_failures, in_tune=True, resume=resume)
+                gpus_per_worker=res.gpus_per_worker, max_failures=res.max_failures, in_tune=True, resume=resume)
     except Exception as exc:
         from hyperswitch.search.faults import is_system_failure
 
-        if is_system_failure(exc):  # e.g. Ray Train's workers died past max_failures: unfinished, not failed;
+        if is_system_failure(exc):  # e.g. the workers died past max_failures: unfinished, not failed;
             raise  # Tune restarts the trial from its checkpoint (max_failures), --resume continues it
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         job.record(ERROR, None, error=msg)
         traceback.print_exc()
-        if res.workers > 1:
-            driver.wait_forwarded()
-            return None
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
-    if res.workers == 1:
-        tune.report(final)
-        return final
-    # Ray Train's reports (the final one included) reached Tune through TuneReportCallback; returning a result
-    # too would be one more report racing the last forwarded one (see driver.wait_forwarded).
-    driver.wait_forwarded()
-    return None
+    tune.report(final)
+    return final
