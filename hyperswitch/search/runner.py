@@ -512,8 +512,7 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")
-    trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
-                                     study_dir=str(store.root), samples=samples, seeds=seeds)
+    trainable = tune.with_parameters(run_trial, space=space, study_dir=str(store.root))  # space: with overrides
     r = space.resources
     # One worker: the trial's own process trains, with the worker's resources. More: the trial's process (a token
     # share of a CPU; 0 is refused) drives a worker group placed in the trial's other bundles (train.group).

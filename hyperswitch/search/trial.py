@@ -3,14 +3,16 @@
 With ``resources.workers: 1`` the trial trains in its own process; with more it runs on the data-parallel
 worker group that its process keeps across the sweep's trials (``train.group``), whose rank 0 records the
 trial and hands its reports to the trial's process. Either way the trial writes its part files
-at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation so
-that ASHA can stop it, and checkpoints through Ray's checkpoint API (``train.checkpoint_every``). A trial
+at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation when a
+scheduler (ASHA) decides from those reports, and checkpoints through Ray's checkpoint API at the evaluations
+``train.checkpoint_every`` asks for (a report with the checkpoint). A trial
 retried after a failure, or re-run by ``--resume`` after the driver died, continues from its latest
 checkpoint: each step is trained and recorded once.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import traceback
 from collections.abc import Mapping
@@ -24,7 +26,7 @@ from hyperswitch.results.fs import ObjectPath, StudyPath, glob, study_path
 from hyperswitch.results.schema import ERROR, RUNNING
 from hyperswitch.results.store import StudyStore
 from hyperswitch.search.seeds import OBJECTIVE
-from hyperswitch.search.space import SearchSpace, space_from_text
+from hyperswitch.search.space import SearchSpace
 
 
 def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str, Any] | None,
@@ -78,14 +80,13 @@ def checkpoint_roots(study_dir: str | Path | ObjectPath, trial_id: str) -> list[
 class TrialJob:
     """One trial as a picklable job (see ``train.driver``): rank 0 writes the study's part files."""
 
-    def __init__(self, config: dict[str, Any], space_text: str, space_source: str, study_dir: str,
-                 samples: int | None, seeds: int | None) -> None:
-        self.config, self.space_text, self.space_source = config, space_text, space_source
-        self.study_dir, self.samples, self.seeds = study_dir, samples, seeds
+    def __init__(self, config: dict[str, Any], space: SearchSpace, study_dir: str) -> None:
+        self.config, self._space, self.study_dir = config, space, study_dir
 
     def space(self) -> SearchSpace:
-        return space_from_text(self.space_text, self.space_source).with_overrides(samples=self.samples,
-                                                                                 seeds=self.seeds)
+        """The sweep's space as the driver validated it (with its --samples/--seeds): it travels with the job, so
+        a trial process or worker neither parses nor validates it again. A copy: callers may change theirs."""
+        return copy.deepcopy(self._space)
 
     def prepare(self) -> tuple[SearchSpace, dict[str, Any], dict[str, Any], Any]:
         """(space, parameter values, workload spec, policy); raises on a bad combination of values."""
@@ -109,14 +110,22 @@ class TrialJob:
 
         space, values, workload, policy = self.prepare()
         store = StudyStore(self.study_dir)
+        # Tune uses an evaluation's report when its scheduler (ASHA) decides from it, or to save a checkpoint;
+        # the part files record every evaluation either way
+        reports_wanted = space.scheduler["type"] != "none"
+
+        events_written = [-1]  # the events part is rewritten only when an event was added
 
         def on_eval(row: Mapping[str, Any], result: Any, state: dict[str, Any] | None) -> None:
             summary = dict(result.summary)
             if rank == 0:
+                new_events = len(result.events) != events_written[0]
                 store.write_trial_parts(trial_row(space, self.config, values, RUNNING, summary), result.steps,
-                                        result.events)
-            report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
-                    "status": RUNNING}, state)
+                                        result.events if new_events else None)
+                events_written[0] = len(result.events)
+            if state is not None or reports_wanted:  # a round trip to Tune's driver: only when it is used
+                report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
+                        "status": RUNNING}, state)
 
         result = train_run(workload, policy, space.train, int(self.config["seed"]), device=device, on_eval=on_eval,
                            resume=resume, rank=rank, world_size=world_size)
@@ -128,13 +137,13 @@ class TrialJob:
                 "status": result.status}
 
 
-def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
-              samples: int | None = None, seeds: int | None = None) -> dict[str, Any] | None:
+def run_trial(config: dict[str, Any], *, space: SearchSpace, study_dir: str) -> dict[str, Any] | None:
+    """The Tune trial function; ``space``: the sweep's validated space (with its overrides)."""
     from ray import tune
 
     from hyperswitch.train import driver
 
-    job = TrialJob(config, space_text, space_source, study_dir, samples, seeds)
+    job = TrialJob(config, space, study_dir)
     try:
         space = job.space()
         job.prepare()
