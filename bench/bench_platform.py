@@ -2,9 +2,9 @@
 
 Overhead: the same tiny trials (digits_mlp, 32 hidden units, 50 steps, 2 evaluations, one lr each) run
 (a) as a plain loop of ``train_run`` in this process, (b) through ``run_sweep`` with ``workers: 1`` (a Tune
-trial process trains in-process, checkpoints at every evaluation), (c) with ``workers: 2`` (a Ray Train
-``TorchTrainer`` of 2 gloo workers per trial). One trial at a time, so per-trial overhead = (sweep wall time -
-loop wall time) / trials. Ray's own start is timed apart and not counted.
+trial process trains in-process, checkpoints at every evaluation), (c) with ``workers: 2`` (a group of 2
+gloo workers kept alive across the trials: ``hyperswitch.train.group``). One trial at a time, so per-trial
+overhead = (sweep wall time - loop wall time) / trials. Ray's own start is timed apart and not counted.
 
 Concurrency: 8 equal, longer trials with ``max_concurrent`` 1 vs 2 (``workers: 1``); efficiency =
 T(1) / (2 T(2)) (1.0 = perfect use of 2 slots). ``--concurrency-workers 2``: the same with 2-worker trials.
@@ -99,12 +99,7 @@ def main() -> None:
                     help="configurations of mixer_thresholds' grid for the real-sweep measurement (0: skip)")
     ap.add_argument("--mixer-seeds", type=int, default=3)
     ap.add_argument("--only-mixer", action="store_true", help="only the real-sweep measurement")
-    ap.add_argument("--ray-train-defaults", action="store_true",
-                    help="run (c) with Ray Train's own settings instead of hyperswitch's (hyperswitch._ray.TRAIN_ENV)")
     args = ap.parse_args()
-    if args.ray_train_defaults:  # set before Ray starts: its processes inherit them and TRAIN_ENV keeps them
-        os.environ.update({"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1",
-                           "RAY_TRAIN_METRICS_ENABLED": "1"})
 
     import ray
     import torch

@@ -1,7 +1,8 @@
 """Telling a trial cut off by the system from a trial whose own code failed.
 
 A trial is *cut off* when Ray took it away: its actor, worker process or node died, the driver lost its
-cluster, Ray Train's worker group could not be kept alive. Such a trial is unfinished, not failed: Tune
+cluster, a multi-worker trial's group lost workers more often than ``max_failures`` allows (``train.group``).
+Such a trial is unfinished, not failed: Tune
 restarts it from its checkpoint up to ``resources.max_failures`` times, and ``--resume`` always continues it.
 A trial whose code raised (training, a bad combination of values) *failed*: its row says ``error`` and only
 ``--resume --retry-errors`` runs it again. Ray says which by the exception type: ``RayActorError``,

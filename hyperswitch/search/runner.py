@@ -378,7 +378,7 @@ def resume_command(space: SearchSpace, storage: str | Path, name: str | None, sa
 
 
 def _forget_run(study_dir: StudyPath, trial_id: str) -> None:
-    """A failed trial that runs again starts from scratch: no checkpoint or Ray Train run of it is left."""
+    """A failed trial that runs again starts from scratch: no checkpoint of it is left."""
     for d in [*study_dir.glob(f"tune/session-*/{trial_id}"), study_dir / "train" / trial_id]:
         rmtree(d)
 

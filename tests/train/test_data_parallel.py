@@ -1,7 +1,7 @@
-"""Data parallel on real Ray Train workers (gloo): 2 workers on halves of each global batch train the same
-model as 1 process on the whole batch. One Mixer run covers K-FAC (factors all-reduced), the switch decided on
-global-mean losses, the fusion period and SGD with momentum after it; the optimizers' own collectives are checked
-without Ray in tests/optim/test_*_distributed.py (each Ray Train run costs ~12 s of start-up here)."""
+"""Data parallel on a real worker group on Ray (``train.group``, gloo): 2 workers on halves of each global batch
+train the same model as 1 process on the whole batch. One Mixer run covers K-FAC (factors all-reduced), the switch
+decided on global-mean losses, the fusion period and SGD with momentum after it; the optimizers' own collectives are
+checked without Ray in tests/optim/test_*_distributed.py."""
 
 from __future__ import annotations
 

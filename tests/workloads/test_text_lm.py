@@ -1,7 +1,7 @@
 """text_lm: the corpus is the folder or file named by data_path (text files only, recursively, in a fixed order;
 UTF-8 with errors replaced; cut at max_bytes) or by default the standard library's text; byte and character
 tokens; a missing or malformed data_path is a one-line error naming the path; a few steps train and evaluate,
-the same seed repeats; 2 data-parallel workers on Ray Train equal 1 process."""
+the same seed repeats; 2 data-parallel workers (a worker group on Ray) equal 1 process."""
 
 from __future__ import annotations
 
