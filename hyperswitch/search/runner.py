@@ -581,9 +581,12 @@ def _user_modules(space: SearchSpace) -> list[str]:
 
 
 def _concurrency(space: SearchSpace, out: Printer) -> int:
-    """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Ray
-    Train then waits for a placement group that never comes)."""
+    """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Tune would
+    wait for placement groups that never come); GPUs asked of a cluster that has none are an error."""
     r = space.resources
+    if r.gpus_per_worker and not _ray.cluster_resources().get("GPU"):
+        raise ConfigError("resources.gpus_per_worker", f"asks for {r.gpus_per_worker:g} GPU per worker but the Ray "
+                          "cluster has none; set it to 0 to train on CPUs", r.gpus_per_worker, file=space.source)
     if r.workers == 1:
         return space.max_concurrent
     cpus = float(_ray.cluster_resources().get("CPU", 0))

@@ -154,7 +154,9 @@ def run_trial(config: dict[str, Any], *, space: SearchSpace, study_dir: str) -> 
     res = space.resources
     if res.workers > 1:
         _ray.allow_slow_trial_stop()  # a stopped trial's workers stop at their next evaluation; Tune then reuses
-    use_gpu = res.gpus_per_worker > 0 and torch.cuda.is_available()
+    # the trial's own process holds the GPU of a 1-worker trial; a group's workers hold theirs (bundles with GPUs,
+    # which the runner asked for only where the cluster has GPUs)
+    use_gpu = res.gpus_per_worker > 0 and (torch.cuda.is_available() if res.workers == 1 else True)
     trial_id = str(config["trial_id"])
     try:
         # after a retry within the session: Tune's latest checkpoint; after a driver crash: the study's

@@ -101,3 +101,13 @@ def test_group_outside_tune_runs_successive_jobs_on_the_same_workers(local_ray):
         assert again["summary"]["steps_done"] == 40 and group.started == 1
     finally:
         group.shutdown()
+
+
+def test_gpus_asked_of_a_cluster_without_gpus_is_one_line(local_ray, space_file, tmp_path):
+    from hyperswitch.errors import ConfigError
+
+    text = SPACE.format(pid_dir="").replace("cpus_per_worker: 0.49}", "cpus_per_worker: 0.49, gpus_per_worker: 1}")
+    with pytest.raises(ConfigError, match=r"resources\.gpus_per_worker: asks for 1 GPU per worker but the Ray "
+                       r"cluster has none; set it to 0 to train on CPUs") as err:
+        run_sweep(load_space(space_file(text)), storage=tmp_path / "runs", out=lambda s: None)
+    assert "\n" not in str(err.value)
