@@ -114,12 +114,14 @@ class DataParallelWorker:
             if self.rank == 0:
                 self.reports.put((END,))
 
-    def next_report(self) -> tuple[Any, ...]:
-        """Rank 0: the next report of the running job, or the end marker."""
+    def next_report(self, go: bool | None = None) -> tuple[Any, ...]:
+        """Rank 0: answer the last report (``go``, unless None), then wait for the next report of the running job,
+        or its end marker. One call does both, so that the answer never waits behind a blocked call for a thread
+        (``run`` holds the other)."""
+        if go is not None:
+            self.answers.put(go)
         return self.reports.get()
 
-    def answer(self, go: bool) -> None:
-        self.answers.put(go)
 
 
 @dataclass(frozen=True)
@@ -156,9 +158,13 @@ class WorkerGroup:
                     placement_group=pg, placement_group_bundle_index=rank + 1)
             actors.append(cls.options(**opts).remote(rank, s.workers, s.use_gpu))
         self.actors = actors
-        host, port = ray.get(actors[0].address.remote())
-        self.pids = ray.get([a.setup.remote(host, port) for a in actors])
         self.started += 1
+        try:
+            host, port = ray.get(actors[0].address.remote())
+            self.pids = ray.get([a.setup.remote(host, port) for a in actors])
+        except Exception as exc:  # a worker (or its node) died while the group started: not a usable group
+            self.shutdown()
+            raise WorkerLost(f"the group did not start: {type(exc).__name__}") from exc
 
     def shutdown(self) -> None:
         import ray
@@ -176,9 +182,9 @@ class WorkerGroup:
         ``max_failures`` times; then :class:`WorkerLost` is raised."""
         failures = 0
         while True:
-            if not self.actors:
-                self.start()
             try:
+                if not self.actors:
+                    self.start()
                 return self._run_once(job, resume, on_report, threads)
             except WorkerLost:
                 self.shutdown()
@@ -215,11 +221,9 @@ class WorkerGroup:
             try:
                 on_report(msg[1], msg[2])
             except BaseException:  # Tune stopped the trial (SystemExit from tune.report), or the caller failed
-                lead.answer.remote(False)
-                self._settle_stopped(runs)
+                self._settle_stopped(runs, lead.next_report.remote(False))  # stop; its answer: the end marker
                 raise
-            lead.answer.remote(True)
-            nxt = lead.next_report.remote()
+            nxt = lead.next_report.remote(True)
         try:
             result = ray.get(runs[0])
             ray.get(runs[1:])  # the others end with rank 0 (no collective follows its last)
@@ -251,7 +255,7 @@ class WorkerGroup:
         cause = getattr(err, "cause", None)
         raise cause if isinstance(cause, Exception) else err
 
-    def _settle_stopped(self, runs: list[Any]) -> None:
+    def _settle_stopped(self, runs: list[Any], end: Any) -> None:
         """After a stop: every rank returns at the same evaluation; a group that does not is torn down."""
         import ray
 
@@ -266,9 +270,13 @@ class WorkerGroup:
                     ok = False
         if not ok:
             self.shutdown()
-        else:  # drain rank 0's end marker, so that the next run's first report is its own
-            with contextlib.suppress(Exception):
-                ray.get(self.actors[0].next_report.remote(), timeout=STOP_GRACE_S)
+        else:  # rank 0's end marker taken, so that the next run's first report is its own
+            try:
+                ok = ray.get(end, timeout=STOP_GRACE_S)[0] == END
+            except Exception:
+                ok = False
+            if not ok:
+                self.shutdown()
 
 
 _SHARED: WorkerGroup | None = None
