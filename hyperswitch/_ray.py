@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,6 @@ from hyperswitch.errors import ConfigError
 # pins the same range (a test compares them).
 TESTED_RAY = ((2, 60), (2, 61))
 RAY_REQUIREMENT = "ray[default,tune,train]>=2.60,<2.61"
-
-# Start-up and reporting costs of a Ray Train run, cut where it gives up nothing hyperswitch uses (each only
-# when the user has not set it; Train propagates them to its controller and workers):
-# - Train collects each worker's report at this interval (2 s by default: every evaluation cost 2 s);
-# - the preemption watcher (spot instances) and Train's Prometheus metrics add start-up work per run; the
-#   trials' metrics live in the study's Parquet files.
-# Worker-group start: Ray's 60 s default is too short on a busy small machine (Ray's workers run niced; two of
-# them importing torch behind other jobs took minutes here), and a start that times out left the trial hanging.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-             "RAY_TRAIN_METRICS_ENABLED": "0", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "900"}
-
 
 # --- version -------------------------------------------------------------------------------------------------
 
@@ -243,13 +231,17 @@ def raylet_socket_name() -> str | None:
     return str(sock) if sock else None
 
 
-# --- Ray Train and Tune internals ----------------------------------------------------------------------------
+# --- Tune internals, and Ray Train's errors ---------------------------------------------------------------------------
 
-def set_train_env_defaults() -> None:
-    """Set ``TRAIN_ENV`` where the user has not: Ray Train's environment variables, read by
-    ``ray.train.v2._internal.constants`` (not a public API; checked in Ray 2.60)."""
-    for k, v in TRAIN_ENV.items():
-        os.environ.setdefault(k, v)
+def allow_slow_trial_stop(seconds: int = 30) -> None:
+    """In a Tune trial's process: how long Tune waits for a stopped trial's function to return before it gives
+    up reusing the process for the next trial (``reuse_actors``). A multi-worker trial returns once its workers
+    have stopped at their next evaluation; Tune's 2 s default is short on a busy machine (the process and its
+    worker group would then be discarded: slower, not wrong).
+
+    Relies on ``TUNE_FUNCTION_THREAD_TIMEOUT_S``, read by ``FunctionTrainable.reset_config`` when it is called
+    (not part of Tune's public API; checked in Ray 2.60). Kept where already set."""
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(seconds))
 
 
 def _train_error_type() -> type | None:
@@ -295,27 +287,6 @@ def train_wrapped_failure(exc: BaseException) -> tuple[BaseException | None, boo
         if inner is not None:
             return inner, type(exc).__name__ == "WorkerHealthCheckFailedError"
     return None, False
-
-
-def train_reports_pending() -> Callable[[], bool] | None:
-    """In a Tune trial that runs Ray Train: a function telling whether a Train report is still on its way to
-    Tune (in the inter-actor queue ``TuneReportCallback`` feeds, or in the trial's one-slot result queue);
-    None anywhere else (not in a Tune trial, or no Train run forwarded a report yet).
-
-    Private: ``ray.train._internal.session.get_session()`` and its ``_inter_actor_queue`` (a
-    ``ray.util.queue.Queue``) and ``result_queue`` attributes. Checked in Ray 2.60."""
-    try:
-        from ray.train._internal.session import get_session
-
-        session = get_session()
-    except Exception:  # not in a Tune trial
-        return None
-    if session is None:
-        return None
-    queue = getattr(session, "_inter_actor_queue", None)
-    if queue is None:
-        return None
-    return lambda: not queue.empty() or not session.result_queue.empty()
 
 
 def trial_exception(trial: Any) -> BaseException | None:

@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive, help="training steps (default: the policy file's, else 300)")
     t.add_argument("--seed", type=_nonneg, default=0, help="seed (default 0)")
     t.add_argument("--workers", type=_positive, default=1,
-                   help="data-parallel workers (default 1: in this process; more: Ray Train workers, same global "
-                   "batch size)")
+                   help="data-parallel workers (default 1: in this process; more: a worker group on Ray, same "
+                   "global batch size)")
     t.add_argument("--gpu", action="store_true", help="train on a GPU (one per worker; NCCL between workers)")
     t.add_argument("--address", help="Ray cluster for --workers > 1 (default: start a local Ray)")
     t.add_argument("--json", action="store_true", help="print the final metrics, switch events and the switch "

@@ -1,7 +1,8 @@
 """Telling a trial cut off by the system from a trial whose own code failed.
 
 A trial is *cut off* when Ray took it away: its actor, worker process or node died, the driver lost its
-cluster, Ray Train's worker group could not be kept alive. Such a trial is unfinished, not failed: Tune
+cluster, a multi-worker trial's group lost workers more often than ``max_failures`` allows (``train.group``).
+Such a trial is unfinished, not failed: Tune
 restarts it from its checkpoint up to ``resources.max_failures`` times, and ``--resume`` always continues it.
 A trial whose code raised (training, a bad combination of values) *failed*: its row says ``error`` and only
 ``--resume --retry-errors`` runs it again. Ray says which by the exception type: ``RayActorError``,
@@ -40,6 +41,10 @@ def is_system_failure(exc: BaseException | None, _depth: int = 0) -> bool:
     if isinstance(exc, RayTaskError):  # a task or actor method raised: whatever it raised decides
         return is_system_failure(getattr(exc, "cause", None), _depth + 1)
     if isinstance(exc, _system_types()):
+        return True
+    from hyperswitch.train.group import WorkerLost
+
+    if isinstance(exc, WorkerLost):  # a worker of a multi-worker trial's group died more often than allowed
         return True
     if _ray.is_train_user_error(exc):  # Ray Train: the training function raised
         return False

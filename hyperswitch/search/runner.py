@@ -378,7 +378,7 @@ def resume_command(space: SearchSpace, storage: str | Path, name: str | None, sa
 
 
 def _forget_run(study_dir: StudyPath, trial_id: str) -> None:
-    """A failed trial that runs again starts from scratch: no checkpoint or Ray Train run of it is left."""
+    """A failed trial that runs again starts from scratch: no checkpoint of it is left."""
     for d in [*study_dir.glob(f"tune/session-*/{trial_id}"), study_dir / "train" / trial_id]:
         rmtree(d)
 
@@ -512,18 +512,22 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
     concurrency = _concurrency(space, out)
     searcher = ConcurrencyLimiter(repeater, max_concurrent=concurrency)
     out(f"running {remaining} trials; one line per finished trial")
-    trainable = tune.with_parameters(run_trial, space_text=space.text, space_source=space.source,
-                                     study_dir=str(store.root), samples=samples, seeds=seeds)
+    trainable = tune.with_parameters(run_trial, space=space, study_dir=str(store.root))  # space: with overrides
     r = space.resources
-    single = r.workers == 1
-    # One worker: the trial's own process trains, with the worker's resources. More: Ray Train workers hold
-    # the resources and the trial function only waits on them (a token share of a CPU; 0 is refused).
-    res = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if single else {"cpu": 0.01}
+    # One worker: the trial's own process trains, with the worker's resources. More: the trial's process (a token
+    # share of a CPU; 0 is refused) drives a worker group placed in the trial's other bundles (train.group).
+    if r.workers == 1:
+        res: Any = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
+    else:
+        worker = {"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}
+        res = tune.PlacementGroupFactory([{"CPU": 0.01}] + [dict(worker) for _ in range(r.workers)],
+                                         strategy="PACK")
     tuner = tune.Tuner(
         tune.with_resources(trainable, res),
-        # reusing trial processes saves ~5 s a trial; it hangs when a trial running Ray Train is stopped
+        # Tune keeps each trial process for the next trial (~5 s a trial saved; a multi-worker trial's process
+        # keeps its worker group, placement group and all, so its workers receive the next configuration)
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                    reuse_actors=single, trial_dirname_creator=_trial_dirname),
+                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
         # the study's storage, local or remote (storage_filesystem: the same pyarrow file system, None locally)
         run_config=tune.RunConfig(name=f"session-{sessions}", storage_path=ray_storage(store.root / "tune")[0],
                                   storage_filesystem=ray_storage(store.root / "tune")[1], verbose=0,
@@ -577,9 +581,12 @@ def _user_modules(space: SearchSpace) -> list[str]:
 
 
 def _concurrency(space: SearchSpace, out: Printer) -> int:
-    """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Ray
-    Train then waits for a placement group that never comes)."""
+    """``max_concurrent``, lowered when multi-worker trials would not fit the cluster's CPUs together (Tune would
+    wait for placement groups that never come); GPUs asked of a cluster that has none are an error."""
     r = space.resources
+    if r.gpus_per_worker and not _ray.cluster_resources().get("GPU"):
+        raise ConfigError("resources.gpus_per_worker", f"asks for {r.gpus_per_worker:g} GPU per worker but the Ray "
+                          "cluster has none; set it to 0 to train on CPUs", r.gpus_per_worker, file=space.source)
     if r.workers == 1:
         return space.max_concurrent
     cpus = float(_ray.cluster_resources().get("CPU", 0))

@@ -25,7 +25,8 @@ mode: max
 resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0, max_failures: 2}
 max_concurrent: 2
 ```
-``resources.workers`` > 1 trains each trial data-parallel on Ray Train workers; ``max_failures``: how many
+``resources.workers`` > 1 trains each trial data-parallel on a worker group kept across trials
+(``train.group``); ``max_failures``: how many
 times a trial whose process, worker or node died is restarted from its latest checkpoint.
 
 A categorical parameter may carry ``sets``: each choice (a string label) then stands for a bundle of template
@@ -176,7 +177,7 @@ class Param:
 class ResourcesSpec:
     """``resources:`` of a search space, validated (:meth:`from_mapping`): what each trial runs on."""
 
-    workers: int = 1  # > 1: the trial trains data-parallel on Ray Train workers
+    workers: int = 1  # > 1: the trial trains data-parallel on a worker group (train.group)
     cpus_per_worker: float = 1  # fractions work
     gpus_per_worker: float = 0
     max_failures: int = 2  # restarts of a trial whose process, worker or node died, from its latest checkpoint

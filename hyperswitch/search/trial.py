@@ -1,15 +1,18 @@
 """The Tune trial function: one configuration x one seed.
 
-With ``resources.workers: 1`` the trial trains in its own process; with more it launches a Ray Train
-``TorchTrainer`` (``train.driver``) whose rank 0 records the trial. Either way the trial writes its part files
-at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation so
-that ASHA can stop it, and checkpoints through Ray's checkpoint API (``train.checkpoint_every``). A trial
+With ``resources.workers: 1`` the trial trains in its own process; with more it runs on the data-parallel
+worker group that its process keeps across the sweep's trials (``train.group``), whose rank 0 records the
+trial and hands its reports to the trial's process. Either way the trial writes its part files
+at every evaluation (status running) and at the end (final status), reports to Tune at every evaluation when a
+scheduler (ASHA) decides from those reports, and checkpoints through Ray's checkpoint API at the evaluations
+``train.checkpoint_every`` asks for (a report with the checkpoint). A trial
 retried after a failure, or re-run by ``--resume`` after the driver died, continues from its latest
 checkpoint: each step is trained and recorded once.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import traceback
 from collections.abc import Mapping
@@ -18,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from hyperswitch import _ray
 from hyperswitch.results.fs import ObjectPath, StudyPath, glob, study_path
 from hyperswitch.results.schema import ERROR, RUNNING
 from hyperswitch.results.store import StudyStore
 from hyperswitch.search.seeds import OBJECTIVE
-from hyperswitch.search.space import SearchSpace, space_from_text
+from hyperswitch.search.space import SearchSpace
 
 if TYPE_CHECKING:
     from hyperswitch.switching import Policy
@@ -83,14 +87,13 @@ def checkpoint_roots(study_dir: str | Path | ObjectPath, trial_id: str) -> list[
 class TrialJob:
     """One trial as a picklable job (see ``train.driver``): rank 0 writes the study's part files."""
 
-    def __init__(self, config: dict[str, Any], space_text: str, space_source: str, study_dir: str,
-                 samples: int | None, seeds: int | None) -> None:
-        self.config, self.space_text, self.space_source = config, space_text, space_source
-        self.study_dir, self.samples, self.seeds = study_dir, samples, seeds
+    def __init__(self, config: dict[str, Any], space: SearchSpace, study_dir: str) -> None:
+        self.config, self._space, self.study_dir = config, space, study_dir
 
     def space(self) -> SearchSpace:
-        return space_from_text(self.space_text, self.space_source).with_overrides(samples=self.samples,
-                                                                                 seeds=self.seeds)
+        """The sweep's space as the driver validated it (with its --samples/--seeds): it travels with the job, so
+        a trial process or worker neither parses nor validates it again. A copy: callers may change theirs."""
+        return copy.deepcopy(self._space)
 
     def prepare(self) -> tuple[SearchSpace, dict[str, Any], dict[str, Any], Policy]:
         """(space, parameter values, workload spec, policy); raises on a bad combination of values."""
@@ -114,14 +117,22 @@ class TrialJob:
 
         space, values, workload, policy = self.prepare()
         store = StudyStore(self.study_dir)
+        # Tune uses an evaluation's report when its scheduler (ASHA) decides from it, or to save a checkpoint;
+        # the part files record every evaluation either way
+        reports_wanted = space.scheduler["type"] != "none"
+
+        events_written = [-1]  # the events part is rewritten only when an event was added
 
         def on_eval(row: Mapping[str, Any], result: Any, state: dict[str, Any] | None) -> None:
             summary = dict(result.summary)
             if rank == 0:
+                new_events = len(result.events) != events_written[0]
                 store.write_trial_parts(trial_row(space, self.config, values, RUNNING, summary, policy_obj=policy),
-                                        result.steps, result.events)
-            report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
-                    "status": RUNNING}, state)
+                                        result.steps, result.events if new_events else None)
+                events_written[0] = len(result.events)
+            if state is not None or reports_wanted:  # a round trip to Tune's driver: only when it is used
+                report({**_reportable(summary), "step": row["step"], OBJECTIVE: objective(summary, space.metric),
+                        "status": RUNNING}, state)
 
         result = train_run(workload, policy, space.train, int(self.config["seed"]), device=device, on_eval=on_eval,
                            resume=resume, rank=rank, world_size=world_size)
@@ -129,23 +140,17 @@ class TrialJob:
         if rank == 0:
             store.write_trial_parts(trial_row(space, self.config, values, result.status, summary, policy_obj=policy),
                                     result.steps, result.events)
-        final = {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
-                 "status": result.status}
-        if world_size > 1:
-            # On Ray Train the final result goes to Tune the way the others did (TuneReportCallback): a
-            # tune.report from the trial function itself can race the last forwarded report, and Ray's
-            # session then deadlocks (both wait to put into its one-slot result queue).
-            report(final, None)
-        return final
+        return {**_reportable(summary), "step": summary["steps_done"], OBJECTIVE: objective(summary, space.metric),
+                "status": result.status}
 
 
-def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, study_dir: str,
-              samples: int | None = None, seeds: int | None = None) -> dict[str, Any] | None:
+def run_trial(config: dict[str, Any], *, space: SearchSpace, study_dir: str) -> dict[str, Any] | None:
+    """The Tune trial function; ``space``: the sweep's validated space (with its overrides)."""
     from ray import tune
 
     from hyperswitch.train import driver
 
-    job = TrialJob(config, space_text, space_source, study_dir, samples, seeds)
+    job = TrialJob(config, space, study_dir)
     try:
         space = job.space()
         job.prepare()
@@ -154,38 +159,31 @@ def run_trial(config: dict[str, Any], *, space_text: str, space_source: str, stu
         job.record(ERROR, None, error=msg)
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
     res = space.resources
-    use_gpu = res.gpus_per_worker > 0 and torch.cuda.is_available()
+    if res.workers > 1:
+        _ray.allow_slow_trial_stop()  # a stopped trial's workers stop at their next evaluation; Tune then reuses
+    # the trial's own process holds the GPU of a 1-worker trial; a group's workers hold theirs (bundles with GPUs,
+    # which the runner asked for only where the cluster has GPUs)
+    use_gpu = res.gpus_per_worker > 0 and (torch.cuda.is_available() if res.workers == 1 else True)
     trial_id = str(config["trial_id"])
     try:
+        # after a retry within the session: Tune's latest checkpoint; after a driver crash: the study's
+        resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
         if res.workers == 1:
             torch.set_num_threads(max(1, int(res.cpus_per_worker)))
-            resume = driver.tune_resume_state() or driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
             final = job.run(rank=0, world_size=1, device=torch.device("cuda" if use_gpu else "cpu"), resume=resume,
                             report=driver.tune_report)
-        else:
-            resume = None
-            if not (study_path(study_dir) / "train" / trial_id).exists():
-                resume = driver.latest_checkpoint(checkpoint_roots(study_dir, trial_id))
+        else:  # on this trial process's worker group, kept for the sweep's next trials (train.group)
             final = driver.run_data_parallel(
                 job, workers=res.workers, use_gpu=use_gpu, cpus_per_worker=res.cpus_per_worker,
-                gpus_per_worker=res.gpus_per_worker, storage=study_path(study_dir) / "train", name=trial_id,
-                max_failures=res.max_failures, in_tune=True, resume=resume)
+                gpus_per_worker=res.gpus_per_worker, max_failures=res.max_failures, in_tune=True, resume=resume)
     except Exception as exc:
         from hyperswitch.search.faults import is_system_failure
 
-        if is_system_failure(exc):  # e.g. Ray Train's workers died past max_failures: unfinished, not failed;
+        if is_system_failure(exc):  # e.g. the workers died past max_failures: unfinished, not failed;
             raise  # Tune restarts the trial from its checkpoint (max_failures), --resume continues it
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
         job.record(ERROR, None, error=msg)
         traceback.print_exc()
-        if res.workers > 1:
-            driver.wait_forwarded()
-            return None
         return {"status": ERROR, "error": msg, OBJECTIVE: None}  # the objective, None: Tune requires the key
-    if res.workers == 1:
-        tune.report(final)
-        return final
-    # Ray Train's reports (the final one included) reached Tune through TuneReportCallback; returning a result
-    # too would be one more report racing the last forwarded one (see driver.wait_forwarded).
-    driver.wait_forwarded()
-    return None
+    tune.report(final)
+    return final

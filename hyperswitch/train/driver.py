@@ -1,16 +1,18 @@
 """Running a training job on one or more workers, with checkpoints.
 
-One worker runs in the caller's process (the Tune trial's, or ``hyperswitch train``'s). More run as a Ray
-Train ``TorchTrainer`` launched from the caller (the Ray Train V2 + Tune pattern): DDP over gloo on CPUs,
-NCCL on GPUs, each worker holding its share of one global batch (``Batches``), K-FAC factors and
-per-sample-gradient rows synchronised by the optimizers themselves.
+One worker runs in the caller's process (the Tune trial's, or ``hyperswitch train``'s). More run on a
+data-parallel worker group (``train.group``: Ray actors with a torch.distributed process group, kept alive
+across the trials a Tune trial process runs): DDP over gloo on CPUs, NCCL on GPUs, each worker holding its
+share of one global batch (``Batches``), K-FAC factors and per-sample-gradient rows synchronised by the
+optimizers themselves.
 
 A job (``TrialJob`` in ``search.trial``, ``CliJob`` here) is a picklable object with
 ``run(rank, world_size, device, resume, report) -> dict``: it trains, calls ``report(metrics, state)`` at
-evaluations (``state`` a checkpoint dict or None) and returns the final metrics. ``report`` saves
-``state`` through Ray's checkpoint API: ``tune.report(..., checkpoint=)`` in a Tune trial, and on rank 0
-``ray.train.report(..., checkpoint=)`` on a Train worker. After a failure the job resumes from the latest
-checkpoint (``tune.get_checkpoint`` / ``ray.train.get_checkpoint``), so no step is trained or recorded twice.
+evaluations (``state`` a checkpoint dict or None) and returns the final metrics. In a Tune trial every report
+reaches ``tune.report`` in the trial's own process, ``state`` saved as its checkpoint through Ray's checkpoint
+API (``tune.Checkpoint``); on a worker group rank 0's reports are handed to that process. After a failure the
+job resumes from the latest checkpoint (``tune.get_checkpoint``, or the study's checkpoints after a driver
+crash), so no step is trained or recorded twice.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hyperswitch import _ray
-from hyperswitch.results.fs import ObjectPath, StudyPath, glob, ray_storage
+from hyperswitch.results.fs import ObjectPath, StudyPath, glob
 from hyperswitch.train.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -97,94 +98,36 @@ def latest_checkpoint(roots: list[StudyPath]) -> dict[str, Any] | None:
     return best[1] if best else None
 
 
-def _worker_main(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The per-worker function of the TorchTrainer (the process group is already up)."""
-    import ray.train
-    import ray.train.torch
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device() if cfg["use_gpu"] else torch.device("cpu")
-    torch.set_num_threads(cfg["threads"])
-    resume = None
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = load_state(d)
-    elif cfg.get("resume") is not None:
-        resume = cfg["resume"]
-
-    def report(metrics: dict[str, Any], state: Mapping[str, Any] | None) -> None:
-        if state is None or rank != 0:
-            ray.train.report(metrics)
-            return
-        d = save_state(state)
-        try:
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
-
-    return cfg["job"].run(rank=rank, world_size=world, device=device, resume=resume, report=report)
-
-
 def run_data_parallel(job: Any, *, workers: int, use_gpu: bool, cpus_per_worker: float, gpus_per_worker: float,
-                      storage: str | Path | ObjectPath, name: str, max_failures: int, in_tune: bool,
-                      resume: Mapping[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Run ``job`` on ``workers`` Ray Train workers; return rank 0's final metrics.
+                      max_failures: int, in_tune: bool, resume: Mapping[str, Any] | None = None,
+                      threads: int | None = None) -> dict[str, Any]:
+    """Run ``job`` on ``workers`` data-parallel workers (``train.group``); return rank 0's final result.
 
-    ``storage``/``name``: where Train keeps the run's checkpoints (an absolute path, shared by all nodes on a
-    multi-node cluster, or a folder of the study's object store, written through its pyarrow file system). A run
-    of the same name found there is continued from its latest checkpoint.
-    """
-    if TYPE_CHECKING:  # ray.train picks its classes as it is imported: Train V2's (Ray's default, what this runs
-        # on), where mypy sees the V1 ones (whose trainer takes no return value, whose Result has no return_value)
-        from ray.train.v2.api.callback import UserCallback
-        from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-        from ray.train.v2.torch.torch_trainer import TorchTrainer
-    else:
-        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
+    ``in_tune``: in a Tune trial, on the group this trial process keeps for the sweep's next trials; each report
+    goes to Tune with its checkpoint (:func:`tune_report`), and a run that lost a worker continues from the
+    trial's latest checkpoint (``tune.get_checkpoint``). Elsewhere (``hyperswitch train``): on a group of its own,
+    shut down at the end; it continues from the latest checkpoint it was handed. Either way at most
+    ``max_failures`` times."""
+    from hyperswitch.train.group import GroupSpec, WorkerGroup, shared_group
 
-    _ray.set_train_env_defaults()  # Ray Train's start-up and reporting costs cut (_ray.TRAIN_ENV)
-    resources: dict[str, float] = {"CPU": cpus_per_worker}
-    if use_gpu:
-        resources["GPU"] = gpus_per_worker or 1
-    callbacks: list[UserCallback] = []
+    spec = GroupSpec(workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
+                     gpus_per_worker=gpus_per_worker)
+    n_threads = threads or max(1, math.floor(cpus_per_worker))
     if in_tune:
-        from ray.tune.integration.ray_train import TuneReportCallback
+        return shared_group(spec).run(job, resume=resume, on_report=tune_report, threads=n_threads,
+                                      max_failures=max_failures, resume_state=tune_resume_state)
+    latest: list[Mapping[str, Any] | None] = [resume]
 
-        callbacks.append(TuneReportCallback())
-    cfg = {"job": job, "use_gpu": use_gpu, "threads": threads or max(1, math.floor(cpus_per_worker)), "resume": resume}
-    where, filesystem = ray_storage(storage if isinstance(storage, ObjectPath) else Path(storage))
-    trainer = TorchTrainer(
-        _worker_main, train_loop_config=cfg,
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=where, storage_filesystem=filesystem, callbacks=callbacks,
-                             failure_config=FailureConfig(max_failures=max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
-    )
-    result = trainer.fit()
-    if result.error is not None:
-        raise result.error
-    # Train V2's fit() is annotated with ray.train.Result, which mypy resolves to V1's class (no return_value)
-    return result.return_value  # type: ignore[attr-defined]
+    def keep(metrics: dict[str, Any], state: Mapping[str, Any] | None) -> None:
+        if state is not None:
+            latest[0] = state
 
-
-def wait_forwarded(timeout_s: float = 60.0) -> None:
-    """In a Tune trial that ran Ray Train: wait until Tune has forwarded every report of the Train run.
-
-    Tune's trial actor forwards Train's reports (``TuneReportCallback`` -> a one-slot inter-actor queue) from its
-    main thread into the trial's one-slot result queue, and takes from that same queue what the trial function's
-    own thread reports; when the function returns, Tune reports that it ended. If that report lands while the
-    main thread forwards the Train run's last report, both wait for each other forever (seen on a resumed
-    2-worker trial). So the function returns only once both queues have been empty for a few checks."""
-    pending = _ray.train_reports_pending()
-    if pending is None:  # not in a Tune trial, or no Train report forwarded
-        return
-    deadline, quiet = time.monotonic() + timeout_s, 0
-    while quiet < 3 and time.monotonic() < deadline:
-        quiet = 0 if pending() else quiet + 1
-        time.sleep(0.1)
+    group = WorkerGroup(spec)
+    try:
+        return group.run(job, resume=resume, on_report=keep, threads=n_threads, max_failures=max_failures,
+                         resume_state=lambda: latest[0])
+    finally:
+        group.shutdown()
 
 
 class CliJob:
@@ -212,9 +155,9 @@ class CliJob:
 
 def run_job(workload: Mapping[str, Any], policy_spec: PolicySpec | Mapping[str, Any],
             train: TrainSpec | Mapping[str, Any], seed: int, *, workers: int = 1, gpu: bool = False,
-            address: str | None = None, storage: str | Path | None = None,
-            threads: int | None = None) -> dict[str, Any]:
-    """``hyperswitch train``: one worker in this process, more on Ray Train (a local Ray unless ``address``).
+            address: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """``hyperswitch train``: one worker in this process, more on a worker group (``train.group``) on a local Ray
+    unless ``address``.
     ``threads``: torch threads per worker (default: torch's own in this process, the CPU share on Ray).
 
     Returns ``{"status", "summary", "events", "switch", "steps"}`` (rank 0's records; ``switch``: the policy's
@@ -228,7 +171,5 @@ def run_job(workload: Mapping[str, Any], policy_spec: PolicySpec | Mapping[str, 
     _ray.connect(address)
     cpus = float(_ray.cluster_resources().get("CPU", 1))
     per_worker = 1.0 if cpus >= workers else math.floor(100 * cpus / workers) / 100  # fractions fit small machines
-    with tempfile.TemporaryDirectory(prefix="hyperswitch-train-") as tmp:
-        return run_data_parallel(job, workers=workers, use_gpu=gpu, cpus_per_worker=per_worker,
-                                 gpus_per_worker=1 if gpu else 0, storage=storage or tmp,
-                                 name=f"train-{os.getpid()}", max_failures=2, in_tune=False, threads=threads)
+    return run_data_parallel(job, workers=workers, use_gpu=gpu, cpus_per_worker=per_worker,
+                             gpus_per_worker=1 if gpu else 0, max_failures=2, in_tune=False, threads=threads)

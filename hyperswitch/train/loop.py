@@ -1,7 +1,8 @@
 """One worker's training loop: policy steps, periodic evaluation, divergence, checkpoints, per-step records.
 
-Used in-process by single-worker trials and ``hyperswitch train``, and on every Ray Train worker of a
-multi-worker trial (``rank``/``world_size``; the model is wrapped in DDP when a process group is up).
+Used in-process by single-worker trials and ``hyperswitch train``, and on every worker of the data-parallel
+group (``train.group``) of a multi-worker trial (``rank``/``world_size``; the model is wrapped in DDP when a
+process group is up).
 ``on_eval(row, result, state)`` is called at every evaluation but the last with the metrics so far; ``state``
 is a checkpoint (a dict for ``torch.save``) at the steps ``checkpoint_every`` asks for, else ``None``.
 ``resume`` takes such a state and continues exactly where it was taken: same parameters, optimizer and

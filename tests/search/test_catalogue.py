@@ -144,8 +144,9 @@ def training_examples(workload: dict) -> int:
 
 @pytest.mark.parametrize("path", ALL_SPACES, ids=ALL_IDS)
 def test_every_grid_combination_is_valid(path):
-    """Every combination of the parameters' values (a range: its two ends) gives a valid workload: its batch fits its training set (a grid
-    point that cannot run is a design error). Workloads not sized by their spec are built once per distinct spec."""
+    """Every combination of the parameters' values (a range: its two ends) gives a valid workload: its batch fits
+    its training set (a grid point that cannot run is a design error). Workloads not sized by their spec are built
+    once per distinct spec."""
     space = load_space(path)
     params = {n: p for n, p in space.parameters.items() if p.sampled}
     # a range contributes its ends (the probe's values), a categorical every choice

@@ -28,7 +28,7 @@ parameters:
   lr: {type: float, low: 0.01, high: 0.1, log: true}
 search: {algorithm: random, samples: 1}
 seeds: 1
-resources: {workers: 2, cpus_per_worker: 0.49}   # each trial on 2 Ray Train workers of the cluster
+resources: {workers: 2, cpus_per_worker: 0.49}   # each trial on a group of 2 workers on the cluster
 max_concurrent: 1
 """
 JOB_SPACE = """\

@@ -1,4 +1,4 @@
-"""Faults injected for real: a Ray Train worker process killed mid-trial, a node removed from a two-node
+"""Faults injected for real: a data-parallel worker process killed mid-trial, a node removed from a two-node
 cluster mid-sweep. After each, the study's tables hold every finished trial once and every step once."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ workload: {name: digits_mlp, batch_size: 64, hidden: 32}
 policy: {type: single, optimizer: {name: sgdm, lr: $lr}}
 train: {steps: 600, eval_every: 50}
 parameters:
-  lr: {type: categorical, choices: [0.05]}
+  lr: {type: categorical, choices: [0.05, 0.02]}
 search: {algorithm: grid}
 seeds: 1
 resources: {workers: 2, cpus_per_worker: 0.49, max_failures: 2}
@@ -72,16 +72,22 @@ max_concurrent: 1
 """
 
 
-def test_killed_train_worker_restarts_from_checkpoint(local_ray, space_file, tmp_path):
+def test_killed_worker_of_kept_group_is_replaced_and_trial_resumes(local_ray, space_file, tmp_path):
+    """Two 2-worker trials one after the other on the group the trial process keeps; during the second one (on
+    the reused group) one of its two worker processes is SIGKILLed: a new group takes over and the trial continues
+    from its latest checkpoint, each step once."""
     space = load_space(space_file(DP_SPACE))
     study_dir = tmp_path / "runs" / "dp_fault"
     killed: list[int] = []
+    first: list[int] = []
 
     def killer() -> None:
-        t0 = time.time()
-        while time.time() - t0 < 240:
-            ckpts = list((study_dir / "train").glob("c0000-s0/checkpoint_*"))
-            workers = processes("ray::RayTrainWorker")
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            workers = processes("ray::DataParallelWorker")
+            if not first and list(study_dir.glob("tune/session-1/c0000-s0/checkpoint_*")):
+                first.extend(workers)  # the group of the first trial
+            ckpts = list(study_dir.glob("tune/session-1/c0001-s0/checkpoint_*"))
             if len(ckpts) >= 2 and len(workers) == 2:
                 os.kill(max(workers), signal.SIGKILL)  # one of the two workers, mid-trial
                 killed.append(max(workers))
@@ -92,11 +98,12 @@ def test_killed_train_worker_restarts_from_checkpoint(local_ray, space_file, tmp
     th.start()
     run_sweep(space, storage=tmp_path / "runs", out=lambda s: None)
     th.join(timeout=5)
-    assert killed, "no Ray Train worker was found to kill"
+    assert killed, "no worker was found to kill"
+    assert killed[0] in first, (killed, first)  # the second trial ran on the first trial's workers
     study = open_study(study_dir)
-    t = study.trials
-    assert len(t) == 1 and t.status.iloc[0] == "completed" and t.workers.iloc[0] == 2
-    assert t.restarts.iloc[0] >= 1  # resumed from a checkpoint, not from scratch
+    t = study.trials.set_index("trial_id")
+    assert len(t) == 2 and set(t.status) == {"completed"} and set(t.workers) == {2}
+    assert t.restarts["c0000-s0"] == 0 and t.restarts["c0001-s0"] >= 1  # resumed from a checkpoint
     assert_each_step_once(study, 600)
 
 
@@ -121,12 +128,13 @@ def test_node_removed_mid_sweep_trials_retried_elsewhere(tmp_path):
     assert study.trials.restarts.max() >= 1  # the trial(s) on the lost node continued from a checkpoint
 
 
-DRIVER_SPACE = DP_SPACE.replace("name: dp_fault", "name: dp_driver").replace("steps: 600", "steps: 500")
+DRIVER_SPACE = DP_SPACE.replace("name: dp_fault", "name: dp_driver").replace("steps: 600", "steps: 500").replace(
+    "choices: [0.05, 0.02]", "choices: [0.05]")
 
 
 def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path, ray_tmp):
-    """SIGKILL of the whole sweep program (driver, its Ray, the Train workers) while a 2-worker trial runs; on
-    --resume the trial continues from its Ray Train checkpoint, each step once, and the sweep completes."""
+    """SIGKILL of the whole sweep program (driver, its Ray, the group's workers) while a 2-worker trial runs; on
+    --resume the trial continues from its checkpoint, each step once, and the sweep completes."""
     path = space_file(DRIVER_SPACE)
     storage = tmp_path / "runs"
     study_dir = storage / "dp_driver"
@@ -135,14 +143,14 @@ def test_driver_sigkill_mid_data_parallel_trial_then_resume(space_file, tmp_path
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     t0 = time.time()
-    while not list((study_dir / "train").glob("c0000-s0/checkpoint_*")):
+    while not list(study_dir.glob("tune/session-1/c0000-s0/checkpoint_*")):
         if proc.poll() is not None:
             pytest.fail(f"sweep ended early: {proc.stdout.read()}")
         if time.time() - t0 > 240:
             kill_session(proc.pid)
             pytest.fail("no checkpoint of the first trial within 240 s")
         time.sleep(0.05)
-    ckpt_step = 50 * len(list((study_dir / "train").glob("c0000-s0/checkpoint_*")))
+    ckpt_step = 50 * len(list(study_dir.glob("tune/session-1/c0000-s0/checkpoint_*")))
     while steps_recorded(study_dir) < ckpt_step + 20:  # steps past the checkpoint: they must not be recorded twice
         if proc.poll() is not None or time.time() - t0 > 240:
             kill_session(proc.pid)

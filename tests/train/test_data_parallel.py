@@ -1,7 +1,7 @@
-"""Data parallel on real Ray Train workers (gloo): 2 workers on halves of each global batch train the same
-model as 1 process on the whole batch. One Mixer run covers K-FAC (factors all-reduced), the switch decided on
-global-mean losses, the fusion period and SGD with momentum after it; the optimizers' own collectives are checked
-without Ray in tests/optim/test_*_distributed.py (each Ray Train run costs ~12 s of start-up here)."""
+"""Data parallel on a real worker group on Ray (``train.group``, gloo): 2 workers on halves of each global batch
+train the same model as 1 process on the whole batch. One Mixer run covers K-FAC (factors all-reduced), the switch
+decided on global-mean losses, the fusion period and SGD with momentum after it; the optimizers' own collectives are
+checked without Ray in tests/optim/test_*_distributed.py."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_two_workers_match_one_process(local_ray, tmp_path, name):
     job = driver.CliJob(WL, POLICIES[name], TRAIN, seed=0)
     one = job.run(rank=0, world_size=1, device=torch.device("cpu"), resume=None, report=lambda m, s: None)
     two = driver.run_data_parallel(job, workers=2, use_gpu=False, cpus_per_worker=0.49, gpus_per_worker=0,
-                                   storage=tmp_path, name=f"dp-{name}", max_failures=0, in_tune=False)
+                                   max_failures=0, in_tune=False)
     assert two["status"] == one["status"] == "completed"
     assert two["summary"]["workers"] == 2 and one["summary"]["workers"] == 1
     l1 = [r["loss"] for r in one["steps"]]

@@ -1,7 +1,7 @@
 """text_lm: the corpus is the folder or file named by data_path (text files only, recursively, in a fixed order;
 UTF-8 with errors replaced; cut at max_bytes) or by default the standard library's text; byte and character
 tokens; a missing or malformed data_path is a one-line error naming the path; a few steps train and evaluate,
-the same seed repeats; 2 data-parallel workers on Ray Train equal 1 process."""
+the same seed repeats; 2 data-parallel workers (a worker group on Ray) equal 1 process."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def test_two_workers_match_one_process(local_ray, tmp_path, corpus_dir):
     job = driver.CliJob(wl, ADAM, {"steps": 6, "eval_every": 6, "checkpoint_every": 0}, seed=0)
     one = job.run(rank=0, world_size=1, device=torch.device("cpu"), resume=None, report=lambda m, s: None)
     two = driver.run_data_parallel(job, workers=2, use_gpu=False, cpus_per_worker=0.49, gpus_per_worker=0,
-                                   storage=tmp_path / "ray", name="dp-text-lm", max_failures=0, in_tune=False)
+                                   max_failures=0, in_tune=False)
     assert two["status"] == one["status"] == "completed"
     assert two["summary"]["workers"] == 2 and one["summary"]["workers"] == 1
     l1, l2 = [r["loss"] for r in one["steps"]], [r["loss"] for r in two["steps"]]
