@@ -43,8 +43,10 @@ def sweep(space: str | Path | Mapping[str, Any] | SearchSpace, *, storage: str |
     ``address``, ``verbose``, ``log`` (``--log``: experiment trackers each finished trial is logged to, such as
     ``["mlflow", "tensorboard"]`` or ``"mlflow=http://host:5000"``). ``progress``: print the command's progress
     lines (True), print nothing (False), or a function that receives each line."""
+    from hyperswitch import _ray
     from hyperswitch.search.runner import run_sweep
 
+    started_here = not _ray.joins_cluster(address)  # an embedded Ray this call starts is this call's to shut down
     if callable(progress):
         out = progress
     elif progress:
@@ -53,6 +55,10 @@ def sweep(space: str | Path | Mapping[str, Any] | SearchSpace, *, storage: str |
     else:
         def out(line: str) -> None:
             return None
-    return run_sweep(as_space(space), storage=storage, name=name, resume=resume, address=address, verbose=verbose,
-                     out=out, samples=samples, seeds=seeds, retry_errors=retry_errors,
-                     warm_start=warm_start, log=log)
+    try:
+        return run_sweep(as_space(space), storage=storage, name=name, resume=resume, address=address,
+                         verbose=verbose, out=out, samples=samples, seeds=seeds, retry_errors=retry_errors,
+                         warm_start=warm_start, log=log)
+    finally:
+        if started_here:
+            _ray.shutdown()

@@ -42,10 +42,15 @@ def test_load_space_reads_the_file_a_mapping_stands_for(tmp_path):
 def test_the_notebook_example_runs(tmp_path, capsys):
     import runpy
 
+    import ray
+
     from tests._helpers import ROOT
 
+    had_ray = ray.is_initialized()  # another test's session-wide Ray (the local_ray fixture), or none
     example = runpy.run_path(str(ROOT / "examples" / "python_api.py"), run_name="example")
     study = example["main"](tmp_path)
+    # an embedded Ray the call started is shut down with it; a Ray the caller had is left running
+    assert ray.is_initialized() == had_ray
     out = capsys.readouterr().out
     assert len(study.trials) == 8 and set(study.trials.status) == {"completed"}
     assert isinstance(study, hs.Study) and study.meta["status"] == "completed"
