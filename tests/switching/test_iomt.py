@@ -19,7 +19,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from torch import nn
 
 from hyperswitch.errors import ConfigError
-from hyperswitch.switching import IOMTSpec, OptimizerSpec, Policy, _iomt_score, load_policy
+from hyperswitch.switching import IOMTSpec, OptimizerSpec, Policy, Stepper, _iomt_score, load_policy
 from hyperswitch.switching._iomt_score import Surrogates, acquisition, cycle_score, top_singular_values
 from hyperswitch.train.loop import train_run
 from tests._helpers import ROOT
@@ -443,25 +443,34 @@ def test_rp_is_a_fixed_seeded_linear_projection():
 
 
 # --- state ------------------------------------------------------------------------------------------------
+def resume_and_compare(spec: dict, m1: nn.Module, s1: Stepper, steps: int, start: int) -> tuple[nn.Module, list, list]:
+    """Checkpoint ``s1`` (model and stepper through torch.save), load it into a fresh model and stepper of ``spec``,
+    run both ``steps`` more from step ``start`` and check they take the same updates and events. Returns the fresh
+    model and both runs' reports."""
+    buf = io.BytesIO()
+    torch.save({"model": m1.state_dict(), "stepper": s1.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf)
+    m2 = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    m2.load_state_dict(ckpt["model"])
+    s2 = stepper(spec, m=m2)
+    s2.load_state_dict(ckpt["stepper"])
+    rest1, rest2 = run(s1, steps, start=start), run(s2, steps, start=start)
+    assert [(r.loss, r.optimizer, r.switched) for r in rest1] == [(r.loss, r.optimizer, r.switched) for r in rest2]
+    events = [[(e.step, e.detail) for r in rest for e in r.events] for rest in (rest1, rest2)]
+    assert events[0] == events[1]
+    return m2, rest1, rest2
+
+
 @pytest.mark.parametrize("extra", [{}, {"reset_state": True, "compress": "rp", "n_ini": 6}])  # 6: random after resume
 def test_resume_mid_cycle_continues_identically(extra):
     spec = {"candidates": THREE, "tau": 7, "n_ini": 3, **extra}
     m1 = model()
     s1 = stepper(spec, m=m1)
     r1 = run(s1, 31)
-    buf = io.BytesIO()
-    torch.save({"model": m1.state_dict(), "stepper": s1.state_dict()}, buf)
-    buf.seek(0)
-    ckpt = torch.load(buf)
     assert s1.pos == 3
-    m2 = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
-    m2.load_state_dict(ckpt["model"])
-    s2 = stepper(spec, m=m2)
-    s2.load_state_dict(ckpt["stepper"])
-    rest1, rest2 = run(s1, 29, start=32), run(s2, 29, start=32)
-    assert [(r.loss, r.optimizer, r.switched) for r in rest1] == [(r.loss, r.optimizer, r.switched) for r in rest2]
-    ev1 = [(e.step, e.detail) for r in rest1 for e in r.events]
-    assert ev1 == [(e.step, e.detail) for r in rest2 for e in r.events] and len(ev1) == 4
+    m2, rest1, _ = resume_and_compare(spec, m1, s1, 29, 32)
+    assert len([e for r in rest1 for e in r.events]) == 4
     assert any(e.detail["select"] == "surrogate" for r in r1 + rest1 for e in r.events)
     for p1, p2 in zip(m1.parameters(), m2.parameters(), strict=True):
         assert torch.equal(p1, p2)
