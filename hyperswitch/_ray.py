@@ -3,7 +3,7 @@
 Nothing else in ``hyperswitch`` imports a private Ray module (``ray._private``, ``ray.*._internal``), reads a
 private attribute of a Ray object or names one of Ray's private loggers: each such use is one small function
 here, whose docstring says what it relies on and in which Ray versions it was checked (a test greps the
-package for them: ``tests/test_ray_shim.py``). Ray's public API (``ray.tune``, ``ray.train``,
+package for them: ``tests/test_ray_shim.py``). Ray's public API (``ray.tune``, ``ray.util``,
 ``ray.exceptions``) is used where it is needed.
 
 Ray is pinned to the minor version these were checked with (``TESTED_RAY``, the same range as in
@@ -231,7 +231,7 @@ def raylet_socket_name() -> str | None:
     return str(sock) if sock else None
 
 
-# --- Tune internals, and Ray Train's errors ---------------------------------------------------------------------------
+# --- Tune internals -------------------------------------------------------------------------------------------------
 
 def allow_slow_trial_stop(seconds: int = 30) -> None:
     """In a Tune trial's process: how long Tune waits for a stopped trial's function to return before it gives
@@ -242,51 +242,6 @@ def allow_slow_trial_stop(seconds: int = 30) -> None:
     Relies on ``TUNE_FUNCTION_THREAD_TIMEOUT_S``, read by ``FunctionTrainable.reset_config`` when it is called
     (not part of Tune's public API; checked in Ray 2.60). Kept where already set."""
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(seconds))
-
-
-def _train_error_type() -> type | None:
-    """Private: ``ray.train.v2._internal.exceptions.RayTrainError``, the base of Ray Train V2's errors (the
-    public ``WorkerGroupError``/``ControllerError`` derive from it). Checked in Ray 2.60."""
-    try:
-        from ray.train.v2._internal.exceptions import RayTrainError
-    except ImportError:  # pragma: no cover  (another Ray layout)
-        return None
-    return RayTrainError
-
-
-def is_train_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ray Train's ``UserExceptionWithTraceback``: the training function itself raised.
-
-    Private: the class lives in ``ray.train.v2._internal.exceptions``; matched by name. Checked in Ray 2.60."""
-    return type(exc).__name__ == "UserExceptionWithTraceback"
-
-
-def is_train_system_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is one of Ray Train's own errors (worker health checks, worker-group start-up, collective
-    time-outs): any ``RayTrainError`` but ``UserExceptionWithTraceback`` (see :func:`_train_error_type`)."""
-    base = _train_error_type()
-    return base is not None and isinstance(exc, base) and not is_train_user_error(exc)
-
-
-def train_worker_failures(exc: BaseException) -> list[BaseException]:
-    """Each worker's failure that Ray Train's ``WorkerGroupError`` carries (``worker_failures``, a ``{rank:
-    exception}`` dict), or ``[]`` for any other exception. Checked in Ray 2.60."""
-    failures = getattr(exc, "worker_failures", None)
-    return list(failures.values()) if isinstance(failures, dict) else []
-
-
-def train_wrapped_failure(exc: BaseException) -> tuple[BaseException | None, bool]:
-    """``(inner, health_check)``: the failure Ray Train wrapped in ``exc`` and whether ``exc`` is a failed
-    worker health check; ``(None, False)`` when it wraps none.
-
-    Reads ``ControllerError.controller_failure`` (public) and the private
-    ``WorkerHealthCheckFailedError.health_check_failure`` (``ray.train.v2._internal.exceptions``), matched by
-    attribute and class name. Checked in Ray 2.60."""
-    for attr in ("controller_failure", "health_check_failure"):
-        inner = getattr(exc, attr, None)
-        if inner is not None:
-            return inner, type(exc).__name__ == "WorkerHealthCheckFailedError"
-    return None, False
 
 
 def trial_exception(trial: Any) -> BaseException | None:

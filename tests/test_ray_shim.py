@@ -72,7 +72,7 @@ def test_no_private_ray_api_outside_the_shim():
 def test_the_check_sees_the_shims_own_private_uses():
     """Not vacuous: the same check finds what the shim wraps."""
     uses = "\n".join(private_ray_uses(SHIM))
-    for name in ("ray._private.worker", "ray.train.v2._internal.exceptions", "ray._private.authentication"):
+    for name in ("ray._private.worker", "ray._private.authentication"):
         assert name in uses
 
 
@@ -133,32 +133,6 @@ def test_trial_stop_wait_keeps_the_users_value(monkeypatch):
     from ray.tune.trainable import function_trainable
 
     assert "TUNE_FUNCTION_THREAD_TIMEOUT_S" in Path(function_trainable.__file__).read_text()
-
-
-def test_train_error_wrappers_read_ray_trains_errors():
-    from ray.exceptions import ActorDiedError
-    from ray.train import ControllerError, WorkerGroupError
-    from ray.train.v2._internal.exceptions import (
-        UserExceptionWithTraceback,
-        WorkerGroupStartupTimeoutError,
-        WorkerHealthCheckFailedError,
-    )
-
-    user = UserExceptionWithTraceback(RuntimeError("nan"), "Traceback ...")
-    health = WorkerHealthCheckFailedError("health check", ActorDiedError())
-    startup = WorkerGroupStartupTimeoutError(2)
-    group = WorkerGroupError("workers failed", {0: user, 1: health})
-    controller = ControllerError(startup)
-
-    assert _ray.is_train_user_error(user) and not _ray.is_train_user_error(health)
-    assert [_ray.is_train_system_error(e) for e in (user, health, startup, group, controller, ValueError())] == \
-        [False, True, True, True, True, False]
-    assert _ray.train_worker_failures(group) == [user, health]
-    assert _ray.train_worker_failures(controller) == [] and _ray.train_worker_failures(ValueError()) == []
-    inner, is_health = _ray.train_wrapped_failure(health)
-    assert isinstance(inner, ActorDiedError) and is_health
-    assert _ray.train_wrapped_failure(controller) == (startup, False)
-    assert _ray.train_wrapped_failure(group) == (None, False)
 
 
 def test_outside_ray_there_is_nothing_to_read():

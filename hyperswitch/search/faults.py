@@ -7,14 +7,12 @@ restarts it from its checkpoint up to ``resources.max_failures`` times, and ``--
 A trial whose code raised (training, a bad combination of values) *failed*: its row says ``error`` and only
 ``--resume --retry-errors`` runs it again. Ray says which by the exception type: ``RayActorError``,
 ``WorkerCrashedError``, ``NodeDiedError``, ``RaySystemError``, ``ObjectLostError``... for the system, and a
-``RayTaskError`` (or Ray Train's ``UserExceptionWithTraceback``) wrapping the user's exception otherwise.
+``RayTaskError`` wrapping the user's exception otherwise.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from hyperswitch import _ray
 
 _SYSTEM_NAMES = (
     "RayActorError",  # ActorDiedError, ActorUnavailableError: the trial's process or its node died
@@ -45,18 +43,6 @@ def is_system_failure(exc: BaseException | None, _depth: int = 0) -> bool:
     from hyperswitch.train.group import WorkerLost
 
     if isinstance(exc, WorkerLost):  # a worker of a multi-worker trial's group died more often than allowed
-        return True
-    if _ray.is_train_user_error(exc):  # Ray Train: the training function raised
-        return False
-    failures = _ray.train_worker_failures(exc)  # Ray Train's WorkerGroupError: each worker's failure
-    if failures:
-        return all(is_system_failure(f, _depth + 1) for f in failures)
-    inner, health_check = _ray.train_wrapped_failure(exc)  # a controller's failure, a failed health check
-    if inner is not None:
-        return health_check or is_system_failure(inner, _depth + 1) or _ray.is_train_system_error(inner)
-    # Ray Train's own errors (worker-group start-up, collective time-outs...) are the system's; only
-    # UserExceptionWithTraceback carries the user's exception
-    if _ray.is_train_system_error(exc):
         return True
     cause = exc.__cause__
     return cause is not None and cause is not exc and is_system_failure(cause, _depth + 1)

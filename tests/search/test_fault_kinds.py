@@ -1,21 +1,16 @@
 """Which failures are the system's (the trial is unfinished: continued from its checkpoint) and which are the
-trial's own (status error): Ray's and Ray Train's real exception types, no Ray started. And a configuration
+trial's own (status error): Ray's real exception types and a worker group's loss, no Ray started. And a configuration
 whose trial Ray cut off stops the proposals that would learn from it."""
 
 from __future__ import annotations
 
 import pytest
 from ray.exceptions import ActorDiedError, NodeDiedError, ObjectLostError, RaySystemError, RayTaskError
-from ray.train.v2._internal.exceptions import (
-    UserExceptionWithTraceback,
-    WorkerGroupStartupTimeoutError,
-    WorkerHealthCheckFailedError,
-)
-from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
 from ray.tune.search import Searcher
 
 from hyperswitch.search.faults import describe, is_system_failure
 from hyperswitch.search.seeds import OBJECTIVE, OptunaProposer, SeedRepeater
+from hyperswitch.train.group import WorkerLost
 
 
 def task_error(cause: BaseException) -> RayTaskError:
@@ -28,14 +23,11 @@ SYSTEM = [
     RaySystemError("lost the GCS"),
     ObjectLostError("ffff", "owner", "call site"),
     task_error(ActorDiedError()),  # a task that used a dead actor
-    WorkerGroupError("worker died", {1: WorkerHealthCheckFailedError("health check", ActorDiedError())}),
-    ControllerError(WorkerGroupStartupTimeoutError(2)),
+    WorkerLost("rank 1 died"),  # a multi-worker trial's group lost workers more often than max_failures allows
 ]
 USER = [
     ValueError("bad value"),
     task_error(ZeroDivisionError("in training")),
-    WorkerGroupError("a worker raised", {0: UserExceptionWithTraceback(RuntimeError("nan"), "Traceback ..."),
-                                         1: WorkerHealthCheckFailedError("health check", ActorDiedError())}),
 ]
 
 
