@@ -77,13 +77,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def candidate_label(spec: OptimizerSpec | Mapping[str, Any]) -> str:
-    """``sgdm(lr=0.01)``: the name and the spec's own hyperparameters, in the spec's order."""
-    if not isinstance(spec, OptimizerSpec):
-        spec = OptimizerSpec(name=str(spec["name"]), hparams={k: v for k, v in spec.items() if k != "name"})
-    return spec.label
-
-
 @dataclass(frozen=True, slots=True)
 class IOMTSpec(PolicySpec):
     """A validated ``iomt`` policy: every key of ``DEFAULTS`` (see the module docstring), ``candidates`` built."""
