@@ -685,11 +685,22 @@ class KFAC(PreconditionedSGD):
 
     # -- switching API -------------------------------------------------------------------------------
     @torch.no_grad()
-    def precondition_grads(self) -> dict[nn.Parameter, torch.Tensor]:
-        """Direction at lr 1 for every parameter with a grad, from the cached preconditioner (raw gradient
-        where there is none); updates nothing, applies neither weight decay nor momentum."""
+    def raw_directions(self) -> dict[nn.Parameter, torch.Tensor]:
+        """``(F + λI)⁻¹g`` for every parameter with a grad, from the cached preconditioner (raw gradient where
+        there is none); updates nothing, applies neither ``α``, weight decay, momentum nor the KL clip."""
         dirs = self._directions()
         return {p: dirs[p] if p in dirs else grad_of(p).detach().clone() for p in self._params()}
+
+    @torch.no_grad()
+    def precondition_grads(self) -> dict[nn.Parameter, torch.Tensor]:
+        """Direction at lr 1 (the switch policy's corrector mixes it with the gradient at phase 2's lr):
+        :meth:`raw_directions`, times the ``α`` of the last update with ``rescale`` (its step at lr 1 is
+        ``αΔ``; ``α`` is 1 before the first update). Unscaled, ``(F + λI)⁻¹g`` at a small adapted ``λ`` is
+        many times the step K-FAC itself took."""
+        out = self.raw_directions()
+        if self.rescale and self.alpha is not None:
+            out = {p: d * self.alpha for p, d in out.items()}
+        return out
 
     def freeze(self) -> None:
         """Stop factor and inverse updates; the cached preconditioner keeps being used."""
@@ -723,6 +734,7 @@ class KFAC(PreconditionedSGD):
             "last_inverse_step": self.last_inverse_step, "factor_updates": self.factor_updates,
             "inverse_updates": self.inverse_updates, "frozen": self.frozen, "released": self.released,
             "layers": [la.name for la in self.layers], **{k: getattr(self, k) for k in _GLOBAL},
+            "alpha": self.alpha, "mu": self.mu, "rho": self.rho,
         }
 
     def _check_extra_state(self, extra: dict[str, Any]) -> None:
@@ -734,7 +746,7 @@ class KFAC(PreconditionedSGD):
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         for k in ("steps", "last_factor_step", "last_inverse_step", "factor_updates", "inverse_updates",
-                  "frozen", *_GLOBAL):
+                  "frozen", "alpha", "mu", "rho", *_GLOBAL):
             if k in extra:  # checkpoints from before step control lack its settings: the optimizer's own stay
                 setattr(self, k, extra[k])
 

@@ -138,7 +138,7 @@ def test_cholesky_equals_eigen_to_roundoff():
         x, y = _batch(9)
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
-        params[inverse + "_d"] = list(opt.precondition_grads().values())
+        params[inverse + "_d"] = list(opt.raw_directions().values())
     for a, b in zip(params["eigen"] + params["eigen_d"], params["cholesky"] + params["cholesky_d"],
                     strict=True):
         _close(a, b)
@@ -699,7 +699,7 @@ def test_rescale_alpha_mu_equal_dense_two_by_two_solve():
     theta1 = _flat(model)
     # step 0: α alone, α = −gᵀΔ / (Δᵀ(F + λI)Δ), μ = 0
     fisher0, g0, _ = _dense_fisher_ce(model, theta0, x0, y0)
-    delta0 = -torch.cat([v.reshape(-1) for v in opt.precondition_grads().values()])
+    delta0 = -torch.cat([v.reshape(-1) for v in opt.raw_directions().values()])
     alpha0 = -float(g0 @ delta0) / float(delta0 @ fisher0 @ delta0 + DAMP * delta0 @ delta0)
     assert opt.alpha == pytest.approx(alpha0, rel=1e-9) and opt.mu == 0.0
     _close(theta1 - theta0, alpha0 * delta0, rtol=1e-9, atol=1e-12)
@@ -708,7 +708,7 @@ def test_rescale_alpha_mu_equal_dense_two_by_two_solve():
     opt.batch_step(x1, y1)
     theta2 = _flat(model)
     fisher, g, _ = _dense_fisher_ce(model, theta1, x1, y1)
-    big = -torch.cat([v.reshape(-1) for v in opt.precondition_grads().values()])
+    big = -torch.cat([v.reshape(-1) for v in opt.raw_directions().values()])
     prev = theta1 - theta0
     vs = [big.numpy(), prev.numpy()]
     fd = fisher.numpy() + DAMP * np.eye(len(fisher))
@@ -731,6 +731,22 @@ def test_rescale_lr_multiplies_the_step_and_momentum_zero_drops_mu():
         thetas.append((t0, t1, _flat(model)))
         assert opt.mu == 0.0 and "prev_update" not in opt.state[model[0].weight]
     _close(thetas[1][1] - thetas[1][0], 0.25 * (thetas[0][1] - thetas[0][0]), rtol=1e-9, atol=1e-12)
+
+
+def test_precondition_grads_under_rescale_is_the_step_taken_at_lr_one():
+    # The corrector's second-order direction (precondition_grads, "at lr 1") must be the step K-FAC took, not
+    # the raw (F + λI)⁻¹g: with rescale the step is lr·αΔ, and α is far from 1 at a small damping.
+    model = _mlp()
+    opt = _step_control(model, rescale=True, momentum=0.0, lr=0.5, damping=1e-3)
+    opt.batch_step(*_batch(0))
+    theta0 = _flat(model)
+    opt.batch_step(*_batch(1))  # gradients and the preconditioner stay those of this step
+    taken = _flat(model) - theta0
+    assert not 0.5 < opt.alpha < 2.0  # the case that matters: α far from 1
+    direction = torch.cat([v.reshape(-1) for v in opt.precondition_grads().values()])
+    _close(taken, -0.5 * direction, rtol=1e-9, atol=1e-12)
+    raw = torch.cat([v.reshape(-1) for v in opt.raw_directions().values()])
+    _close(direction, opt.alpha * raw, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
