@@ -73,6 +73,13 @@ class StudyInfo:
         return meta_mode(self.meta)
 
     @property
+    def objectives(self) -> tuple[list[str], list[str]]:
+        """(metrics, modes): one of each, or a multi-objective study's lists (``metric`` is the first)."""
+        from hyperswitch.results.objectives import study_objectives
+
+        return study_objectives(self.meta)
+
+    @property
     def status(self) -> str:
         return str(self.meta.get("status", "?"))
 

@@ -47,6 +47,13 @@ class Study:
         return meta_mode(self.meta)
 
     @property
+    def objectives(self) -> tuple[list[str], list[str]]:
+        """(metrics, modes): one of each, or a multi-objective study's lists (``metric`` is the first)."""
+        from hyperswitch.results.objectives import study_objectives
+
+        return study_objectives(self.meta)
+
+    @property
     def parameters(self) -> list[str]:
         return list(self.meta.get("parameter_names", []))
 

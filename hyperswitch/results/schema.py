@@ -81,10 +81,14 @@ METRICS: dict[str, str] = {
 
 
 def meta_metric(meta: Mapping[str, Any]) -> str:
-    """A study's metric from its study.json (``val_accuracy`` where an old study has none)."""
-    return str(meta.get("metric", "val_accuracy"))
+    """A study's metric from its study.json (``val_accuracy`` where an old study has none); a multi-objective
+    study's first objective (:func:`hyperswitch.results.objectives.study_objectives` gives them all)."""
+    metric = meta.get("metric", "val_accuracy")
+    return str(metric[0] if isinstance(metric, list) and metric else metric)
 
 
 def meta_mode(meta: Mapping[str, Any]) -> str:
-    """A study's mode from its study.json (else the metric's own direction, else ``max``)."""
-    return str(meta.get("mode", METRICS.get(meta_metric(meta), "max")))
+    """A study's mode from its study.json (else the metric's own direction, else ``max``); a multi-objective
+    study's first objective's."""
+    mode = meta.get("mode", METRICS.get(meta_metric(meta), "max"))
+    return str(mode[0] if isinstance(mode, list) and mode else mode)

@@ -18,19 +18,27 @@ The rules (also in the package docstring):
   budget are ranked by mean metric (ties by the smaller mean wall time, then ``config_id``). The first one is on
   the accuracy-vs-time Pareto front: anything faster and at least as good would be within the budget and rank
   before it.
+- ``pareto`` on a multi-objective study (``objectives``: its (metric, mode) pairs): the configurations eligible
+  as for ``mean`` (every finished seed completed with a finite value of every objective, the most seeds) whose
+  seeds' means no other eligible configuration dominates: the whole front, ranked by the first objective (ties by
+  the next, then ``config_id``). No time budget applies.
+- ``constraints`` (a constrained study's): every rule chooses only among *feasible* configurations: those whose
+  seeds' mean of each constrained metric (finished seeds with a finite value, :func:`seed_mean`, as the sampler
+  was told) satisfies every constraint; the others are left out with a note.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hyperswitch.errors import ConfigError
+from hyperswitch.results.objectives import Constraint, feasible, pareto_front
 from hyperswitch.results.schema import COMPLETED, FINISHED_STATUSES, METRICS
 
 SELECTIONS = ("mean", "best", "pareto")
@@ -52,6 +60,8 @@ class Choice:
     value: float | None = None  # ``best``: its value
     wall_time_mean: float | None = None
     time_ratio: float | None = None  # ``pareto``: mean wall time / the fastest eligible configuration's
+    # ``pareto`` of several objectives: (metric, mean, std, per-seed values) of each objective, in order
+    objectives: tuple[tuple[str, float, float | None, tuple[float, ...]], ...] = ()
 
     @property
     def n(self) -> int:
@@ -137,15 +147,32 @@ def _choice(rank: int, cid: str, counted: pd.DataFrame, row: pd.Series, **extra:
                   mean=float(row["mean"]), std=std, wall_time_mean=wall, **extra)  # type: ignore[arg-type]
 
 
+def feasible_configurations(trials: pd.DataFrame, constraints: Sequence[Constraint]) -> dict[str, bool]:
+    """config id -> whether its seeds' means (finished trials, finite values) satisfy every constraint."""
+    done = trials[trials["status"].isin(FINISHED_STATUSES)]
+    out: dict[str, bool] = {}
+    for cid, group in done.groupby("config_id", sort=True):
+        means = {c.metric: seed_mean(group[c.metric]) if c.metric in group else None for c in constraints}
+        out[str(cid)] = feasible(constraints, means)
+    return out
+
+
 def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: str = "mean", top: int = 1,
-                          max_time_ratio: float | None = None) -> Selection:
+                          max_time_ratio: float | None = None, *, objectives: Sequence[tuple[str, str]] = (),
+                          constraints: Sequence[Constraint] = ()) -> Selection:
     """Rank the study's configurations by the rule ``select`` and return the ``top`` first (fewer when fewer
-    qualify, with a note). Raises ``ConfigError`` when none qualifies."""
+    qualify, with a note). ``objectives``: a multi-objective study's (metric, mode) pairs (``pareto`` then gives its
+    front); ``constraints``: only feasible configurations compete. Raises ``ConfigError`` when none qualifies."""
     if select not in SELECTIONS:
         raise ConfigError("--select", f"must be one of {', '.join(SELECTIONS)}", select)
     if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
         raise ConfigError("--top", "must be an integer >= 1", top)
-    if select == "pareto":
+    several = len(objectives) > 1
+    if select == "pareto" and several:
+        if max_time_ratio is not None:
+            raise ConfigError("--max-time-ratio", "applies to a single-objective study; --select pareto on a "
+                              "multi-objective study exports its Pareto front", max_time_ratio)
+    elif select == "pareto":
         if max_time_ratio is None:
             raise ConfigError("--max-time-ratio", "is required with --select pareto (e.g. 1.5: at most 1.5 times "
                               "the fastest configuration's mean wall time)", None)
@@ -156,10 +183,24 @@ def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: 
         raise ConfigError("--max-time-ratio", "applies only with --select pareto", max_time_ratio)
     if not len(trials) or not trials["status"].isin(FINISHED_STATUSES).any():
         raise ConfigError("STUDY", "has no finished trial yet; nothing to export", show_value=False)
+    notes: list[str] = []
+    if constraints:
+        ok = feasible_configurations(trials, constraints)
+        out = sorted(c for c, f in ok.items() if not f)
+        rules = "; ".join(c.text for c in constraints)
+        if out:
+            listed = ", ".join(out[:5]) + (", ..." if len(out) > 5 else "")
+            notes.append(f"{len(out)} configuration(s) left out: infeasible by the study's constraints ({rules}) by "
+                         f"their seeds' means ({listed})")
+        if not any(ok.values()):
+            raise ConfigError("--select", f"no configuration satisfies the study's constraints ({rules}) by its "
+                              "seeds' means; nothing to export", select)
+        trials = trials[trials["config_id"].astype(str).isin([c for c, f in ok.items() if f])]
+    if select == "pareto" and several:
+        return _front(trials, list(objectives), top, notes)
 
     counted, per = _config_table(trials, metric)
     sign = -1.0 if mode == "max" else 1.0
-    notes: list[str] = []
     if select == "best":
         if not len(counted):
             raise ConfigError("--metric", f"no completed trial has a finite value of {metric}; nothing to export",
@@ -209,4 +250,54 @@ def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: 
                        for k, (cid, row) in enumerate(within.head(top).iterrows(), start=1)]
     if len(choices) < top:
         notes.append(f"only {len(choices)} configuration(s) qualify; --top {top} asked for more")
+    return Selection(choices, notes)
+
+
+def _front(trials: pd.DataFrame, objectives: list[tuple[str, str]], top: int, notes: list[str]) -> Selection:
+    """``pareto`` of several objectives: the eligible configurations on the front of their seeds' means."""
+    tables = [_config_table(trials, m) for m, _ in objectives]
+    per = tables[0][1][["n_finished"]].copy()
+    failed = np.zeros(len(per), dtype=bool)
+    counted_n = None
+    for (m, _), (_, p) in zip(objectives, tables, strict=True):
+        p = p.reindex(per.index)
+        failed |= (p["n_failed"].to_numpy() > 0)
+        counted_n = p["n_counted"].to_numpy() if counted_n is None else np.minimum(counted_n, p["n_counted"])
+        per[f"mean:{m}"] = p["mean"].to_numpy(float)
+    per["n_counted"] = counted_n
+    names = ", ".join(m for m, _ in objectives)
+    if failed.any():
+        listed = ", ".join(map(str, per.index[failed][:5])) + (", ..." if failed.sum() > 5 else "")
+        notes.append(f"{int(failed.sum())} configuration(s) left out: a seed diverged, errored, was stopped early or "
+                     f"has no value of {names} ({listed})")
+    eligible = per[~failed & (per["n_counted"] > 0)]
+    if not len(eligible):
+        raise ConfigError("--select", f"no configuration has all its finished seeds completed with finite {names}",
+                          "pareto")
+    most = int(eligible["n_counted"].max())
+    fewer = eligible[eligible["n_counted"] < most]
+    if len(fewer):
+        notes.append(f"{len(fewer)} configuration(s) with fewer than {most} finished seeds not compared (their "
+                     "other seeds have not run)")
+    eligible = eligible[eligible["n_counted"] == most]
+    points = eligible[[f"mean:{m}" for m, _ in objectives]].to_numpy(float)
+    on = pareto_front(points, [d for _, d in objectives])
+    signs = [-1.0 if d == "max" else 1.0 for _, d in objectives]
+    order = sorted(on, key=lambda i: (*(round(s * points[i, j], 12) for j, s in enumerate(signs)),
+                                      str(eligible.index[i])))
+    notes.append(f"Pareto front of {names} (seeds' means): {len(on)} of {len(eligible)} configuration(s)")
+    choices = []
+    for rank, i in enumerate(order[:top], start=1):
+        cid = str(eligible.index[i])
+        parts = []
+        for (m, _), (counted, p) in zip(objectives, tables, strict=True):
+            mine = counted[counted["config_id"] == cid].sort_values("seed", kind="stable")
+            std = float(p["std"].get(cid, np.nan))
+            parts.append((m, float(p["mean"].get(cid, np.nan)), std if math.isfinite(std) else None,
+                          tuple(float(v) for v in mine["_v"])))
+        row = tables[0][1].loc[cid]
+        assert isinstance(row, pd.Series)  # config ids are unique in the per-configuration table
+        choices.append(replace(_choice(rank, cid, tables[0][0], row), objectives=tuple(parts)))
+    if len(choices) < len(on):
+        notes.append(f"--top {top}: the first {len(choices)} of the front's {len(on)} by {objectives[0][0]}")
     return Selection(choices, notes)

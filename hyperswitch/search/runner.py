@@ -17,6 +17,7 @@ from hyperswitch.results.fs import StudyPath, open_storage, ray_storage, rmtree
 from hyperswitch.results.names import check_study_name
 from hyperswitch.results.reader import Study, open_study
 from hyperswitch.results.schema import ERROR, RUNNING, STOPPED
+from hyperswitch.results.select import seed_mean
 from hyperswitch.results.store import StudyStore
 from hyperswitch.search.faults import describe, is_system_failure
 from hyperswitch.search.seeds import (
@@ -80,12 +81,49 @@ def _now() -> str:
 
 
 class Progress:
-    """One line per finished trial: done/total, the trial, best so far, elapsed."""
+    """One line per finished trial: done/total, the trial, best so far, elapsed. With several objectives
+    (``objectives``: (metric, mode) pairs) the trial's value of each, and instead of a best the Pareto front of
+    the configurations so far by their seeds' means: its size and its members."""
 
-    def __init__(self, total: int, done: int, metric: str, mode: str, out: Printer) -> None:
+    def __init__(self, total: int, done: int, metric: str, mode: str, out: Printer,
+                 objectives: Sequence[tuple[str, str]] = ()) -> None:
         self.total, self.done, self.metric, self.mode, self.out = total, done, metric, mode, out
         self.best: tuple[float, str] | None = None
         self.t0 = time.monotonic()
+        self.objectives = list(objectives) if len(objectives) > 1 else []
+        self.rows: dict[str, dict[str, dict[int, float]]] = {}  # config id -> metric -> seed -> finite value
+
+    def offer_row(self, row: Mapping[str, Any]) -> None:
+        """A finished trial's row (several objectives: kept for the front)."""
+        if not self.objectives or row.get("config_id") is None:
+            return
+        values = self.rows.setdefault(str(row["config_id"]), {})
+        for m, _ in self.objectives:
+            v = row.get(m)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
+                values.setdefault(m, {})[int(row.get("seed") or 0)] = float(v)
+
+    def front(self) -> list[tuple[str, list[float]]]:
+        """(config id, seeds' means) of the configurations on the Pareto front so far, by config id."""
+        from hyperswitch.results.objectives import pareto_front
+
+        names, points = [], []
+        for cid in sorted(self.rows):
+            means = [seed_mean(v[s] for s in sorted(v)) for v in (self.rows[cid].get(m, {}) for m, _ in
+                                                                   self.objectives)]
+            if all(x is not None for x in means):
+                names.append(cid)
+                points.append([float(x) for x in means if x is not None])
+        if not points:
+            return []
+        return [(names[i], points[i]) for i in pareto_front(points, [d for _, d in self.objectives])]
+
+    def front_text(self, limit: int = 4) -> str:
+        front = self.front()
+        if not front:
+            return "front n/a"
+        shown = " ".join(c for c, _ in front[:limit]) + (" ..." if len(front) > limit else "")
+        return f"front {len(front)}: {shown}"
 
     def offer(self, value: float | None, trial_id: str) -> None:
         if value is None or not math.isfinite(value):
@@ -94,10 +132,17 @@ class Progress:
         if better:
             self.best = (value, trial_id)
 
-    def finished(self, trial_id: str, status: str, value: float | None) -> None:
+    def finished(self, trial_id: str, status: str, value: float | None,
+                 row: Mapping[str, Any] | None = None) -> None:
         self.done += 1
-        self.offer(value, trial_id)
         elapsed = time.monotonic() - self.t0
+        if self.objectives:
+            self.offer_row(row or {})
+            vals = " ".join(f"{m}={_value_text((row or {}).get(m))}" for m, _ in self.objectives)
+            self.out(f"[{self.done:>4}/{self.total}] {trial_id:<12} {status:<9} {vals:<40} {self.front_text():<32} "
+                     f"elapsed {int(elapsed // 60)}:{int(elapsed % 60):02d}")
+            return
+        self.offer(value, trial_id)
         val = f"{self.metric}={value:.4f}" if value is not None else f"{self.metric}=n/a"
         best = f"best {self.best[0]:.4f} ({self.best[1]})" if self.best else "best n/a"
         self.out(f"[{self.done:>4}/{self.total}] {trial_id:<12} {status:<9} {val:<22} {best:<28} "
@@ -135,7 +180,7 @@ def _study_callback(store: StudyStore, space: SearchSpace, progress: Progress) -
                 if error:
                     row["error"] = error
                 store.write_trial_parts(row, None, None)
-            progress.finished(tid, row["status"], objective(row, space.metric))
+            progress.finished(tid, row["status"], objective(row, space.metric), row)
             _drop_checkpoints(store.root, tid)  # a finished trial never resumes
             if time.monotonic() - self.last_compact > 10:
                 store.compact()
@@ -187,10 +232,23 @@ def _carried(study: Study, space: SearchSpace, running: Any = None,
         params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
         done_rows = group[(group["status"] != RUNNING) & ~group["trial_id"].isin(list(again))]
         done = {int(s) for s in done_rows["seed"]}
-        values = {int(s): float(v) for s, v in zip(done_rows["seed"], done_rows[space.metric], strict=True)
-                  if v is not None and math.isfinite(float(v))} if space.metric in done_rows else {}
-        carried.append(Carried(str(cid), params, [s for s in space.seeds if s not in done], values))
+        values = _finite(done_rows, space.metric)
+        measured = {m: _finite(done_rows, m) for m in space.measures} if _measured(space) else {}
+        carried.append(Carried(str(cid), params, [s for s in space.seeds if s not in done], values, measured))
     return carried, n_configs, next_index
+
+
+def _finite(rows: Any, metric: str) -> dict[int, float]:
+    """seed -> the finite value of ``metric`` of each of these trial rows (none where the column is missing)."""
+    if metric not in rows:
+        return {}
+    return {int(s): float(v) for s, v in zip(rows["seed"], rows[metric], strict=True)
+            if v is not None and math.isfinite(float(v))}
+
+
+def _measured(space: SearchSpace) -> bool:
+    """Whether the sampler is told more than one number per configuration (several objectives, constraints)."""
+    return space.multi_objective or bool(space.constraints)
 
 
 def _py(value: Any) -> Any:
@@ -198,7 +256,7 @@ def _py(value: Any) -> Any:
 
 
 def build_searcher(space: SearchSpace, carried: list[Carried], lag: int,
-                   priors: Sequence[tuple[Mapping[str, Any], float]] = ()) -> SeedRepeater:
+                   priors: Sequence[tuple[Mapping[str, Any], Any]] = ()) -> SeedRepeater:
     """The sweep's searcher: the configurations still to propose (the lowest indices ``carried`` does not hold)
     and the seeds ``carried`` still misses. Each proposal is a function of ``search.seed``, its index and the
     results before it (``seeds`` module), so a resumed study proposes what an uninterrupted one does.
@@ -214,9 +272,12 @@ def build_searcher(space: SearchSpace, carried: list[Carried], lag: int,
         proposer = QMCProposer(space.optuna_space(), space.search_seed, space.search_options, space.start_points)
     else:
         proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag,
-                                  options=space.search_options, start_points=space.start_points, priors=priors)
+                                  options=space.search_options, start_points=space.start_points, priors=priors,
+                                  objectives=list(zip(space.objectives, space.objective_modes, strict=True))
+                                  if space.multi_objective else (), constraints=space.constraints)
     n_new = max(0, space.n_configurations() - len(carried))
-    return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried)
+    return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried,
+                        measures=space.measures if _measured(space) else ())
 
 
 WS_CMAES_MIN = 10  # WS-CMA-ES starts from the best tenth of the earlier configurations: at least one
@@ -234,6 +295,9 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
     from hyperswitch.results.names import find_study
 
     key = "--warm-start"
+    if space.algorithm == "nsga2":
+        raise ConfigError(key, "nsga2 breeds each generation from this study's own trials; an earlier study's "
+                          "results cannot seed it (use tpe or gp)", str(other))
     if space.algorithm not in LEARNING:
         raise ConfigError(key, f"search.algorithm {space.algorithm} does not learn from results; a warm start needs "
                           f"one that does ({', '.join(LEARNING)})", str(other))
@@ -245,9 +309,10 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
         raise ConfigError(key, "names the study being run; give an earlier one", str(other))
     study = open_study(root)
     name = root.name
-    if study.meta.get("metric") != space.metric:
+    ours_metric = space.metric_record()[0]
+    if study.meta.get("metric", "val_accuracy") != ours_metric:
         raise ConfigError(key, f"study {name} was run for metric {study.meta.get('metric')}, this space for "
-                          f"{space.metric}", str(other))
+                          f"{ours_metric}", str(other))
     theirs = study_distributions(study.meta)
     ours = {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in space.distributions()}
     if sampled_names(theirs) != space.sampled_names:
@@ -266,6 +331,9 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
             params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
             configurations.append({"config_id": str(cid), "params": params,
                                    "value": math.fsum(v for _, v in values) / len(values)})
+            if _measured(space):  # every objective's and constrained metric's mean (None: no finite value)
+                configurations[-1]["means"] = {m: seed_mean(v for _, v in sorted(_finite(group, m).items()))
+                                               for m in space.measures}
     if not configurations:
         raise ConfigError(key, f"study {name} has no finished configuration with a finite {space.metric}", str(other))
     if space.algorithm == "cmaes":
@@ -276,7 +344,7 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
             raise ConfigError(key, f"cmaes warm-starts from the best tenth of the earlier configurations and needs "
                               f"at least {WS_CMAES_MIN}; study {name} has {len(configurations)} with a result",
                               str(other))
-    return {"study": display(root), "metric": space.metric, "configurations": configurations}
+    return {"study": display(root), "metric": ours_metric, "configurations": configurations}
 
 
 def _canonical(d: Mapping[str, Any]) -> Any:
@@ -294,8 +362,10 @@ def _describe(d: Mapping[str, Any]) -> str:
     return str(d.get("type"))
 
 
-def _priors(record: Mapping[str, Any] | None) -> list[tuple[dict[str, Any], float]]:
-    return [(dict(c["params"]), float(c["value"])) for c in (record or {}).get("configurations", [])]
+def _priors(record: Mapping[str, Any] | None) -> list[tuple[dict[str, Any], Any]]:
+    """(params, result) of each recorded configuration: its mean, or its means by metric where recorded."""
+    return [(dict(c["params"]), dict(c["means"]) if "means" in c else float(c["value"]))
+            for c in (record or {}).get("configurations", [])]
 
 
 def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
@@ -356,7 +426,9 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
     store.root.mkdir(parents=True, exist_ok=True)
     store.write_meta({
         "name": study_name, "space_file": space.source, "space_text": space.text, "summary": space.summary(),
-        "metric": space.metric, "mode": space.mode, "parameter_names": space.parameter_names,
+        "metric": space.metric_record()[0], "mode": space.metric_record()[1],
+        **({"constraints": [c.text for c in space.constraints]} if space.constraints else {}),
+        "parameter_names": space.parameter_names,
         "sampled_names": space.sampled_names, "distributions": space.distributions(),
         "versions": _versions(), "code": _code(), "machine": _machine(), "created": _now(), "updated": _now(),
         "status": "created", "sessions": 0, "n_trials_total": space.n_configurations() * len(space.seeds),
@@ -490,9 +562,13 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
         s = space.scheduler
         scheduler = ASHAScheduler(time_attr="step", metric=OBJECTIVE, mode=space.mode, max_t=s["max_t"],
                                   grace_period=s["grace_period"], reduction_factor=s["reduction_factor"])
-    progress = Progress(total, done, space.metric, space.mode, out)
+    progress = Progress(total, done, space.metric, space.mode, out,
+                        objectives=list(zip(space.objectives, space.objective_modes, strict=True)))
     for _, row in study.finished().iterrows():
-        if space.metric in row and row[space.metric] is not None and row["trial_id"] not in retried:
+        if row["trial_id"] in retried:
+            continue
+        progress.offer_row({str(k): v for k, v in row.items()})
+        if space.metric in row and row[space.metric] is not None:
             progress.offer(float(row[space.metric]), str(row["trial_id"]))
 
     joining = _ray.joins_cluster(address)
@@ -609,6 +685,9 @@ def _trial_dirname(trial: Any) -> str:
 def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
     study = open_study(store.root)
     out(f"results: {store.root}  (trials.parquet, steps.parquet, events.parquet, study.json)")
+    if space.multi_objective:
+        _print_front(study, space, out)
+        return study
     best = study.best_trial()
     if best is not None:
         params = ", ".join(f"{n}={_fmt(best.get(n))}" for n in space.parameter_names)
@@ -619,7 +698,7 @@ def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
         from hyperswitch.results.select import select_configurations
 
         try:  # the rule `hyperswitch export` applies: best mean over complete seeds, no failed seed
-            choice = select_configurations(t, space.metric, space.mode).choices[0]
+            choice = select_configurations(t, space.metric, space.mode, constraints=space.constraints).choices[0]
         except ConfigError:
             choice = None
         if choice is not None:
@@ -629,6 +708,41 @@ def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
     if counts:
         out("trial status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return study
+
+
+def _print_front(study: Study, space: SearchSpace, out: Printer) -> None:
+    """A multi-objective study's summary: the Pareto front of its configurations by their seeds' means (the rule of
+    ``hyperswitch export --select pareto``), one line per member."""
+    from hyperswitch.results.select import select_configurations
+
+    t = study.finished()
+    if len(t):
+        try:
+            sel = select_configurations(t, space.metric, space.mode, "pareto", top=10**9, constraints=space.constraints,
+                                        objectives=list(zip(space.objectives, space.objective_modes, strict=True)))
+        except ConfigError as exc:
+            out(f"Pareto front: none ({exc.rule})")
+        else:
+            names = ", ".join(f"{m} ({d})" for m, d in zip(space.objectives, space.objective_modes, strict=True))
+            out(f"Pareto front of {names}, seeds' means: {len(sel.choices)} configuration(s)"
+                + (" (feasible ones only)" if space.constraints else "") + f"; export them: hyperswitch export "
+                f"{study.path.name} --select pareto")
+            for c in sel.choices:
+                vals = "  ".join(f"{m}={mean:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+                                 for m, mean, std, _ in c.objectives)
+                out(f"  {c.config_id}  {vals}  (n={c.n})")
+    counts = t["status"].value_counts().to_dict() if len(t) else {}
+    if counts:
+        out("trial status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def _value_text(v: Any) -> str:
+    """A metric's value for a progress line: 4 significant digits, n/a when missing or not finite."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{f:.4g}" if math.isfinite(f) else "n/a"
 
 
 def _fmt(v: Any) -> str:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
+from hyperswitch.results.objectives import Constraint
 from hyperswitch.results.select import same_value, seed_mean
 
 OBJECTIVE = "objective"
@@ -59,10 +60,18 @@ TPE_STARTUP = 10
 STARTUP = {"tpe": TPE_STARTUP, "gp": 10, "cmaes": 1}
 LEARNING = tuple(STARTUP)  # the algorithms that learn from results (and so can be warm-started)
 QMC_TYPE, QMC_SCRAMBLE = "sobol", True
+# NSGA-II: Optuna's defaults, pinned; its first generation (population_size configurations, start points
+# included) is drawn at random, each later one bred from the best of the one before
+NSGA2_DEFAULTS = {"population_size": 50, "crossover_prob": 0.9, "swapping_prob": 0.5}
+NSGA2_GENERATION = "NSGAIISampler:generation"  # the trial system attr that holds a trial's generation
+NSGA2_PARENTS = "NSGAIISampler:parent:"  # + generation: the study system attr that caches its parents
 
-# What a proposal is made from: configurations with results (index, params, mean over seeds or None: failed)
-# and configurations still running (index, params), in config order.
-Told = tuple[int, Mapping[str, Any], float | None]
+# What a proposal is made from: configurations with results (index, params, result) and configurations still
+# running (index, params), in config order. A result is the seeds' mean of the objective (None: no seed gave a
+# finite value) or, where the sampler needs more than one number (several objectives, constraints), a mapping
+# metric -> the seeds' mean (None where no seed gave a finite value): ``SeedRepeater(measures=...)``.
+Result = float | Mapping[str, float | None] | None
+Told = tuple[int, Mapping[str, Any], Result]
 Pending = tuple[int, Mapping[str, Any]]
 
 
@@ -75,6 +84,7 @@ class Carried:
     params: dict[str, Any]
     missing_seeds: list[int]
     values: Mapping[int, float]
+    measured: Mapping[str, Mapping[int, float]] = field(default_factory=dict)  # metric -> seed -> finite value
 
 
 @dataclass
@@ -82,10 +92,15 @@ class _Config:
     params: dict[str, Any]
     remaining: set[int]
     values: dict[int, float] = field(default_factory=dict)  # seed -> finite objective
+    measured: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> seed -> finite value
 
     def mean(self) -> float | None:
         """The mean over the seeds with a finite objective; fsum: independent of the order they finished in."""
         return seed_mean(self.values[s] for s in sorted(self.values))
+
+    def means(self, measures: Sequence[str]) -> dict[str, float | None]:
+        """metric -> the mean over the seeds with a finite value of it (seed order, fsum), None if none."""
+        return {m: seed_mean(v[s] for s in sorted(v)) for m in measures for v in [self.measured.get(m, {})]}
 
 
 def config_id(index: int) -> str:
@@ -112,17 +127,21 @@ class SeedRepeater(Searcher):
     hold (a configuration proposed before an interruption but never recorded gets its own index back)."""
 
     def __init__(self, proposer: Any, seeds: Sequence[int], mode: str, *, n_new: int,
-                 carried: Sequence[Carried] = ()) -> None:
+                 carried: Sequence[Carried] = (), measures: Sequence[str] = ()) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
         self.proposer = proposer
         self.seeds = list(seeds)
+        # several objectives or constraints: each trial's value of every one of these metrics (its result under
+        # the metric's name) is kept, and a configuration's result is their seeds' means, by metric
+        self.measures = list(measures)
         self.configs: dict[int, _Config] = {}
         self.queue: deque[tuple[int, int]] = deque()
         self.trials: dict[str, tuple[int, int]] = {}
         self.lost: set[int] = set()  # configurations with a trial Ray cut off: their result is not known yet
         for c in sorted(carried, key=lambda c: config_index(c.config_id)):
             k = config_index(c.config_id)
-            self.configs[k] = _Config(dict(c.params), set(c.missing_seeds), dict(c.values))
+            self.configs[k] = _Config(dict(c.params), set(c.missing_seeds), dict(c.values),
+                                      {m: dict(v) for m, v in c.measured.items()})
             self.queue.extend((k, s) for s in c.missing_seeds)
         free = (k for k in itertools.count() if k not in self.configs)
         self.to_propose: deque[int] = deque(itertools.islice(free, max(0, n_new)))
@@ -132,9 +151,13 @@ class SeedRepeater(Searcher):
     def _told(self, m: int, k: int, params: Mapping[int, Mapping[str, Any]]) -> tuple[list[Told], list[Pending]]:
         """What proposal ``k`` is made from: configurations ``0 .. m-1`` with their results and ``m .. k-1`` as
         running (those that exist: ``params``)."""
-        told = [(j, params[j], c.mean() if (c := self.configs.get(j)) is not None else None)
-                for j in range(m) if j in params]
+        told = [(j, params[j], self._result(self.configs.get(j))) for j in range(m) if j in params]
         return told, [(j, params[j]) for j in range(m, k) if j in params]
+
+    def _result(self, c: _Config | None) -> Result:
+        if not self.measures:
+            return c.mean() if c is not None else None
+        return c.means(self.measures) if c is not None else dict.fromkeys(self.measures)
 
     def _replay(self) -> None:
         """A proposer that ``remembers`` (CMA-ES: its state lives in its trials' system attrs) learns again what
@@ -198,6 +221,10 @@ class SeedRepeater(Searcher):
         value = None if (error or not result) else result.get(OBJECTIVE)
         if value is not None and math.isfinite(float(value)):
             c.values[seed] = float(value)
+        for m in self.measures:
+            v = None if (error or not result) else result.get(m)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
+                c.measured.setdefault(m, {})[seed] = float(v)
 
     def save(self, checkpoint_path: str) -> None:  # our own Parquet files are what resume reads
         pass
@@ -225,37 +252,58 @@ class _Proposer:
 
 
 class OptunaProposer(_Proposer):
-    """TPE, random search, Gaussian-process BO or CMA-ES through Optuna's ask interface, one fresh study and
-    sampler per proposal (see the module docstring).
+    """TPE, random search, Gaussian-process BO, CMA-ES or NSGA-II through Optuna's ask interface, one fresh study
+    and sampler per proposal (see the module docstring).
 
-    ``options``: the algorithm's ``search:`` options (``n_startup``, ``sigma0``, ``popsize``); ``priors``:
-    (params, value) of configurations of an earlier study (``--warm-start``): added to every proposal's study
-    as finished trials before this study's own (TPE, GP), or given to CMA-ES as its ``source_trials``
-    (WS-CMA-ES: its initial mean, step size and covariance come from the best tenth of them). They are never
-    this study's configurations."""
+    ``options``: the algorithm's ``search:`` options (``n_startup``, ``sigma0``, ``popsize``, NSGA-II's
+    ``population_size``, ``crossover_prob``, ``mutation_prob``, ``swapping_prob``); ``priors``: (params, result)
+    of configurations of an earlier study (``--warm-start``): added to every proposal's study as finished trials
+    before this study's own (TPE, GP), or given to CMA-ES as its ``source_trials`` (WS-CMA-ES: its initial mean,
+    step size and covariance come from the best tenth of them). They are never this study's configurations.
+
+    ``objectives`` ((metric, mode) pairs, more than one) and ``constraints``: each proposal's study has one
+    direction per objective and is told, per configuration, the seeds' mean of each objective (its results are
+    mappings metric -> mean: ``SeedRepeater(measures=...)``) and each constraint's value from the seeds' mean of
+    its metric (``Constraint.value``: feasible when <= 0), in the trial system attrs Optuna's samplers read
+    (``constraints:<i>``, what ``Trial.set_constraint`` writes). A configuration missing the mean of an objective
+    or of a constrained metric is told as failed."""
 
     def __init__(self, distributions: Mapping[str, Any], algorithm: str, seed: int, mode: str, lag: int,
                  n_startup: int | None = None, *, options: Mapping[str, Any] | None = None,
                  start_points: Sequence[Mapping[str, Any]] = (),
-                 priors: Sequence[tuple[Mapping[str, Any], float]] = ()) -> None:
-        if algorithm not in (*LEARNING, "random"):
+                 priors: Sequence[tuple[Mapping[str, Any], Result]] = (),
+                 objectives: Sequence[tuple[str, str]] = (), constraints: Sequence[Constraint] = ()) -> None:
+        if algorithm not in (*LEARNING, "random", "nsga2"):
             raise ValueError(f"OptunaProposer: unknown algorithm {algorithm!r}")
         self.distributions = dict(distributions)
         self.algorithm, self.seed, self.mode, self.lag = algorithm, seed, mode, lag
         self.options = dict(options or {})
-        self.n_startup = n_startup if n_startup is not None else int(self.options.get("n_startup",
-                                                                                     STARTUP.get(algorithm, 0)))
+        if algorithm == "nsga2":
+            self.options = {**NSGA2_DEFAULTS, **self.options}
+        self.n_startup = n_startup if n_startup is not None else int(self.options.get(
+            "n_startup", self.options["population_size"] if algorithm == "nsga2" else STARTUP.get(algorithm, 0)))
         self.start_points = [dict(p) for p in start_points]
-        self.priors = [(dict(p), float(v)) for p, v in priors]
-        self.remembers = algorithm == "cmaes"
-        self.attrs: dict[int, dict[str, Any]] = {}  # CMA-ES: the system attrs each proposal's trial was left with
+        self.objectives = [(str(m), str(d)) for m, d in objectives]
+        self.constraints = list(constraints)
+        # results are mappings metric -> seeds' mean (several objectives or constraints), else plain means
+        self.measured = len(self.objectives) > 1 or bool(self.constraints)
+        if self.measured and not self.objectives:
+            self.objectives = [("objective", mode)]
+        self.priors = [(dict(p), v if isinstance(v, Mapping) or v is None else float(v)) for p, v in priors]
+        # CMA-ES and NSGA-II keep their state in their trials' system attrs (and NSGA-II its parents in the study's)
+        self.remembers = algorithm in ("cmaes", "nsga2")
+        self.attrs: dict[int, dict[str, Any]] = {}  # the system attrs each proposal's trial was left with
+        self.parents: dict[str, list[int]] = {}  # NSGA-II: generation key -> its parents' config indices
 
     def _in_study(self) -> int:
         """Prior trials inside each proposal's study (CMA-ES takes them as source trials, outside it)."""
         return len(self.priors) if self.algorithm in ("tpe", "gp") else 0
 
     def _learning(self, index: int) -> bool:
-        """Whether proposal ``index`` is the algorithm's own (past its start points and random start-up)."""
+        """Whether proposal ``index`` is the algorithm's own (past its start points and random start-up; for
+        NSGA-II: once its first generation can have ``population_size`` results, start points included)."""
+        if self.algorithm == "nsga2":
+            return max(0, index - self.lag) >= self.n_startup
         if self.algorithm not in LEARNING or index < len(self.start_points):
             return False
         return max(0, index - self.lag) + self._in_study() >= self.n_startup
@@ -263,7 +311,14 @@ class OptunaProposer(_Proposer):
     def needs(self, index: int) -> int:
         """Configurations whose results proposal ``index`` is made from (0: none): all but the last ``lag``
         before it, once the algorithm learns (``n_startup`` configurations with results, priors included)."""
+        if index < len(self.start_points):
+            return 0
         return max(0, index - self.lag) if self._learning(index) else 0
+
+    def propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
+        if self.algorithm == "nsga2" and index < len(self.start_points):
+            self.attrs[index] = {NSGA2_GENERATION: 0}  # start points are members of the first generation
+        return super().propose(index, told, pending)
 
     def sampler(self, index: int) -> Any:
         import warnings
@@ -277,6 +332,12 @@ class OptunaProposer(_Proposer):
         if self.algorithm == "gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup,
                                              warn_independent_sampling=False)
+        if self.algorithm == "nsga2":
+            o = self.options
+            return optuna.samplers.NSGAIISampler(
+                seed=seed, population_size=int(o["population_size"]), crossover_prob=float(o["crossover_prob"]),
+                swapping_prob=float(o["swapping_prob"]),
+                mutation_prob=float(o["mutation_prob"]) if "mutation_prob" in o else None)
         if self.algorithm == "cmaes":
             kw: dict[str, Any] = {}
             if "sigma0" in self.options:
@@ -297,11 +358,33 @@ class OptunaProposer(_Proposer):
         """``params`` as Optuna holds them (a Parquet-widened int choice becomes the choice again)."""
         return {n: d.to_external_repr(d.to_internal_repr(params[n])) for n, d in self.distributions.items()}
 
-    def _prior_trials(self) -> list[Any]:
-        from optuna.trial import create_trial
+    def outcome(self, result: Result) -> tuple[list[float] | None, dict[str, float]]:
+        """(the values the sampler is told, or None: failed; the constraint system attrs) of one result."""
+        if not self.measured:
+            return ([float(result)] if isinstance(result, int | float) else None), {}
+        if not isinstance(result, Mapping):
+            return None, {}
+        values = [result.get(m) for m, _ in self.objectives]
+        means = [result.get(c.metric) for c in self.constraints]
+        if any(v is None for v in values) or any(v is None for v in means):
+            return None, {}
+        return ([float(v) for v in values if v is not None],
+                {f"constraints:{i}": c.value(float(v)) for i, (c, v) in enumerate(zip(self.constraints, means,
+                                                                                       strict=True))
+                 if v is not None})
 
-        return [create_trial(params=self._known(p), distributions=self.distributions, value=v)
-                for p, v in self.priors]
+    def _trial(self, params: Mapping[str, Any], result: Result, attrs: Mapping[str, Any] | None = None) -> Any:
+        from optuna.trial import TrialState, create_trial
+
+        values, constraints = self.outcome(result)
+        if values is None:
+            return create_trial(params=self._known(params), distributions=self.distributions, state=TrialState.FAIL,
+                                system_attrs=dict(attrs or {}))
+        return create_trial(params=self._known(params), distributions=self.distributions, values=values,
+                            system_attrs={**(attrs or {}), **constraints})
+
+    def _prior_trials(self) -> list[Any]:
+        return [self._trial(p, v) for p, v in self.priors if self.outcome(v)[0] is not None]
 
     def _propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
         import optuna
@@ -310,7 +393,10 @@ class OptunaProposer(_Proposer):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if not self._learning(index):
             told, pending = (), ()  # random (start-up): nothing to learn from
-        study = optuna.create_study(direction="maximize" if self.mode == "max" else "minimize",
+        directions: list[Any] = ["maximize" if d == "max" else "minimize" for _, d in self.objectives] or \
+            ["maximize" if self.mode == "max" else "minimize"]
+        storage = optuna.storages.InMemoryStorage()
+        study = optuna.create_study(storage=storage, study_name="proposal", directions=directions,
                                     sampler=self.sampler(index))
         d = self.distributions
 
@@ -318,18 +404,38 @@ class OptunaProposer(_Proposer):
             return dict(self.attrs.get(j, {})) if self.remembers else {}
 
         trials = self._prior_trials() if self._in_study() else []
-        trials += [create_trial(params=self._known(p), distributions=d, value=v, system_attrs=attrs(j))
-                   if v is not None else
-                   create_trial(params=self._known(p), distributions=d, state=TrialState.FAIL, system_attrs=attrs(j))
-                   for j, p, v in told]
+        first = len(trials)  # the number of configuration told[0]'s trial in this study
+        trials += [self._trial(p, v, attrs(j)) for j, p, v in told]
         trials += [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING,
                                 system_attrs=attrs(j)) for j, p in pending]
         study.add_trials(trials)
+        if self.algorithm == "nsga2":
+            self._restore_parents(storage, study.study_name, first, [j for j, _, _ in told] + [j for j, _ in pending])
         trial = study.ask(d)
         if self.remembers:  # CMA-ES's generation, and its optimizer where this proposal told it a generation
             asked = next(t for t in reversed(study.get_trials(deepcopy=False)) if t.number == trial.number)
             self.attrs[index] = dict(asked.system_attrs)
+        if self.algorithm == "nsga2":
+            self._keep_parents(storage, study.study_name, first, [j for j, _, _ in told] + [j for j, _ in pending])
         return dict(trial.params)
+
+    def _restore_parents(self, storage: Any, name: str, first: int, indices: Sequence[int]) -> None:
+        """Put the parents each NSGA-II generation was bred from (chosen by an earlier proposal) into this
+        proposal's study, as the study system attrs NSGA-II caches them in (their trial ids in this study)."""
+        sid = storage.get_study_id_from_name(name)
+        number = {j: first + n for n, j in enumerate(indices)}
+        for key, parents in self.parents.items():
+            if all(j in number for j in parents):
+                storage.set_study_system_attr(sid, key, [storage.get_trial_id_from_study_id_trial_number(
+                    sid, number[j]) for j in parents])
+
+    def _keep_parents(self, storage: Any, name: str, first: int, indices: Sequence[int]) -> None:
+        """Remember the parents of a generation this proposal chose first, by configuration index."""
+        sid = storage.get_study_id_from_name(name)
+        for key, ids in storage.get_study_system_attrs(sid).items():
+            if key.startswith(NSGA2_PARENTS) and key not in self.parents:
+                numbers = [storage.get_trial_number_from_id(t) - first for t in ids]
+                self.parents[key] = [indices[n] for n in numbers]
 
 
 class QMCProposer(_Proposer):

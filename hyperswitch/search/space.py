@@ -93,27 +93,32 @@ from hyperswitch.config.yamlio import load_file as load_yaml_file
 from hyperswitch.errors import ConfigError, shown
 from hyperswitch.results.distributions import entry
 from hyperswitch.results.names import check_study_name
+from hyperswitch.results.objectives import Constraint, parse_constraints
 from hyperswitch.results.schema import METRICS, TRIAL_ID_COLUMNS, TRIAL_METRIC_COLUMNS, WORKLOAD_METRICS
 from hyperswitch.results.select import same_value
 from hyperswitch.search.expr import ExpressionError, parse_expression
 from hyperswitch.train.spec import TrainSpec
 
 TOP_KEYS = ("name", "description", "workload", "policy", "train", "parameters", "derived", "search", "seeds",
-            "scheduler", "metric", "mode", "resources", "max_concurrent")
+            "scheduler", "metric", "mode", "constraints", "resources", "max_concurrent")
 PARAM_TYPES = ("float", "int", "categorical", "fixed")
-ALGORITHMS = ("tpe", "random", "grid", "gp", "cmaes", "qmc")
+ALGORITHMS = ("tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2")
 # search: keys of every algorithm, and each algorithm's own options (hyperswitch.search.seeds has their defaults)
 SEARCH_KEYS = ("algorithm", "samples", "seed", "start_points")
 SEARCH_OPTIONS: dict[str, tuple[str, ...]] = {
     "tpe": ("n_startup",), "random": (), "grid": (), "gp": ("n_startup",),
     "cmaes": ("n_startup", "sigma0", "popsize"), "qmc": ("qmc_type", "scramble"),
+    "nsga2": ("population_size", "crossover_prob", "mutation_prob", "swapping_prob"),
 }
+# What each algorithm does with several objectives and with constraints (the rest: learns from them).
+SINGLE_OBJECTIVE = ("cmaes",)
+RECORD_ONLY = ("random", "grid", "qmc")  # they learn nothing from results: objectives and constraints recorded
 QMC_TYPES = ("sobol", "halton")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"^\$([A-Za-z][A-Za-z0-9_]*)$")
 # Metrics that exist while a trial runs (what ASHA can compare at a rung).
 INTERMEDIATE_METRICS = ("val_accuracy", "best_val_accuracy", "val_loss", "val_recon_error", "train_loss")
-RESERVED = set(TRIAL_ID_COLUMNS) | set(TRIAL_METRIC_COLUMNS)
+RESERVED = set(TRIAL_ID_COLUMNS) | set(TRIAL_METRIC_COLUMNS) | {"feasible"}  # feasible: constrained studies
 MAX_GRID = 100_000
 
 
@@ -212,8 +217,11 @@ class SearchSpace:
     search_seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
-    metric: str = "val_accuracy"
+    metric: str = "val_accuracy"  # the (first) objective
     mode: str = "max"
+    metrics: tuple[str, ...] = ()  # a multi-objective space's objectives (metric is metrics[0]); () for one
+    modes: tuple[str, ...] = ()
+    constraints: tuple[Constraint, ...] = ()  # ``constraints:``; the sampler learns from them where it can
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     max_concurrent: int = 2
     description: str = ""
@@ -230,6 +238,31 @@ class SearchSpace:
         return {m: n for n, p in self.parameters.items() if p.sets for m in next(iter(p.sets.values()))}
 
     # --- values ---------------------------------------------------------------------------------------
+    @property
+    def objectives(self) -> list[str]:
+        """The metrics the sampler optimises: ``[metric]``, or a multi-objective space's list."""
+        return list(self.metrics) if self.metrics else [self.metric]
+
+    @property
+    def objective_modes(self) -> list[str]:
+        return list(self.modes) if self.modes else [self.mode]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def measures(self) -> list[str]:
+        """Every metric the sampler is told a seeds' mean of: the objectives, then the constrained metrics."""
+        out = self.objectives
+        return out + [m for m in dict.fromkeys(c.metric for c in self.constraints) if m not in out]
+
+    def metric_record(self) -> tuple[Any, Any]:
+        """``metric`` and ``mode`` as study.json keeps them: strings, or lists for a multi-objective space."""
+        if self.multi_objective:
+            return list(self.objectives), list(self.objective_modes)
+        return self.metric, self.mode
+
     @property
     def sampled_names(self) -> list[str]:
         return [n for n, p in self.parameters.items() if p.sampled]
@@ -296,11 +329,15 @@ class SearchSpace:
         return out + [entry(n, "derived", expression=e.text) for n, e in self.derived.items()]
 
     def summary(self) -> dict[str, Any]:
-        return {
+        metric, mode = self.metric_record()
+        out = {
             "algorithm": self.algorithm, "samples": self.n_configurations(), "seeds": self.seeds,
-            "metric": self.metric, "mode": self.mode, "parameters": self.parameter_names,
+            "metric": metric, "mode": mode, "parameters": self.parameter_names,
             "workload": self.workload.get("name"), "policy_type": self.policy.get("type"),
         }
+        if self.constraints:
+            out["constraints"] = [c.text for c in self.constraints]
+        return out
 
 
 def _substitute(obj: Any, values: Mapping[str, Any]) -> Any:
@@ -517,7 +554,7 @@ def _seeds(value: Any) -> list[int]:
     return list(range(number(value, "seeds", integer=True, low=1)))
 
 
-def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
+def _scheduler(value: Any, metric: str, steps: int | None, n_objectives: int = 1) -> dict[str, Any]:
     if value in (None, "none"):
         return {"type": "none"}
     if value == "asha":
@@ -527,6 +564,9 @@ def _scheduler(value: Any, metric: str, steps: int | None) -> dict[str, Any]:
     kind = choice(value["type"], ("none", "asha"), "scheduler.type")
     if kind == "none":
         return {"type": "none"}
+    if n_objectives > 1:
+        raise ConfigError("scheduler.type", f"asha stops trials by one metric; a space with {n_objectives} "
+                          "objectives cannot use it (set scheduler: none)", kind)
     if metric not in INTERMEDIATE_METRICS:
         raise ConfigError("scheduler.type", f"asha needs a metric measured during training "
                           f"({', '.join(INTERMEDIATE_METRICS)})", metric)
@@ -607,16 +647,22 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
         raise ConfigError("search.algorithm", "cmaes searches float and int parameters (categorical ones are drawn "
                           "at random) and this space has none", algorithm)
 
-    metric = choice(doc.get("metric", "val_accuracy"), list(METRICS), "metric")
-    mode = choice(doc.get("mode", METRICS[metric]), ("max", "min"), "mode")
-    if mode != METRICS[metric]:
-        raise ConfigError("mode", f"{metric} is better when it is {'higher' if METRICS[metric] == 'max' else 'lower'}"
-                          f"; mode must be {METRICS[metric]}", mode)
+    metrics, modes = _objectives(doc.get("metric", "val_accuracy"), doc.get("mode"))
+    metric, mode = metrics[0], modes[0]
+    constraints = parse_constraints(doc.get("constraints"))
+    if len(metrics) > 1 and algorithm in SINGLE_OBJECTIVE:
+        raise ConfigError("search.algorithm", f"{algorithm} optimises one objective and this space has {len(metrics)} "
+                          f"({', '.join(metrics)}); use tpe, nsga2, gp, random, grid or qmc", algorithm)
+    if constraints and algorithm in SINGLE_OBJECTIVE:
+        raise ConfigError("constraints", f"{algorithm} does not learn from constraints (Optuna's sampler ignores "
+                          "them); use tpe, nsga2 or gp, or random, grid or qmc, which record them", algorithm)
 
     space = SearchSpace(
         name=name, workload=workload, policy=policy, train=train, parameters=params, derived=derived,
         algorithm=algorithm, samples=samples, search_seed=search_seed, seeds=_seeds(doc.get("seeds", 1)),
-        scheduler=_scheduler(doc.get("scheduler"), metric, train.steps), metric=metric, mode=mode,
+        scheduler=_scheduler(doc.get("scheduler"), metric, train.steps, len(metrics)), metric=metric, mode=mode,
+        metrics=tuple(metrics) if len(metrics) > 1 else (), modes=tuple(modes) if len(modes) > 1 else (),
+        constraints=constraints,
         resources=ResourcesSpec.from_mapping(doc.get("resources")),
         max_concurrent=number(doc.get("max_concurrent", 2), "max_concurrent", integer=True, low=1),
         description=str(doc.get("description", "")), source=source, text=text, set_order=set_order,
@@ -633,6 +679,39 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
 
     _probe(space, validate_workload, validate_policy)
     return space
+
+
+def _objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:
+    """``metric``/``mode``: a name and its direction, or lists of the same length (several objectives); every
+    mode must be its metric's direction."""
+    if isinstance(metric, list):
+        if not metric:
+            raise ConfigError("metric", "must be a metric or a non-empty list of metrics", metric)
+        metrics = [choice(m, list(METRICS), f"metric[{i}]") for i, m in enumerate(metric)]
+        if len(set(metrics)) != len(metrics):
+            raise ConfigError("metric", "the objectives must be distinct", metric)
+        if mode is None:
+            mode = [METRICS[m] for m in metrics]
+        elif isinstance(mode, str) and len(metrics) == 1:
+            mode = [mode]
+        if not isinstance(mode, list) or len(mode) != len(metrics):
+            raise ConfigError("mode", f"must be a list of {len(metrics)} modes (max or min), one per metric", mode)
+        keys = [f"mode[{i}]" for i in range(len(metrics))] if len(metrics) > 1 else ["mode"]
+    else:
+        metrics = [choice(metric, list(METRICS), "metric")]
+        if isinstance(mode, list):
+            raise ConfigError("mode", "a single metric takes one mode (max or min); a list of modes goes with a "
+                              "list of metrics", mode)
+        mode = [METRICS[metrics[0]] if mode is None else mode]
+        keys = ["mode"]
+    modes = []
+    for m, md, key in zip(metrics, mode, keys, strict=True):
+        md = choice(md, ("max", "min"), key)
+        if md != METRICS[m]:
+            raise ConfigError(key, f"{m} is better when it is {'higher' if METRICS[m] == 'max' else 'lower'}"
+                              f"; mode must be {METRICS[m]}", md)
+        modes.append(md)
+    return metrics, modes
 
 
 def _search_options(search: Mapping[str, Any], algorithm: str) -> dict[str, Any]:
@@ -661,6 +740,10 @@ def _search_options(search: Mapping[str, Any], algorithm: str) -> dict[str, Any]
             out[k] = choice(v, QMC_TYPES, key)
         elif k == "scramble":
             out[k] = boolean(v, key)
+        elif k == "population_size":  # NSGA-II: individuals per generation (its uniform crossover needs 2)
+            out[k] = number(v, key, integer=True, low=2)
+        elif k in ("crossover_prob", "mutation_prob", "swapping_prob"):
+            out[k] = float(number(v, key, low=0, high=1))
     return out
 
 
@@ -732,18 +815,23 @@ def _check_task(space: SearchSpace, workload: Mapping[str, Any], param: str | No
     except ConfigError:  # an unknown name: the probe reports it against its parameter
         return
     where = f" (parameters.{param} = {name!r})" if param else ""
-    if space.metric in TARGET_METRICS and space.train.target_accuracy is None and space.train.target_loss is None:
-        raise ConfigError("metric", "measures when a run first reached its target: give train.target_accuracy or "
-                          "train.target_loss", space.metric)
-    if space.metric in WORKLOAD_METRICS and entry.task is not None and space.metric not in entry.metrics:
-        reporting = ", ".join(sorted(n for n in workload_names() if space.metric in get_workload(n).metrics))
-        raise ConfigError("metric", f"workload {name} does not report {space.metric}{where}; only {reporting} do",
-                          space.metric)
+    n = len(space.objectives)
+    keys = {m: ("metric" if n == 1 else f"metric[{i}]") for i, m in enumerate(space.objectives)}
+    for i, c in enumerate(space.constraints):
+        keys.setdefault(c.metric, f"constraints[{i}]")
+    for metric, key in keys.items():
+        if metric in TARGET_METRICS and space.train.target_accuracy is None and space.train.target_loss is None:
+            raise ConfigError(key, "measures when a run first reached its target: give train.target_accuracy or "
+                              "train.target_loss", metric)
+        if metric in WORKLOAD_METRICS and entry.task is not None and metric not in entry.metrics:
+            reporting = ", ".join(sorted(w for w in workload_names() if metric in get_workload(w).metrics))
+            raise ConfigError(key, f"workload {name} does not report {metric}{where}; only {reporting} do", metric)
     if entry.task != "regression":
         return
-    if space.metric in ACCURACY_METRICS:
-        raise ConfigError("metric", f"workload {name} is a regression task with no accuracy{where}; use val_loss or "
-                          "train_loss", space.metric)
+    for metric, key in keys.items():
+        if metric in ACCURACY_METRICS:
+            raise ConfigError(key, f"workload {name} is a regression task with no accuracy{where}; use val_loss or "
+                              "train_loss", metric)
     if space.train.target_accuracy is not None:
         raise ConfigError("train.target_accuracy", f"workload {name} is a regression task with no accuracy{where}",
                           space.train.target_accuracy)

@@ -60,6 +60,8 @@ def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str
     }
     row.update({n: values.get(n) for n in space.parameter_names})
     row.update(summary or {})
+    if space.constraints:  # this trial's own values within every constraint (False without a value: always a bool)
+        row["feasible"] = all(c.satisfied(objective(summary or {}, c.metric)) for c in space.constraints)
     if error:
         row["error"] = error
     return row

@@ -99,7 +99,7 @@ def test_each_algorithm_is_one_line_with_its_options():
                                                              "not of random"),
     ("{algorithm: gp, n_start: 3}", "search.n_start",
      "unknown key; did you mean n_startup? allowed: algorithm, samples, seed, start_points, n_startup"),
-    ("{algorithm: bayes}", "search.algorithm", "must be one of tpe, random, grid, gp, cmaes, qmc (got 'bayes')"),
+    ("{algorithm: bayes}", "search.algorithm", "must be one of tpe, random, grid, gp, cmaes, qmc, nsga2 (got 'bayes')"),
 ])
 def test_a_bad_option_is_one_line_naming_key_rule_and_value(search, key, rule):
     with pytest.raises(ConfigError) as e:
