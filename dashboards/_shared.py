@@ -174,8 +174,12 @@ def study_store(prefix: str, name: str) -> Any:
 
 def header(title: str, info: StudyInfo, extra: str = "") -> Any:
     fin, total = len(info.finished()), info.n_total()
-    parts = [f"status {info.status}", f"{fin}/{total if total else '?'} trials finished",
-             f"metric {info.metric} ({info.mode})"]
+    metrics, modes = info.objectives
+    objective = f"metric {info.metric} ({info.mode})" if len(metrics) == 1 else \
+        "objectives " + ", ".join(f"{m} ({d})" for m, d in zip(metrics, modes, strict=True))
+    parts = [f"status {info.status}", f"{fin}/{total if total else '?'} trials finished", objective]
+    if info.meta.get("constraints"):
+        parts.append("constraints " + "; ".join(map(str, info.meta["constraints"])))
     if extra:
         parts.append(extra)
     name = info.path.name if info.name == info.path.name else f"{info.path.name} (study {info.name})"

@@ -144,11 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--select", choices=("mean", "best", "pareto"), default="mean",
                    help="mean: best mean over a configuration's seeds (default; one lucky seed cannot win); "
                    "best: the single best trial; pareto: the best mean within --max-time-ratio x the fastest "
-                   "configuration's mean wall time")
+                   "configuration's mean wall time, or, on a multi-objective study, every configuration on the "
+                   "Pareto front of its objectives (seeds' means), one file each. A constrained study exports only "
+                   "configurations that satisfy its constraints")
     e.add_argument("--max-time-ratio", type=float, metavar="R",
                    help="with --select pareto: the time budget as a multiple of the fastest configuration's mean "
                    "wall time (>= 1)")
-    e.add_argument("--top", type=int, default=1, metavar="N", help="write the N best configurations, one file each")
+    e.add_argument("--top", type=int, metavar="N", help="write the N best configurations, one file each (default 1; "
+                   "the whole front with --select pareto on a multi-objective study)")
     e.add_argument("-o", "--output", metavar="FILE",
                    help="file to write (default policies/<study>_<config>.yaml); a folder (ending in /) with --top")
     e.add_argument("--force", action="store_true", help="overwrite existing files")
@@ -216,6 +219,15 @@ def cmd_studies(args: argparse.Namespace) -> int:
             rows.append({"name": path.name, "status": f"unreadable: {exc}", "done": "-", "total": "-",
                          "metric": "-", "best": None, "best_trial": "-"})
             continue
+        metrics, modes = study.objectives
+        if len(metrics) > 1:  # several objectives: the Pareto front of the configurations instead of a best
+            rows.append({
+                "name": study.name, "status": study.meta.get("status", "?"), "done": len(study.finished()),
+                "total": study.meta.get("n_trials_total", "?"), "metric": ",".join(metrics),
+                "best": None, "best_trial": "-", "updated": study.meta.get("updated", ""),
+                "front": _front_ids(study, metrics, modes),
+            })
+            continue
         best = study.best_trial()
         rows.append({
             "name": study.name, "status": study.meta.get("status", "?"), "done": len(study.finished()),
@@ -234,9 +246,31 @@ def cmd_studies(args: argparse.Namespace) -> int:
     header = f"{'study':<28} {'status':<12} {'trials':>9}  {'metric':<18} {'best':>8}  best trial"
     print(header)
     for r in rows:
+        if "front" in r:  # a multi-objective study: the size of its Pareto front and its configurations
+            front = r["front"]
+            size, which = (f"front {len(front)}", " ".join(front[:6]) + (" ..." if len(front) > 6 else "")) \
+                if front else ("-", "-")
+            print(f"{r['name']:<28} {r['status']:<12} {str(r['done']) + '/' + str(r['total']):>9}  "
+                  f"{r['metric']:<18} {size:>8}  {which}")
+            continue
         print(f"{r['name']:<28} {r['status']:<12} {str(r['done']) + '/' + str(r['total']):>9}  {r['metric']:<18} "
               f"{_fmt_metric(r['best']):>8}  {r['best_trial']}")
     return 0
+
+
+def _front_ids(study: Any, metrics: list[str], modes: list[str]) -> list[str]:
+    """The config ids on a multi-objective study's Pareto front (seeds' means; feasible ones where constrained),
+    as ``export --select pareto`` finds it; none while no configuration qualifies."""
+    from hyperswitch.results.objectives import study_constraints
+    from hyperswitch.results.select import select_configurations
+
+    try:
+        sel = select_configurations(study.finished(), metrics[0], modes[0], "pareto", top=10**9,
+                                    objectives=list(zip(metrics, modes, strict=True)),
+                                    constraints=study_constraints(study.meta))
+    except ConfigError:
+        return []
+    return [c.config_id for c in sel.choices]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -441,7 +475,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         c, p = r.choice, r.path
         spread = f" ± {c.std:.4g}" if c.std is not None else ""
         prov = r.document["provenance"]
-        print(f"wrote {p}: configuration {c.config_id} (rank {c.rank}), {prov['metric']} {c.mean:.4g}{spread} over "
+        result = f"{prov['metric']} {c.mean:.4g}{spread}"
+        if c.objectives:
+            result = ", ".join(f"{m} {mean:.4g}" + (f" ± {std:.4g}" if std is not None else "")
+                               for m, mean, std, _ in c.objectives)
+        print(f"wrote {p}: configuration {c.config_id} (rank {c.rank}), {result} over "
               f"{c.n} seed(s) {list(c.seeds)}; trials {', '.join(c.trial_ids)}")
         if prov.get("parameters"):
             print("  " + ", ".join(f"{k}={v}" for k, v in prov["parameters"].items()))

@@ -1,5 +1,6 @@
 """Memory and time: peak memory per policy and per phase (SGD vs K-FAC vs Mixer, 000's C4; add other studies to
-compare), time to target per policy, and the accuracy-vs-time Pareto front."""
+compare), time to target per policy, and the accuracy-vs-time Pareto front (a multi-objective study's: its first
+two objectives, each in its own direction, the first on y)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,18 @@ PARETO_Y = ["val_accuracy", "best_val_accuracy"]
 PARETO_X = ["wall_time_s", "time_to_target_s"]
 
 
+def pareto_axes(info: Any) -> tuple[list[str], str, list[str], str]:
+    """(y choices, y default, x choices, x default): a multi-objective study's first two objectives first."""
+    own = fm.study_pareto_metrics(info.meta)
+    if own is None:
+        return PARETO_Y, "val_accuracy", PARETO_X, "wall_time_s"
+    return ([own[0], *[m for m in PARETO_Y if m != own[0]]], own[0],
+            [own[2], *[m for m in PARETO_X if m != own[2]]], own[2])
+
+
 def layout(ctx: Context, study: str) -> Any:
     info = ctx.info(study)
+    ys, y0, xs, x0 = pareto_axes(info)
     groups = [fc.POLICY, fc.FAMILY, "study", *info.varied_parameters]
     others = [n for n in ctx.study_names() if n != study]
     return html.Div([
@@ -51,10 +62,11 @@ def layout(ctx: Context, study: str) -> Any:
         html.Div(id=f"{P}-message"),
         html.Div([html.Div(graph(f"{P}-peak")), html.Div(graph(f"{P}-phase"))], className="hs-row"),
         html.Div([html.Div(graph(f"{P}-target")), html.Div([
-            html.Div([control("accuracy", radio(f"{P}-pareto-y", PARETO_Y, "val_accuracy",
-                                                {m: metric_label(m) for m in PARETO_Y})),
-                      control("time", radio(f"{P}-pareto-x", PARETO_X, "wall_time_s",
-                                            {m: metric_label(m) for m in PARETO_X}))], className="hs-controls"),
+            html.Div([control("y" if y0 != "val_accuracy" else "accuracy",
+                              radio(f"{P}-pareto-y", ys, y0, {m: metric_label(m) for m in ys})),
+                      control("x" if x0 != "wall_time_s" else "time",
+                              radio(f"{P}-pareto-x", xs, x0, {m: metric_label(m) for m in xs}))],
+                     className="hs-controls"),
             graph(f"{P}-pareto")])], className="hs-row"),
     ])
 

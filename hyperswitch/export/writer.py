@@ -114,7 +114,8 @@ def _targets(study_name: str, choices: list[Choice], output: str | os.PathLike[s
 
 
 def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, metric: str, mode: str, select: str,
-              max_time_ratio: float | None, n_finished: int, n_total: int | None) -> dict[str, Any]:
+              max_time_ratio: float | None, n_finished: int, n_total: int | None,
+              constraints: Any = ()) -> dict[str, Any]:
     import hyperswitch
     from hyperswitch.switching import Policy
     from hyperswitch.workloads import validate_workload
@@ -131,9 +132,18 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
     how = {"mean": f"best mean {metric} over its seeds", "best": f"best single trial by {metric}",
            "pareto": f"best mean {metric} within {max_time_ratio or 0:g} x the fastest configuration's mean wall "
                      "time"}
+    if choice.objectives:
+        how["pareto"] = ("on the Pareto front of " + ", ".join(m for m, *_ in choice.objectives)
+                         + " (seeds' means)")
+    if constraints:
+        how = {k: f"{v}, among the configurations that satisfy the study's constraints" for k, v in how.items()}
     shown = ", ".join(f"{k}={_plain(v)}" for k, v in sampled.items()) or "no searched parameters"
+    result = f"{metric} {choice.mean:.4g}{spread}"
+    if choice.objectives:
+        result = ", ".join(f"{m} {mean:.4g}" + (f" ± {std:.4g} (s.d.)" if std is not None else "")
+                           for m, mean, std, _ in choice.objectives)
     description = (f"Exported from study {study.name}: configuration {choice.config_id} ({shown}), {how[select]} "
-                   f"(rank {choice.rank}); {metric} {choice.mean:.4g}{spread} over {choice.n} seed(s).")
+                   f"(rank {choice.rank}); {result} over {choice.n} seed(s).")
     provenance: dict[str, Any] = {
         "study": study.name,
         "study_folder": display(study.path),  # a local folder made absolute, or the study's URI
@@ -152,8 +162,15 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
     }
     if select == "best":
         provenance.update(trial_id=choice.trial_id, seed=int(row["seed"]), value=choice.value)
-    if select == "pareto":
+    if select == "pareto" and choice.objectives:  # one file per configuration on the front
+        provenance.update(objectives=[{"metric": m, "mode": d, "values": list(vals), "mean": mean, "std": std}
+                                      for (m, mean, std, vals), d in zip(choice.objectives, _modes(study),
+                                                                        strict=True)],
+                          front_size=selection.front_size)
+    elif select == "pareto":
         provenance.update(max_time_ratio=max_time_ratio, time_ratio=choice.time_ratio)
+    if constraints:
+        provenance.update(constraints=[c.text for c in constraints], feasible_only=True)
     provenance.update({
         "wall_time_s_mean": choice.wall_time_mean,
         "parameters": {k: _plain(values[k]) for k in space.parameter_names if k in values},
@@ -175,6 +192,10 @@ def _document(study: Any, space: Any, choice: Choice, selection: Selection, *, m
         "train": _plain(space.train.as_dict()),
         "provenance": _plain(provenance),
     }
+
+
+def _modes(study: Any) -> list[str]:
+    return list(study.objectives[1])
 
 
 def _text(doc: Mapping[str, Any], choice: Choice) -> str:
@@ -213,25 +234,40 @@ def _write_atomic(text: str, target: Path) -> None:
 
 
 def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] = "runs", *, metric: str | None = None,
-                 mode: str | None = None, select: str = "mean", top: int = 1,
+                 mode: str | None = None, select: str = "mean", top: int | None = None,
                  output: str | os.PathLike[str] | None = None, force: bool = False,
                  max_time_ratio: float | None = None) -> list[ExportResult]:
     """Choose the study's best configuration(s) and write them as policy files.
 
-    ``study``: a name under ``storage`` or a study folder. ``metric``/``mode``: default the study's own; a mode
-    that contradicts the metric's direction is an error. ``select``: ``mean`` (default), ``best`` or ``pareto``
-    (with ``max_time_ratio``); see :mod:`hyperswitch.results.select`. ``top``: how many configurations, one file
-    each. ``output``: a file (``top`` 1) or a folder; default ``policies/<study>_<config_id>.yaml``.
+    ``study``: a name under ``storage`` or a study folder. ``metric``/``mode``: default the study's own (a
+    multi-objective study's first objective); a mode that contradicts the metric's direction is an error.
+    ``select``: ``mean`` (default), ``best`` or ``pareto`` (with ``max_time_ratio``; on a multi-objective study
+    without it: every configuration on the Pareto front of its objectives, one file each, ``top`` the first of
+    them by the first objective); see :mod:`hyperswitch.results.select`. A constrained study's configurations
+    compete only when feasible (provenance ``constraints``, ``feasible_only``). ``top``: how many configurations,
+    one file each. ``output``: a file (one configuration) or a folder; default
+    ``policies/<study>_<config_id>.yaml``.
     Raises ``ConfigError`` (and writes nothing) on bad input, a study with no finished trial, or an existing
     file without ``force``."""
+    from hyperswitch.results.objectives import study_constraints
     from hyperswitch.results.reader import open_study
     from hyperswitch.search.space import space_from_text  # the policy template; parsed once per process
 
     path = resolve_study(study, storage)
     s = open_study(path)
+    metrics, modes = s.objectives
+    front = select == "pareto" and len(metrics) > 1
+    if front and metric is not None and max_time_ratio is None:
+        raise ConfigError("--metric", "--select pareto on a multi-objective study uses its objectives ("
+                          + ", ".join(metrics) + "); leave --metric out", metric)
+    if top is None:  # one configuration; the whole front of a multi-objective study (--top N: its first N)
+        top = 10**9 if front and max_time_ratio is None else 1
     metric = metric or s.metric
     mode = check_metric(metric, mode)
-    selection = select_configurations(s.trials, metric, mode, select=select, top=top, max_time_ratio=max_time_ratio)
+    constraints = study_constraints(s.meta)
+    selection = select_configurations(s.trials, metric, mode, select=select, top=top, max_time_ratio=max_time_ratio,
+                                      objectives=list(zip(metrics, modes, strict=True)) if front else (),
+                                      constraints=constraints)
     meta = s.meta
     if not meta.get("space_text"):
         raise ConfigError("study.json.space_text", "is missing: cannot rebuild the policy template", show_value=False,
@@ -250,7 +286,8 @@ def export_study(study: str | os.PathLike[str], storage: str | os.PathLike[str] 
         raise ConfigError("-o" if output is not None else "output", "exists; use --force to overwrite it",
                           str(existing[0]))
     docs = [_document(s, space, c, selection, metric=metric, mode=mode, select=select, max_time_ratio=max_time_ratio,
-                      n_finished=n_finished, n_total=int(n_total) if n_total is not None else None)
+                      n_finished=n_finished, n_total=int(n_total) if n_total is not None else None,
+                      constraints=constraints)
             for c in selection.choices]
     texts = [_text(d, c) for d, c in zip(docs, selection.choices, strict=True)]
     for text, target in zip(texts, targets, strict=True):

@@ -1,9 +1,11 @@
 """Memory and time: a metric per group with error bars (peak memory per policy, time to target), peak memory
-per training phase (which optimizer stepped), and the accuracy-vs-time Pareto front."""
+per training phase (which optimizer stepped), and the Pareto front of two metrics: accuracy vs time, or a
+multi-objective study's first two objectives (:func:`study_pareto_metrics`)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -116,29 +118,45 @@ def phase_memory_figure(d: PhaseMemory) -> go.Figure:
 # --- Pareto front ---------------------------------------------------------------------------------------------
 
 class Pareto(NamedTuple):
-    x_metric: str  # lower is better (time)
+    x_metric: str
     y_metric: str
     y_mode: str
     x: np.ndarray  # one point per configuration (mean over seeds)
     y: np.ndarray
     configs: list[str]
     front: np.ndarray  # indices of the Pareto-optimal points, by increasing x
+    x_mode: str = "min"  # time: lower is better
 
 
-def pareto_front(x: np.ndarray, y: np.ndarray, y_mode: str = "max") -> np.ndarray:
-    """Indices of the points not dominated by another (lower x and better y), sorted by x."""
-    sign = 1.0 if y_mode == "max" else -1.0
-    order = np.lexsort((-sign * y, x))  # by x, then best y first
-    front, best = [], -np.inf
-    for i in order:
-        if sign * y[i] > best:
-            front.append(i)
-            best = sign * y[i]
-    return np.asarray(front, dtype=np.int64)
+def pareto_front(x: np.ndarray, y: np.ndarray, y_mode: str = "max", x_mode: str = "min") -> np.ndarray:
+    """Indices of the points not dominated by another (better or equal in both, better in one), sorted by x (then
+    y); points equal in both are kept once (the first)."""
+    from hyperswitch.results.objectives import pareto_front as front_of
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    on = front_of(np.column_stack([x, y]), [x_mode, y_mode])
+    seen: set[tuple[float, float]] = set()
+    kept = []
+    for i in on[np.lexsort((y[on], x[on]))]:
+        if (x[i], y[i]) not in seen:
+            seen.add((x[i], y[i]))
+            kept.append(int(i))
+    return np.asarray(kept, dtype=np.int64)
+
+
+def study_pareto_metrics(meta: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+    """(y metric, y mode, x metric, x mode) of a multi-objective study's Pareto view: its first objective on y, its
+    second on x; None for a single-objective study (the view then plots accuracy against wall time)."""
+    from hyperswitch.results.objectives import study_objectives
+
+    metrics, modes = study_objectives(meta)
+    if len(metrics) < 2:
+        return None
+    return metrics[0], modes[0], metrics[1], modes[1]
 
 
 def pareto_data(trials: pd.DataFrame, y_metric: str = "val_accuracy", x_metric: str = "wall_time_s",
-                y_mode: str | None = None) -> Pareto:
+                y_mode: str | None = None, x_mode: str | None = None) -> Pareto:
     rows, _ = metric_rows(trials, y_metric)
     if x_metric not in rows:
         raise NotApplicable(f"this study has no {metric_label(x_metric)}")
@@ -154,7 +172,8 @@ def pareto_data(trials: pd.DataFrame, y_metric: str = "val_accuracy", x_metric: 
         names = both["trial_id"].astype(str).tolist()
     x, y = conf[x_metric].to_numpy(float), conf[y_metric].to_numpy(float)
     mode = y_mode or METRICS.get(y_metric, "max")
-    return Pareto(x_metric, y_metric, mode, x, y, names, pareto_front(x, y, mode))
+    xm = x_mode or METRICS.get(x_metric, "min")
+    return Pareto(x_metric, y_metric, mode, x, y, names, pareto_front(x, y, mode, xm), xm)
 
 
 def pareto_figure(d: Pareto) -> go.Figure:
@@ -169,9 +188,13 @@ def pareto_figure(d: Pareto) -> go.Figure:
          "text": [d.configs[i] for i in f], "hovertemplate": "%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"},
     ]
     layout = {"xaxis": axis(metric_label(d.x_metric)), "yaxis": axis(metric_label(d.y_metric))}
+    better = f"{'higher' if d.y_mode == 'max' else 'lower'} {metric_label(d.y_metric)}, " \
+        f"{'higher' if d.x_mode == 'max' else 'lower'} {metric_label(d.x_metric)} better"
     return figure(data, layout, f"{metric_label(d.y_metric)} vs {metric_label(d.x_metric)}",
-                  f"one point per configuration (mean over seeds); {len(f)} on the Pareto front of {len(d.x)}")
+                  f"one point per configuration (mean over seeds); {len(f)} on the Pareto front of {len(d.x)} "
+                  f"({better})")
 
 
 __all__ = ["GroupBars", "PhaseMemory", "Pareto", "config_means", "group_bars_data", "group_bars_figure",
-           "pareto_data", "pareto_figure", "pareto_front", "phase_memory_data", "phase_memory_figure"]
+           "pareto_data", "pareto_figure", "pareto_front", "phase_memory_data", "phase_memory_figure",
+           "study_pareto_metrics"]

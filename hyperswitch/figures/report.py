@@ -103,8 +103,13 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     yield ("memory_time_to_target", "Memory and time", "time to target per policy",
            lambda: fm.group_bars_figure(fm.group_bars_data(t, labels, "time_to_target_s", by="policy"),
                                         "time to target accuracy per policy"))
-    yield ("memory_pareto", "Memory and time", "accuracy vs wall time",
-           lambda: fm.pareto_figure(fm.pareto_data(t, "val_accuracy", "wall_time_s")))
+    own = fm.study_pareto_metrics(info.meta)  # a multi-objective study: its first two objectives
+    if own is None:
+        yield ("memory_pareto", "Memory and time", "accuracy vs wall time",
+               lambda: fm.pareto_figure(fm.pareto_data(t, "val_accuracy", "wall_time_s")))
+    else:
+        yield ("memory_pareto", "Memory and time", f"{own[0]} vs {own[2]} (the study's objectives)",
+               lambda: fm.pareto_figure(fm.pareto_data(t, own[0], own[2], y_mode=own[1], x_mode=own[3])))
     factors = fa.ablation_factors(t, info.parameters)
     if not factors:
         yield ("ablations", "Ablations", "on/off comparisons", lambda: (_ for _ in ()).throw(NotApplicable(

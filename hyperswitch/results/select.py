@@ -72,6 +72,7 @@ class Choice:
 class Selection:
     choices: list[Choice]
     notes: list[str] = field(default_factory=list)
+    front_size: int | None = None  # ``pareto`` of several objectives: configurations on the front
 
 
 def finite_values(values: Iterable[Any]) -> list[float]:
@@ -300,4 +301,4 @@ def _front(trials: pd.DataFrame, objectives: list[tuple[str, str]], top: int, no
         choices.append(replace(_choice(rank, cid, tables[0][0], row), objectives=tuple(parts)))
     if len(choices) < len(on):
         notes.append(f"--top {top}: the first {len(choices)} of the front's {len(on)} by {objectives[0][0]}")
-    return Selection(choices, notes)
+    return Selection(choices, notes, front_size=len(on))

@@ -294,6 +294,7 @@ class OptunaProposer(_Proposer):
         self.remembers = algorithm in ("cmaes", "nsga2")
         self.attrs: dict[int, dict[str, Any]] = {}  # the system attrs each proposal's trial was left with
         self.parents: dict[str, list[int]] = {}  # NSGA-II: generation key -> its parents' config indices
+        self.study: Any = None
 
     def _in_study(self) -> int:
         """Prior trials inside each proposal's study (CMA-ES takes them as source trials, outside it)."""
@@ -409,6 +410,7 @@ class OptunaProposer(_Proposer):
         trials += [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING,
                                 system_attrs=attrs(j)) for j, p in pending]
         study.add_trials(trials)
+        self.study = study  # the latest proposal's study: what the sampler was told, for inspection
         if self.algorithm == "nsga2":
             self._restore_parents(storage, study.study_name, first, [j for j, _, _ in told] + [j for j, _ in pending])
         trial = study.ask(d)
