@@ -541,8 +541,12 @@ def run_sweep(space: SearchSpace, *, storage: str | Path = "runs", name: str | N
             + (f" ({len(discarded)} unfinished: continued from their checkpoints where they have one)"
                if discarded else "")
             + (f" ({len(retried)} that failed: run again from the start)" if retried else ""))
+    objectives = f"metric {space.metric} ({space.mode})" if not space.multi_objective else "objectives " + \
+        ", ".join(f"{m} ({d})" for m, d in zip(space.objectives, space.objective_modes, strict=True))
+    if space.constraints:
+        objectives += ", constraints " + "; ".join(c.text for c in space.constraints)
     out(f"study {store.name}: {n_configs} configurations x {len(space.seeds)} seeds = {total} trials "
-        f"({space.algorithm}, {space.max_concurrent} at a time), metric {space.metric} ({space.mode})")
+        f"({space.algorithm}, {space.max_concurrent} at a time), {objectives}")
     if trackers is not None:
         trackers.catch_up(skip=retried)  # finished trials a tracker lacks (new to the study, or missed)
     if remaining == 0:
