@@ -12,7 +12,7 @@ So the configurations of a study are a function of its seed and its results, not
 finish first, and a resumed study (``carried``: what its table holds) proposes exactly what an uninterrupted
 one does:
 
-- ``OptunaProposer`` (``tpe``, ``random``, ``gp``, ``cmaes``): each proposal asks a fresh Optuna study with a
+- ``OptunaProposer`` (``tpe``, ``random``, ``gp``, ``cmaes``, ``nsga2``): each proposal asks a fresh Optuna study with a
   sampler seeded from ``(search seed, k)``. Random search never waits. TPE, GP (``GPSampler``) and CMA-ES
   (``CmaEsSampler``) are told the results of configurations ``0 .. k-1-L`` (``L`` = configurations allowed in
   flight unseen, ``search_lag``) and shown ``k-L .. k-1`` as running (TPE's constant liar, GP's pending
@@ -21,7 +21,15 @@ one does:
   generation each point was asked in; the optimizer, pickled, on the trial that told it a generation): each
   proposal's attrs are kept and put back on that configuration's trial in every later proposal's study, so the
   fresh studies hold what one long study would; a resumed study makes its earlier proposals again (they are a
-  function of the results it holds) to learn them back (``SeedRepeater._replay``).
+  function of the results it holds) to learn them back (``SeedRepeater._replay``). NSGA-II (``NSGAIISampler``)
+  does the same with its generation attr (start points are members of generation 0) and, in each fresh study's
+  system attrs, the parents it chose for each generation, kept by config index: configuration ``k`` waits for
+  results once ``k - L`` reaches ``population_size`` (before that its generation is 0, drawn at random).
+- Several objectives or constraints: ``SeedRepeater(measures=...)`` keeps each trial's value of every objective
+  and constrained metric (the trial's result under the metric's name) and tells the proposer, per configuration,
+  the seeds' mean of each (``seed_mean``); each proposal's study then has one direction per objective and its
+  trials carry Optuna's constraint values (``constraints:<i>`` system attrs: mean - bound for ``<=``, bound -
+  mean for ``>=``). A single objective without constraints is told a plain mean, as before.
 - ``QMCProposer`` (``qmc``): point ``i`` of scipy's Sobol or Halton sequence, drawn directly; never waits.
 - ``GridSearcher``: the grid in an order shuffled by the search seed; points a study already holds are skipped.
 - ``FixedSearcher``: one empty configuration (a space with no sampled parameter).

@@ -17,11 +17,12 @@ parameters:
   lr_adam: 0.001                      # a fixed value (or {type: fixed, value: 0.001})
 derived:
   ratio_x2: ratio * 2                 # arithmetic on other parameters, parsed, never eval'ed
-search: {algorithm: tpe, samples: 8, seed: 0}   # tpe | random | grid | gp | cmaes | qmc
+search: {algorithm: tpe, samples: 8, seed: 0}   # tpe | random | grid | gp | cmaes | qmc | nsga2
 seeds: 3                              # or a list [0, 1, 2]: every configuration runs once per seed
 scheduler: none                       # or {type: asha, grace_period: 50, reduction_factor: 3}
-metric: val_accuracy
-mode: max
+metric: val_accuracy                  # or a list: [val_accuracy, wall_time_s] (several objectives)
+mode: max                             # or a list: [max, min]; each mode is its metric's direction
+constraints: [peak_memory_bytes <= 2e9]   # optional: METRIC <= NUMBER or METRIC >= NUMBER
 resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0, max_failures: 2}
 max_concurrent: 2
 ```
@@ -47,8 +48,15 @@ parameters, derived values, or names that another parameter's sets give (not in 
 may be a placeholder too (a categorical over workloads); the workload's options are then checked for every
 choice.
 
+Several objectives (``metric``/``mode`` lists: ``SearchSpace.objectives``, ``objective_modes``; ``metric`` and
+``mode`` are the first) are learnt from by tpe, nsga2 and gp and recorded by random, grid and qmc; cmaes and an
+ASHA scheduler refuse them. ``constraints`` (``hyperswitch.results.objectives.Constraint``) are learnt from by
+tpe, nsga2 and gp (as Optuna's constraints, from the seeds' means of their metrics), recorded by random, grid
+and qmc, refused by cmaes. ``SearchSpace.measures``: every metric whose seeds' mean the sampler is told.
+
 ``search`` takes the algorithm's own options (``SEARCH_OPTIONS``: ``n_startup`` for tpe, gp and cmaes;
-``sigma0`` and ``popsize`` for cmaes; ``qmc_type`` and ``scramble`` for qmc) and ``start_points``: a list of
+``sigma0`` and ``popsize`` for cmaes; ``qmc_type`` and ``scramble`` for qmc; ``population_size``,
+``crossover_prob``, ``mutation_prob`` and ``swapping_prob`` for nsga2) and ``start_points``: a list of
 values of every sampled parameter, proposed first, in order, whatever the algorithm (each checked against its
 parameter's range, step or choices; on a grid they are grid points, run before the rest of the grid)::
 
