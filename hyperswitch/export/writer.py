@@ -73,6 +73,8 @@ def sampled_values(distributions: Mapping[str, Mapping[str, Any]], row: Mapping[
     out: dict[str, Any] = {}
     for name in sampled_names(distributions):
         p = distributions[name]
+        if p.get("when") and (name not in row or _plain(row[name]) is None):
+            continue  # a conditional parameter that does not apply to this configuration
         if name not in row:
             raise ConfigError(f"trials.parquet.{name}", "is missing: the study's trials lack this parameter",
                               show_value=False)

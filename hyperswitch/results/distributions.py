@@ -25,8 +25,10 @@ SAMPLED_TYPES = ("float", "int", "categorical")
 
 
 def entry(name: str, kind: str, *, low: Any = None, high: Any = None, log: bool = False, step: Any = None,
-          choices: Sequence[Any] = (), value: Any = None, expression: str | None = None) -> dict[str, Any]:
-    """One distribution as study.json records it (the keys that apply to its type)."""
+          choices: Sequence[Any] = (), value: Any = None, expression: str | None = None,
+          when: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+    """One distribution as study.json records it (the keys that apply to its type; ``when``: a conditional
+    parameter's condition, ``{OTHER: [CHOICE, ...]}``)."""
     out: dict[str, Any] = {"name": name, "type": kind}
     if kind in ("float", "int"):
         out.update(low=low, high=high, log=bool(log), step=step)
@@ -38,6 +40,8 @@ def entry(name: str, kind: str, *, low: Any = None, high: Any = None, log: bool 
         out["expression"] = expression
     else:
         raise ValueError(f"unknown distribution type {kind!r}")
+    if when:
+        out["when"] = {str(k): list(v) for k, v in when.items()}
     return out
 
 

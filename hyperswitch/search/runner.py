@@ -229,7 +229,7 @@ def _carried(study: Study, space: SearchSpace, running: Any = None,
     for cid, group in trials.groupby("config_id", sort=True):
         n_configs += 1
         next_index = max(next_index, int(str(cid)[1:]) + 1)
-        params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
+        params = space.active_values({n: _py(group.iloc[0][n]) for n in space.sampled_names if n in group})
         done_rows = group[(group["status"] != RUNNING) & ~group["trial_id"].isin(list(again))]
         done = {int(s) for s in done_rows["seed"]}
         values = _finite(done_rows, space.metric)
@@ -265,16 +265,19 @@ def build_searcher(space: SearchSpace, carried: list[Carried], lag: int,
         proposer: Any = FixedSearcher(space.mode)
     elif space.algorithm == "grid":  # the same seeded order in every session; points already run are skipped
         proposer = GridSearcher(space.grid(), space.mode, space.search_seed, space.grid_limit,
-                                start_points=space.start_points)
+                                start_points=space.start_points,
+                                points=space.grid_points() if space.conditional else None)
         for c in carried:
             proposer.skip(c.params)
     elif space.algorithm == "qmc":
-        proposer = QMCProposer(space.optuna_space(), space.search_seed, space.search_options, space.start_points)
+        proposer = QMCProposer(space.optuna_space(), space.search_seed, space.search_options, space.start_points,
+                               conditions=space.conditions)
     else:
         proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag,
                                   options=space.search_options, start_points=space.start_points, priors=priors,
                                   objectives=list(zip(space.objectives, space.objective_modes, strict=True))
-                                  if space.multi_objective else (), constraints=space.constraints)
+                                  if space.multi_objective else (), constraints=space.constraints,
+                                  conditions=space.conditions)
     n_new = max(0, space.n_configurations() - len(carried))
     return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried,
                         measures=space.measures if _measured(space) else ())
@@ -328,7 +331,7 @@ def read_warm_start(space: SearchSpace, other: str | Path, storage: str | Path =
         values = sorted((int(s), float(v)) for s, v in zip(group["seed"], group[space.metric], strict=True)
                         if v is not None and math.isfinite(float(v)))
         if values:
-            params = {n: _py(group.iloc[0][n]) for n in space.sampled_names}
+            params = space.active_values({n: _py(group.iloc[0][n]) for n in space.sampled_names if n in group})
             configurations.append({"config_id": str(cid), "params": params,
                                    "value": math.fsum(v for _, v in values) / len(values)})
             if _measured(space):  # every objective's and constrained metric's mean (None: no finite value)
@@ -694,7 +697,8 @@ def _finish(store: StudyStore, space: SearchSpace, out: Printer) -> Study:
         return study
     best = study.best_trial()
     if best is not None:
-        params = ", ".join(f"{n}={_fmt(best.get(n))}" for n in space.parameter_names)
+        params = ", ".join(f"{n}={_fmt(best.get(n))}" for n in space.parameter_names
+                           if n not in space.conditions or space.is_active(n, best))
         out(f"best trial: {best['trial_id']} {space.metric}={best[space.metric]:.4f}  ({params})")
     t = study.finished()
     if len(t) and space.metric in t and len(space.seeds) > 1:

@@ -280,7 +280,8 @@ class OptunaProposer(_Proposer):
                  n_startup: int | None = None, *, options: Mapping[str, Any] | None = None,
                  start_points: Sequence[Mapping[str, Any]] = (),
                  priors: Sequence[tuple[Mapping[str, Any], Result]] = (),
-                 objectives: Sequence[tuple[str, str]] = (), constraints: Sequence[Constraint] = ()) -> None:
+                 objectives: Sequence[tuple[str, str]] = (), constraints: Sequence[Constraint] = (),
+                 conditions: Mapping[str, tuple[str, Sequence[Any]]] | None = None) -> None:
         if algorithm not in (*LEARNING, "random", "nsga2"):
             raise ValueError(f"OptunaProposer: unknown algorithm {algorithm!r}")
         self.distributions = dict(distributions)
@@ -303,6 +304,10 @@ class OptunaProposer(_Proposer):
         self.attrs: dict[int, dict[str, Any]] = {}  # the system attrs each proposal's trial was left with
         self.parents: dict[str, list[int]] = {}  # NSGA-II: generation key -> its parents' config indices
         self.study: Any = None
+        # conditional parameters: name -> (the categorical it depends on, its choices that make it apply); a
+        # proposal then asks define-by-run (each parameter suggested only where it applies, conditions first)
+        self.conditions = {n: (str(o), tuple(c)) for n, (o, c) in (conditions or {}).items()}
+        self.order = _condition_order(list(self.distributions), self.conditions)
 
     def _in_study(self) -> int:
         """Prior trials inside each proposal's study (CMA-ES takes them as source trials, outside it)."""
@@ -364,8 +369,13 @@ class OptunaProposer(_Proposer):
         return optuna.samplers.RandomSampler(seed=seed)
 
     def _known(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` as Optuna holds them (a Parquet-widened int choice becomes the choice again)."""
-        return {n: d.to_external_repr(d.to_internal_repr(params[n])) for n, d in self.distributions.items()}
+        """``params`` as Optuna holds them (a Parquet-widened int choice becomes the choice again); only those
+        that apply (a conditional parameter that does not is left out, with its distribution)."""
+        return {n: d.to_external_repr(d.to_internal_repr(params[n])) for n, d in self.distributions.items()
+                if not self.conditions or (n in params and active(n, self.conditions, params))}
+
+    def _dists(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        return {n: self.distributions[n] for n in known} if self.conditions else self.distributions
 
     def outcome(self, result: Result) -> tuple[list[float] | None, dict[str, float]]:
         """(the values the sampler is told, or None: failed; the constraint system attrs) of one result."""
@@ -386,10 +396,11 @@ class OptunaProposer(_Proposer):
         from optuna.trial import TrialState, create_trial
 
         values, constraints = self.outcome(result)
+        known = self._known(params)
         if values is None:
-            return create_trial(params=self._known(params), distributions=self.distributions, state=TrialState.FAIL,
+            return create_trial(params=known, distributions=self._dists(known), state=TrialState.FAIL,
                                 system_attrs=dict(attrs or {}))
-        return create_trial(params=self._known(params), distributions=self.distributions, values=values,
+        return create_trial(params=known, distributions=self._dists(known), values=values,
                             system_attrs={**(attrs or {}), **constraints})
 
     def _prior_trials(self) -> list[Any]:
@@ -415,13 +426,19 @@ class OptunaProposer(_Proposer):
         trials = self._prior_trials() if self._in_study() else []
         first = len(trials)  # the number of configuration told[0]'s trial in this study
         trials += [self._trial(p, v, attrs(j)) for j, p, v in told]
-        trials += [create_trial(params=self._known(p), distributions=d, state=TrialState.RUNNING,
+        trials += [create_trial(params=(k := self._known(p)), distributions=self._dists(k), state=TrialState.RUNNING,
                                 system_attrs=attrs(j)) for j, p in pending]
         study.add_trials(trials)
         self.study = study  # the latest proposal's study: what the sampler was told, for inspection
         if self.algorithm == "nsga2":
             self._restore_parents(storage, study.study_name, first, [j for j, _, _ in told] + [j for j, _ in pending])
-        trial = study.ask(d)
+        if self.conditions:  # define-by-run: each parameter only where it applies, its condition first
+            trial = study.ask()
+            for n in self.order:
+                if active(n, self.conditions, trial.params):
+                    suggest(trial, n, d[n])
+        else:
+            trial = study.ask(d)
         if self.remembers:  # CMA-ES's generation, and its optimizer where this proposal told it a generation
             asked = next(t for t in reversed(study.get_trials(deepcopy=False)) if t.number == trial.number)
             self.attrs[index] = dict(asked.system_attrs)
@@ -457,8 +474,10 @@ class QMCProposer(_Proposer):
     is drawn directly (``fast_forward(i)``), the same in every session."""
 
     def __init__(self, distributions: Mapping[str, Any], seed: int, options: Mapping[str, Any] | None = None,
-                 start_points: Sequence[Mapping[str, Any]] = ()) -> None:
+                 start_points: Sequence[Mapping[str, Any]] = (),
+                 conditions: Mapping[str, tuple[str, Sequence[Any]]] | None = None) -> None:
         self.distributions = dict(distributions)
+        self.conditions = {n: (str(o), tuple(c)) for n, (o, c) in (conditions or {}).items()}
         self.seed = seed
         options = dict(options or {})
         self.qmc_type = str(options.get("qmc_type", QMC_TYPE))
@@ -481,7 +500,42 @@ class QMCProposer(_Proposer):
 
     def _propose(self, index: int, told: Sequence[Told], pending: Sequence[Pending]) -> dict[str, Any]:
         u = self.unit_point(index - len(self.start_points))
-        return {n: from_unit(d, x) for (n, d), x in zip(self.distributions.items(), u, strict=True)}
+        point = {n: from_unit(d, x) for (n, d), x in zip(self.distributions.items(), u, strict=True)}
+        # a conditional parameter keeps its coordinate where it applies and is left out where it does not
+        return {n: v for n, v in point.items() if not self.conditions or active(n, self.conditions, point)}
+
+
+def active(name: str, conditions: Mapping[str, tuple[str, Sequence[Any]]], values: Mapping[str, Any]) -> bool:
+    """Whether parameter ``name`` applies given ``values``: every condition up its chain holds."""
+    if name not in conditions:
+        return True
+    other, choices = conditions[name]
+    return other in values and active(other, conditions, values) and \
+        any(same_value(c, values[other]) for c in choices)
+
+
+def _condition_order(names: Sequence[str], conditions: Mapping[str, tuple[str, Sequence[Any]]]) -> list[str]:
+    """``names``, each after the parameter its condition names."""
+    order: list[str] = []
+    pending = list(names)
+    while pending:
+        ready = [n for n in pending if n not in conditions or conditions[n][0] in order]
+        if not ready:
+            raise ValueError(f"conditions in a cycle: {pending}")
+        order += ready
+        pending = [n for n in pending if n not in ready]
+    return order
+
+
+def suggest(trial: Any, name: str, d: Any) -> Any:
+    """Suggest ``name`` from distribution ``d`` through the trial's public API (define-by-run)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(name, d.choices)
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
+    return trial.suggest_int(name, d.low, d.high, log=d.log, step=d.step)
 
 
 def from_unit(distribution: Any, u: float) -> Any:
@@ -541,12 +595,15 @@ class GridSearcher(_InOrder, Searcher):
     earlier session got through."""
 
     def __init__(self, grid: Mapping[str, Sequence[Any]], mode: str, seed: int, limit: int | None = None,
-                 start_points: Sequence[Mapping[str, Any]] = ()) -> None:
+                 start_points: Sequence[Mapping[str, Any]] = (),
+                 points: Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
         names = list(grid)
-        points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        if points is None:  # the full product; ``points``: a conditional space's (each with the names that apply)
+            points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+        points = [dict(p) for p in points]
         random.Random(seed).shuffle(points)
-        first = [{n: p[n] for n in names} for p in start_points]
+        first = [{n: p[n] for n in names if n in p} for p in start_points]
         points = first + [p for p in points if not any(_same(p, q) for q in first)]
         self.points = points[:limit] if limit else points
 
@@ -573,5 +630,11 @@ class GridSearcher(_InOrder, Searcher):
 
 
 def _same(point: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
-    """``params`` holds ``point``'s values (numbers compared as floats: Parquet may have widened an int)."""
-    return all(k in params and same_value(v, params[k]) for k, v in point.items())
+    """``params`` holds ``point``'s values (numbers compared as floats: Parquet may have widened an int), and no
+    other value that applies (a conditional space's points differ in which names they have)."""
+    return all(k in params and same_value(v, params[k]) for k, v in point.items()) and \
+        all(k in point for k, v in params.items() if not _null(v))
+
+
+def _null(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))

@@ -141,6 +141,7 @@ class Param:
     choices: tuple[Any, ...] = ()
     value: Any = None
     sets: Mapping[str, Mapping[str, Any]] | None = None  # categorical: choice label -> {name: template value}
+    when: tuple[str, tuple[Any, ...]] | None = None  # (OTHER, its choices under which this one is sampled)
 
     @property
     def sampled(self) -> bool:
@@ -275,6 +276,28 @@ class SearchSpace:
     def sampled_names(self) -> list[str]:
         return [n for n, p in self.parameters.items() if p.sampled]
 
+    # --- conditional parameters (``when``) ---------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        return any(p.when is not None for p in self.parameters.values())
+
+    @property
+    def conditions(self) -> dict[str, tuple[str, tuple[Any, ...]]]:
+        """Conditional parameter -> (the categorical parameter it depends on, the choices under which it applies)."""
+        return {n: p.when for n, p in self.parameters.items() if p.when is not None}
+
+    @property
+    def sample_order(self) -> list[str]:
+        """The sampled parameters, each after the one its condition names (the space's order otherwise)."""
+        return _condition_order(self.parameters)
+
+    def is_active(self, name: str, values: Mapping[str, Any]) -> bool:
+        return is_active(self.parameters, name, values)
+
+    def active_values(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampled values that apply (a trials.parquet row's inactive parameters are null), in space order."""
+        return {n: sampled[n] for n in self.sampled_names if n in sampled and self.is_active(n, sampled)}
+
     @property
     def parameter_names(self) -> list[str]:
         return [*self.parameters, *self.derived]
@@ -283,11 +306,13 @@ class SearchSpace:
         """Sampled values plus fixed values plus derived values, in declaration order."""
         values: dict[str, Any] = {}
         for n, p in self.parameters.items():
+            if p.when is not None and not self.is_active(n, sampled):
+                continue  # a conditional parameter that does not apply: no value (its sets are not used)
             values[n] = p.value if p.kind == "fixed" else sampled[n]
             if p.kind == "int":
                 values[n] = int(values[n])
         for n, p in self.parameters.items():
-            if p.sets:
+            if p.sets and n in values:
                 values.update(p.sets[values[n]])
         for n, expr in self.derived.items():
             values[n] = expr.evaluate(values)
@@ -309,12 +334,25 @@ class SearchSpace:
 
     def n_configurations(self) -> int:
         if self.algorithm == "grid":
-            full = math.prod(len(self.parameters[n].grid_values()) for n in self.sampled_names) or 1
+            full = len(self.grid_points()) if self.conditional else \
+                math.prod(len(self.parameters[n].grid_values()) for n in self.sampled_names) or 1
             return min(full, self.grid_limit) if self.grid_limit else full
         return self.samples if self.sampled_names else 1
 
     def grid(self) -> dict[str, list[Any]]:
         return {n: self.parameters[n].grid_values() for n in self.sampled_names}
+
+    def grid_points(self, limit: int = MAX_GRID + 1) -> list[dict[str, Any]]:
+        """Every grid point once with only the parameters that apply in it (a conditional parameter's values
+        multiply only the points where its condition holds); at most ``limit`` (a larger grid is an error)."""
+        points: list[dict[str, Any]] = [{}]
+        for n in self.sample_order:
+            values = self.parameters[n].grid_values()
+            new: list[dict[str, Any]] = []
+            for pt in points:
+                new += [{**pt, n: v} for v in values] if self.is_active(n, pt) else [pt]
+            points = new[:limit]
+        return [{n: pt[n] for n in self.sampled_names if n in pt} for pt in points]
 
     def optuna_space(self) -> dict[str, Any]:
         return {n: self.parameters[n].distribution() for n in self.sampled_names}
@@ -332,7 +370,8 @@ class SearchSpace:
     def distributions(self) -> list[dict[str, Any]]:
         """Every parameter's distribution and every derived expression, in order, as study.json records them
         (:mod:`hyperswitch.results.distributions`)."""
-        out = [entry(n, p.kind, low=p.low, high=p.high, log=p.log, step=p.step, choices=p.choices, value=p.value)
+        out = [entry(n, p.kind, low=p.low, high=p.high, log=p.log, step=p.step, choices=p.choices, value=p.value,
+                     when={p.when[0]: list(p.when[1])} if p.when is not None else None)
                for n, p in self.parameters.items()]
         return out + [entry(n, "derived", expression=e.text) for n, e in self.derived.items()]
 
@@ -398,8 +437,9 @@ def _param(name: str, spec: Any) -> Param:
     if kind == "fixed":
         check_keys(spec, ("type", "value"), key, required=("value",))
         return Param(name, "fixed", value=spec["value"])
+    when = _when(spec.get("when"), f"{key}.when") if "when" in spec else None
     if kind == "categorical":
-        check_keys(spec, ("type", "choices", "sets"), key, required=("choices",))
+        check_keys(spec, ("type", "choices", "sets", "when"), key, required=("choices",))
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{key}.choices", "must be a non-empty list", choices)
@@ -412,8 +452,8 @@ def _param(name: str, spec: Any) -> Param:
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{key}.choices", "choices must be distinct", choices)
         sets = _sets(spec["sets"], choices, key) if "sets" in spec else None
-        return Param(name, "categorical", choices=tuple(choices), sets=sets)
-    check_keys(spec, ("type", "low", "high", "log", "step"), key, required=("low", "high"))
+        return Param(name, "categorical", choices=tuple(choices), sets=sets, when=when)
+    check_keys(spec, ("type", "low", "high", "log", "step", "when"), key, required=("low", "high"))
     integer = kind == "int"
     low = number(spec["low"], f"{key}.low", integer=integer)
     high = number(spec["high"], f"{key}.high", integer=integer)
@@ -431,7 +471,127 @@ def _param(name: str, spec: Any) -> Param:
             raise ConfigError(f"{key}.step", "cannot be combined with log: true", step)
         if step > high - low:
             raise ConfigError(f"{key}.step", f"must be <= high - low ({high - low})", step)
-    return Param(name, kind, low=low, high=high, log=log, step=step)
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _when(value: Any, key: str) -> tuple[str, tuple[Any, ...]]:
+    """``when: {OTHER: CHOICE}`` or ``{OTHER: [CHOICE, ...]}`` as written (checked against OTHER by
+    :func:`_check_conditions`)."""
+    value = require_mapping(value, key)
+    if len(value) != 1:
+        raise ConfigError(key, "must name one categorical parameter and its choice(s): {OTHER: CHOICE} or "
+                          "{OTHER: [CHOICE, ...]}", dict(value))
+    other, choices = next(iter(value.items()))
+    choices = list(choices) if isinstance(choices, list) else [choices]
+    if not choices:
+        raise ConfigError(f"{key}.{other}", "must give at least one choice", choices)
+    return str(other), tuple(choices)
+
+
+def is_active(params: Mapping[str, Param], name: str, values: Mapping[str, Any]) -> bool:
+    """Whether parameter ``name`` applies given the ``values`` of the parameters its ``when`` names (all of its
+    chain of conditions hold)."""
+    p = params[name]
+    if p.when is None:
+        return True
+    other, choices = p.when
+    return other in values and is_active(params, other, values) and \
+        any(_is_choice(c, values[other]) for c in choices)
+
+
+def _is_choice(choice: Any, value: Any) -> bool:
+    """``value`` is this categorical choice (a number compared as a number: Parquet may widen an int)."""
+    if is_number(choice) and is_number(value):
+        return bool(choice == value)
+    return type(choice) is type(value) and choice == value
+
+
+def _condition_order(params: Mapping[str, Param]) -> list[str]:
+    """The sampled parameters, each after the one its ``when`` names (for define-by-run sampling and grids)."""
+    order: list[str] = []
+    pending = [n for n, p in params.items() if p.sampled]
+    while pending:
+        ready = [n for n in pending if params[n].when is None or params[n].when[0] in order]  # type: ignore[index]
+        if not ready:  # _check_conditions reports cycles first
+            raise ValueError(f"conditions in a cycle: {pending}")
+        order += ready
+        pending = [n for n in pending if n not in ready]
+    return order
+
+
+def _check_conditions(params: Mapping[str, Param]) -> dict[str, Param]:
+    """Each ``when`` names a sampled categorical parameter and some of its choices (canonicalised to them), and
+    conditions do not form a cycle."""
+    out = dict(params)
+    for n, p in params.items():
+        if p.when is None:
+            continue
+        other, choices = p.when
+        key = f"parameters.{n}.when"
+        if not p.sampled:
+            raise ConfigError(key, "only a sampled parameter can be conditional (a fixed value always applies)",
+                              show_value=False)
+        if other not in params:
+            raise ConfigError(f"{key}.{other}", f"is not a parameter; {did_you_mean(other, params)}a condition "
+                              "names a categorical parameter", show_value=False)
+        q = params[other]
+        if q.kind != "categorical":
+            raise ConfigError(f"{key}.{other}", f"parameter {other} is {q.kind}; a condition names a categorical "
+                              "parameter", show_value=False)
+        canonical = []
+        for c in choices:
+            match = [d for d in q.choices if _is_choice(d, c)]
+            if not match:
+                raise ConfigError(f"{key}.{other}", f"must be among the choices of parameters.{other} "
+                                  f"({', '.join(map(str, q.choices))})", c)
+            canonical.append(match[0])
+        out[n] = Param(**{**p.__dict__, "when": (other, tuple(canonical))})
+    for n in out:
+        seen, m = [n], out[n].when
+        while m is not None:
+            if m[0] in seen:
+                raise ConfigError(f"parameters.{n}.when", "conditions form a cycle", " -> ".join([*seen, m[0]]))
+            seen.append(m[0])
+            m = out[m[0]].when
+    return out
+
+
+def _check_conditional_uses(params: Mapping[str, Param], workload: Any, policy: Any, derived: Mapping[str, Any],
+                            members: Mapping[str, str]) -> None:
+    """A conditional parameter (and a name its sets give) is used only where it applies: inside the ``sets`` of a
+    choice of its condition's parameter under which it is sampled, never in the workload or policy template
+    itself nor in a derived expression (they are instantiated in every configuration)."""
+    def condition(name: str) -> tuple[str, tuple[Any, ...]] | None:
+        owner = members.get(name, name)
+        return params[owner].when if owner in params else None
+
+    def where(name: str) -> str:
+        owner = members.get(name, name)
+        return f"parameters.{owner}.when"
+
+    uses: dict[str, str] = {}
+    _uses(workload, "workload", uses)
+    _uses(policy, "policy", uses)
+    for path, name in uses.items():
+        if condition(name) is not None:
+            other, choices = condition(name)  # type: ignore[misc]
+            raise ConfigError(where(name), f"${name} is used unconditionally at {path}; a conditional parameter is "
+                              f"used only in parameters.{other}.sets.{choices[0]} (the sets of the choices it "
+                              "applies to)", f"${name}")
+    for dname, expr in derived.items():
+        for name in expr.names:
+            if condition(name) is not None:
+                raise ConfigError(where(name), f"{name} is used in derived.{dname}, which every configuration "
+                                  "computes; a conditional parameter is used only in its condition's sets", name)
+    for q, p in params.items():
+        for label, one in (p.sets or {}).items():
+            inner: dict[str, str] = {}
+            _uses(one, f"parameters.{q}.sets.{label}", inner)
+            for path, name in inner.items():
+                cond = condition(name)
+                if cond is not None and not (cond[0] == q and any(_is_choice(c, label) for c in cond[1])):
+                    raise ConfigError(where(name), f"${name} is used at {path}, where it does not apply (it is "
+                                      f"sampled when {cond[0]} is {' or '.join(map(str, cond[1]))})", f"${name}")
 
 
 def _sets(value: Any, choices: list[Any], key: str) -> dict[str, dict[str, Any]]:
@@ -616,7 +776,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
     train = TrainSpec.from_mapping(doc.get("train"), "train")
 
     params_doc = require_mapping(doc.get("parameters") or {}, "parameters")
-    params = {str(n): _param(str(n), s) for n, s in params_doc.items()}
+    params = _check_conditions({str(n): _param(str(n), s) for n, s in params_doc.items()})
     members = _members(params)
     derived = _derived(doc.get("derived"), params, members)
 
@@ -627,6 +787,7 @@ def _parse(doc: Any, source: str, text: str) -> SearchSpace:
         if ref not in params and ref not in derived and ref not in members:
             raise ConfigError(path, "refers to an unknown parameter", f"${ref}")
     in_sets, set_order = _set_references(params, derived, members)
+    _check_conditional_uses(params, workload, policy, derived, members)
     in_exprs = {n for e in derived.values() for n in e.names}
     refs = set(used) | set(in_sets) | in_exprs
     for n in [*params, *derived, *members]:
@@ -775,13 +936,21 @@ def _start_points(value: Any, params: Mapping[str, Param]) -> list[dict[str, Any
             if not params[n].sampled:
                 raise ConfigError(f"{key}.{n}", "is a fixed parameter; a start point gives the sampled ones only",
                                   point[n])
-        missing = [n for n in sampled if n not in point]
-        if missing:
-            raise ConfigError(f"{key}.{missing[0]}", "is required: a start point gives every sampled parameter",
-                              show_value=False)
-        values = {n: _start_value(params[n], point[n], f"{key}.{n}") for n in sampled}
+        values: dict[str, Any] = {}
+        for n in _condition_order(params):  # a conditional parameter's condition is read first
+            if not is_active(params, n, values):
+                if n in point:
+                    other, choices = params[n].when  # type: ignore[misc]
+                    raise ConfigError(f"{key}.{n}", f"does not apply here: it is sampled only when {other} is "
+                                      f"{' or '.join(map(str, choices))}", point[n])
+                continue
+            if n not in point:
+                raise ConfigError(f"{key}.{n}", "is required: a start point gives every sampled parameter that "
+                                  "applies", show_value=False)
+            values[n] = _start_value(params[n], point[n], f"{key}.{n}")
+        values = {n: values[n] for n in sampled if n in values}
         for j, earlier in enumerate(out):
-            if all(same_value(earlier[n], values[n]) for n in sampled):
+            if earlier.keys() == values.keys() and all(same_value(earlier[n], values[n]) for n in values):
                 raise ConfigError(key, f"repeats start point {j}", dict(point))
         out.append(values)
     return out
@@ -933,12 +1102,22 @@ def _probe(space: SearchSpace, validate_workload: Any, validate_policy: Any) -> 
         for v in space.parameters[task_param].probe_values():
             _check_task(space, space.instantiate(space.resolve({**base, task_param: v}))[0], task_param)
     for n, p in space.parameters.items():
-        for v in p.probe_values()[1:]:
-            check({**base, n: v}, n)
+        # a conditional parameter is probed where it applies: its chain of conditions set to choices that hold
+        where = dict(base)
+        m = p.when
+        while m is not None:
+            where[m[0]] = m[1][0]
+            m = space.parameters[m[0]].when
+        for v in p.probe_values()[1 if where == base else 0:]:
+            check({**where, n: v}, n)
     if space.algorithm == "grid" and len(space.sampled_names) <= 3:
         # Small grids: every point (derived values may only break in combination).
-        for combo in itertools.islice(itertools.product(*space.grid().values()), 500):
-            check(dict(base, **dict(zip(space.grid(), combo, strict=True))), None)
+        if space.conditional:
+            for point in space.grid_points(500):
+                check(dict(base, **point), None)
+        else:
+            for combo in itertools.islice(itertools.product(*space.grid().values()), 500):
+                check(dict(base, **dict(zip(space.grid(), combo, strict=True))), None)
 
 
 def load_space(path: str | Path) -> SearchSpace:

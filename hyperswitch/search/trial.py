@@ -58,7 +58,8 @@ def trial_row(space: SearchSpace, config: Mapping[str, Any], values: Mapping[str
         "status": status, "workload": workload.get("name"), "policy_type": policy.get("type"),
         "optimizers": optimizers,
     }
-    row.update({n: values.get(n) for n in space.parameter_names})
+    # a conditional parameter that does not apply has no value: no key (a null in trials.parquet)
+    row.update({n: values.get(n) for n in space.parameter_names if n in values or n not in space.conditions})
     row.update(summary or {})
     if space.constraints:  # this trial's own values within every constraint (False without a value: always a bool)
         row["feasible"] = all(c.satisfied(objective(summary or {}, c.metric)) for c in space.constraints)
