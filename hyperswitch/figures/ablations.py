@@ -21,6 +21,7 @@ from hyperswitch.results.cache import nunique
 
 CORRECTOR, POLICY, NONE = "corrector", "policy", "none"
 MAX_LEVELS = 8
+ARM_LEVELS = 16  # ``variant`` / ``ablation``: the arms a study names itself
 KNOWN = {
     "T1": "corrector length (T1 = 0 turns it off)",
     "select": "candidate selection (random / cyclical / surrogate)",
@@ -38,8 +39,10 @@ def ablation_factors(trials: pd.DataFrame, parameters: Sequence[str]) -> list[tu
         t1 = pd.to_numeric(trials["T1"], errors="coerce")
         if (t1 == 0).any() and (t1 > 0).any():
             out.append((CORRECTOR, "corrector on / off (T1 > 0 vs T1 = 0)"))
-    few = [p for p in parameters if p in trials and 2 <= nunique(trials[p]) <= MAX_LEVELS]
-    first = [p for p in few if p in KNOWN or p in ("variant", "ablation")]
+    arms = ("variant", "ablation")  # a study's named arms: all of them, up to ARM_LEVELS (iomt_ablation has 9)
+    few = [p for p in parameters
+           if p in trials and 2 <= nunique(trials[p]) <= (ARM_LEVELS if p in arms else MAX_LEVELS)]
+    first = [p for p in few if p in KNOWN or p in arms]
     for p in first + [p for p in few if p not in first]:
         out.append((p, f"{p}: {KNOWN[p]}" if p in KNOWN else p))
     if len(trials) and policy_labels(trials).nunique() > 1:

@@ -87,6 +87,17 @@ def test_ablation_corrector_on_off():
         fa.ablation_data(t.assign(select="random"), "select", "val_accuracy")
 
 
+def test_a_study_s_named_arms_are_a_factor_up_to_arm_levels():
+    # iomt_ablation names 9 arms in `variant`: all of them are compared; another parameter with 9 values is not
+    arms = [f"arm{i}" for i in range(9)]
+    t = trials_frame([{"trial_id": f"t{i}", "config_id": f"c{i}", "seed": 0, "variant": a, "lr": 0.1 * (i + 1),
+                       "val_accuracy": 0.5} for i, a in enumerate(arms)])
+    assert [f for f, _ in fa.ablation_factors(t, ["variant", "lr"])] == ["variant"]
+    t = trials_frame([{"trial_id": f"t{i}", "config_id": f"c{i}", "seed": 0, "variant": f"a{i}", "val_accuracy": 0.5}
+                      for i in range(fa.ARM_LEVELS + 1)])
+    assert fa.ablation_factors(t, ["variant"]) == []
+
+
 def test_lr_varies():
     const = steps_frame({"a": [(1, 0.1), (2, 0.1)], "b": [(1, 0.2), (2, 0.2)]}, ("step", "lr"))
     gen = steps_frame({"a": [(1, 0.1), (2, 0.1)], "b": [(1, 0.2), (2, 0.25)]}, ("step", "lr"))
