@@ -216,6 +216,11 @@ def parallel_data(trials: pd.DataFrame, params: Sequence[str], metric: str) -> P
         _need_param(trials, p)
     rows, _ = metric_rows(trials, metric)
     conf = config_means(rows, list(params), metric)
+    # a conditional parameter is null where it does not apply: only configurations where every axis applies
+    conf = conf.dropna(subset=[p for p in params if p != metric])
+    if not len(conf):
+        raise NotApplicable(f"no configuration sets all of {', '.join(params)} (a conditional parameter applies "
+                            "only under its condition's choice)")
     values, ticks = {}, {}
     for p in [*params, metric]:
         col = conf[p]
@@ -296,6 +301,12 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     params = [p for p in params if nunique(conf[p]) > 1]
     if not params:
         raise NotApplicable("every finished configuration has the same parameter values")
+    # a conditional parameter (null where it does not apply) cannot be ranked jointly with the others: left out
+    partial = [p for p in params if conf[p].isna().any() and conf[p].notna().any()]
+    params = [p for p in params if p not in partial]
+    if not params:
+        raise NotApplicable(f"every varied parameter is conditional ({', '.join(partial)}: null where it does not "
+                            "apply); importance ranks parameters set in every configuration")
     conf = conf.dropna(subset=params)
     if len(conf) < 3:
         raise NotApplicable(f"parameter importance needs at least 3 finished configurations (has {len(conf)})")
@@ -329,6 +340,9 @@ def importance_data(trials: pd.DataFrame, params: Sequence[str], metric: str, mo
     # PED-ANOVA always reminds that it ranks for *low* targets: the target above is negated for "max".
     note = "; ".join(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
                                    if "achieve low `target`" not in str(w.message)))
+    if partial:
+        note = "; ".join(filter(None, [note, f"not ranked: {', '.join(partial)} (conditional: set only where it "
+                                       "applies)"]))
     names = list(imp)
     return Importance(metric, method, names, [float(imp[n]) for n in names], len(conf), note,
                       n_total)
