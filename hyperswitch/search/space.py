@@ -48,6 +48,23 @@ parameters, derived values, or names that another parameter's sets give (not in 
 may be a placeholder too (a categorical over workloads); the workload's options are then checked for every
 choice.
 
+A sampled parameter may carry ``when: {OTHER: CHOICE}`` (or ``{OTHER: [CHOICE, ...]}``): it applies only when the
+categorical parameter OTHER takes one of those choices, and is used only inside OTHER's ``sets`` for them::
+
+  switch_kind:
+    type: categorical
+    choices: [fixed, adaptive]
+    sets: {fixed: {switch_rule: {at: $at}}, adaptive: {switch_rule: {theta: $theta, K: $K}}}
+  at: {type: int, low: 0, high: 200, step: 25, when: {switch_kind: fixed}}
+  theta: {type: float, low: 0.001, high: 0.1, log: true, when: {switch_kind: adaptive}}
+  K: {type: int, low: 2, high: 10, when: {switch_kind: adaptive}}
+
+Where it does not apply it has no value: ``resolve`` leaves it out (and OTHER's other sets are not used), samplers
+ask define-by-run (``sample_order``: conditions first), ``grid_points`` enumerates only combinations that apply,
+start points give exactly the parameters that apply. ``conditions``, ``is_active`` and ``active_values`` answer
+what applies. An unknown or non-categorical OTHER, a choice it lacks, a cycle, or a use outside the sets where
+the parameter applies (the template itself, a derived expression, another choice's set) is a ConfigError.
+
 Several objectives (``metric``/``mode`` lists: ``SearchSpace.objectives``, ``objective_modes``; ``metric`` and
 ``mode`` are the first) are learnt from by tpe, nsga2 and gp and recorded by random, grid and qmc; cmaes and an
 ASHA scheduler refuse them. ``constraints`` (``hyperswitch.results.objectives.Constraint``) are learnt from by
