@@ -962,8 +962,9 @@ def _start_points(value: Any, params: Mapping[str, Param]) -> list[dict[str, Any
                                       f"{' or '.join(map(str, choices))}", point[n])
                 continue
             if n not in point:
-                raise ConfigError(f"{key}.{n}", "is required: a start point gives every sampled parameter that "
-                                  "applies", show_value=False)
+                conditional = any(q.when is not None for q in params.values())
+                raise ConfigError(f"{key}.{n}", "is required: a start point gives every sampled parameter"
+                                  + (" that applies" if conditional else ""), show_value=False)
             values[n] = _start_value(params[n], point[n], f"{key}.{n}")
         values = {n: values[n] for n in sampled if n in values}
         for j, earlier in enumerate(out):

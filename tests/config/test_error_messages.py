@@ -141,8 +141,8 @@ def test_unsafe_tag(tmp_path, capsys):
 def test_unknown_top_level_key_of_a_search_space(tmp_path, capsys):
     path, err = sweep(tmp_path, capsys, edit(SPACE, "parameters:", "paramters:"))
     assert err == (f"{path}: paramters: unknown key; did you mean parameters? allowed: name, description, workload, "
-                   "policy, train, parameters, derived, search, seeds, scheduler, metric, mode, resources, "
-                   "max_concurrent")
+                   "policy, train, parameters, derived, search, seeds, scheduler, metric, mode, constraints, "
+                   "resources, max_concurrent")
 
 
 def test_unknown_top_level_key_of_a_policy_file(tmp_path, capsys):
