@@ -157,14 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="overwrite existing files")
     o = sub.add_parser("export-optuna", help="write a study into an Optuna storage (optuna-dashboard, "
                        "optuna.visualization)",
-                       description="Write a study as a new Optuna study: one trial per configuration, its value the "
-                       "mean over the configuration's seeds of the metric, its user attributes the seeds' values "
-                       "and the other metrics' means. Open it with optuna-dashboard STORAGE or optuna.load_study.")
+                       description="Write a study as a new Optuna study: one trial per configuration, its values the "
+                       "means over the configuration's seeds of the study's objectives (one direction each: a "
+                       "multi-objective study's best_trials are its Pareto front), its constraint values where the "
+                       "study has constraints, its user attributes the seeds' values and the other metrics' means. "
+                       "Open it with optuna-dashboard STORAGE or optuna.load_study.")
     o.add_argument("study", metavar="STUDY", help="study name under --storage, or a study folder")
     o.add_argument("--to", required=True, metavar="STORAGE",
                    help="Optuna storage: sqlite:///FILE.db (or another RDB URL), or journal:FILE.log")
     o.add_argument("--storage", default="runs", help=STORAGE_HELP)
-    o.add_argument("--metric", help="results metric the trials' values are (default: the study's own metric)")
+    o.add_argument("--metric", help="one results metric the trials' value is (default: the study's own objectives)")
     o.add_argument("--name", help="the Optuna study's name (default: the study's)")
     return p
 
@@ -493,8 +495,16 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
 
     r = export_optuna(args.study, args.to, storage=args.storage, metric=args.metric, name=args.name)
     failed = f" ({r.n_failed} with no finite value: FAIL)" if r.n_failed else ""
+    if len(r.metrics) > 1:
+        value = "values = means over its seeds of " + ", ".join(
+            f"{m} ({d})" for m, d in zip(r.metrics, r.directions, strict=True))
+    else:
+        value = f"value = mean of {r.metric} over its seeds ({r.direction})"
     print(f"wrote Optuna study {r.study_name!r} to {r.storage}: {r.n_trials} trials, one per configuration{failed}; "
-          f"value = mean of {r.metric} over its seeds ({r.direction})")
+          + value)
+    if r.constraints:
+        print(f"  constraints {'; '.join(r.constraints)} (the seeds' means): {r.n_infeasible} complete trial(s) "
+              "infeasible")
     print(f"  open it: optuna-dashboard {r.storage.removeprefix('journal:')}")
     return 0
 

@@ -108,6 +108,37 @@ def feasible(constraints: Sequence[Constraint], means: Mapping[str, float | None
     return all(c.satisfied(means.get(c.metric)) for c in constraints)
 
 
+# The trial system attr that holds a trial's constraint values, as a list in the constraints' order: where Optuna's
+# samplers store them (``constraints_func``) and what optuna-dashboard (0.21) reads for feasibility; Optuna reads
+# it as ``FrozenTrial.constraints == {"0": v0, "1": v1, ...}``, as it reads ``Trial.set_constraint("0", v0)``'s
+# ``constraints:0`` (which optuna-dashboard does not show).
+OPTUNA_CONSTRAINTS_KEY = "constraints"
+
+
+def constraint_values(constraints: Sequence[Constraint], means: Mapping[str, float | None]) -> list[float] | None:
+    """Optuna's constraint values of a configuration whose metrics have these seeds' means (``Constraint.value``,
+    in the constraints' order); None when a constrained metric has no finite mean (the configuration is then
+    neither feasible nor told to a sampler as complete)."""
+    out: list[float] = []
+    for c in constraints:
+        mean = means.get(c.metric)
+        if mean is None or not math.isfinite(float(mean)):
+            return None
+        out.append(c.value(float(mean)))
+    return out
+
+
+def optuna_constraint_attrs(constraints: Sequence[Constraint],
+                            means: Mapping[str, float | None]) -> dict[str, list[float]] | None:
+    """The trial system attrs that carry a configuration's constraint values to Optuna (``{}`` without
+    constraints; None when a constrained metric has no mean): what the sweep's proposals tell their samplers and
+    what ``export-optuna`` writes."""
+    if not constraints:
+        return {}
+    values = constraint_values(constraints, means)
+    return None if values is None else {OPTUNA_CONSTRAINTS_KEY: values}
+
+
 def pareto_front(points: Any, modes: Sequence[str]) -> np.ndarray:
     """Indices (ascending) of the rows of ``points`` (n x k, one column per objective, ``modes[j]`` max or min)
     that no other row dominates. Rows with a non-finite value are never on the front. Equal rows are all kept.
@@ -128,5 +159,6 @@ def pareto_front(points: Any, modes: Sequence[str]) -> np.ndarray:
     return np.asarray(sorted(front), dtype=np.int64)
 
 
-__all__ = ["CONSTRAINT_RULE", "Constraint", "feasible", "pareto_front", "parse_constraint", "parse_constraints",
-           "study_constraints", "study_objectives"]
+__all__ = ["CONSTRAINT_RULE", "OPTUNA_CONSTRAINTS_KEY", "Constraint", "constraint_values", "feasible",
+           "optuna_constraint_attrs", "pareto_front", "parse_constraint", "parse_constraints", "study_constraints",
+           "study_objectives"]

@@ -28,8 +28,8 @@ one does:
 - Several objectives or constraints: ``SeedRepeater(measures=...)`` keeps each trial's value of every objective
   and constrained metric (the trial's result under the metric's name) and tells the proposer, per configuration,
   the seeds' mean of each (``seed_mean``); each proposal's study then has one direction per objective and its
-  trials carry Optuna's constraint values (``constraints:<i>`` system attrs: mean - bound for ``<=``, bound -
-  mean for ``>=``). A single objective without constraints is told a plain mean, as before.
+  trials carry Optuna's constraint values (the ``constraints`` system attr, one value per constraint: mean -
+  bound for ``<=``, bound - mean for ``>=``). A single objective without constraints is told a plain mean, as before.
 - ``QMCProposer`` (``qmc``): point ``i`` of scipy's Sobol or Halton sequence, drawn directly; never waits.
 - ``GridSearcher``: the grid in an order shuffled by the search seed; points a study already holds are skipped.
 - ``FixedSearcher``: one empty configuration (a space with no sampled parameter).
@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from hyperswitch.results.objectives import Constraint
+from hyperswitch.results.objectives import Constraint, optuna_constraint_attrs
 from hyperswitch.results.select import same_value, seed_mean
 
 OBJECTIVE = "objective"
@@ -273,8 +273,9 @@ class OptunaProposer(_Proposer):
     direction per objective and is told, per configuration, the seeds' mean of each objective (its results are
     mappings metric -> mean: ``SeedRepeater(measures=...)``) and each constraint's value from the seeds' mean of
     its metric (``Constraint.value``: feasible when <= 0), in the trial system attrs Optuna's samplers read
-    (``constraints:<i>``, what ``Trial.set_constraint`` writes). A configuration missing the mean of an objective
-    or of a constrained metric is told as failed."""
+    (``hyperswitch.results.objectives.optuna_constraint_attrs``: the ``constraints`` list Optuna's samplers store,
+    read as ``FrozenTrial.constraints``; ``export-optuna`` writes the same). A configuration missing the mean of an
+    objective or of a constrained metric is told as failed."""
 
     def __init__(self, distributions: Mapping[str, Any], algorithm: str, seed: int, mode: str, lag: int,
                  n_startup: int | None = None, *, options: Mapping[str, Any] | None = None,
@@ -377,20 +378,17 @@ class OptunaProposer(_Proposer):
     def _dists(self, known: Mapping[str, Any]) -> dict[str, Any]:
         return {n: self.distributions[n] for n in known} if self.conditions else self.distributions
 
-    def outcome(self, result: Result) -> tuple[list[float] | None, dict[str, float]]:
+    def outcome(self, result: Result) -> tuple[list[float] | None, dict[str, list[float]]]:
         """(the values the sampler is told, or None: failed; the constraint system attrs) of one result."""
         if not self.measured:
             return ([float(result)] if isinstance(result, int | float) else None), {}
         if not isinstance(result, Mapping):
             return None, {}
         values = [result.get(m) for m, _ in self.objectives]
-        means = [result.get(c.metric) for c in self.constraints]
-        if any(v is None for v in values) or any(v is None for v in means):
+        constraints = optuna_constraint_attrs(self.constraints, result)
+        if any(v is None for v in values) or constraints is None:
             return None, {}
-        return ([float(v) for v in values if v is not None],
-                {f"constraints:{i}": c.value(float(v)) for i, (c, v) in enumerate(zip(self.constraints, means,
-                                                                                       strict=True))
-                 if v is not None})
+        return [float(v) for v in values if v is not None], constraints
 
     def _trial(self, params: Mapping[str, Any], result: Result, attrs: Mapping[str, Any] | None = None) -> Any:
         from optuna.trial import TrialState, create_trial

@@ -2,7 +2,8 @@
 val_accuracy (max) and switch_step (min), constraint val_accuracy >= 0.3: all three deterministic on CPU), then
 what it left and what every command and view makes of it, checked against the study's own table: its summary's and
 `hyperswitch studies`' Pareto front, `export --select pareto` (one file per configuration on the front, feasible
-ones only), the report's Pareto view and the dashboard's in Chromium (the study's own two objectives)."""
+ones only), the report's Pareto view and the dashboard's in Chromium (the study's own two objectives), and
+`export-optuna` (Optuna's best_trials and optuna-dashboard's trials with their constraint values)."""
 
 from __future__ import annotations
 
@@ -132,3 +133,31 @@ def test_the_dashboards_pareto_view_uses_the_studys_objectives(study, tmp_path):
         wait_figure(page, "memory-pareto", "f.x === 'wall time (s)'")
         page.screenshot(path=str(tmp_path / "pareto.png"), full_page=True)
         assert not errors, errors
+
+
+def test_export_optuna_gives_optuna_the_same_front_and_optuna_dashboard_the_feasibility(study, tmp_path, capsys):
+    import optuna
+
+    from hyperswitch.results.objectives import pareto_front
+    from tests.export.test_optuna_export import dashboard_study, optuna_dashboard
+
+    root, _, _, means, front, feasible = study
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    assert main(["export-optuna", str(root / "runs" / "mo"), "--to", url]) == 0
+    assert f"{sum(not f for f in feasible.values())} complete trial(s) infeasible" in capsys.readouterr().out
+    o = optuna.load_study(study_name="mo", storage=url)
+    assert o.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    by_id = {t.user_attrs["config_id"]: t for t in o.trials}
+    assert set(by_id) == set(means)
+    for c, t in by_id.items():
+        assert t.values == pytest.approx(list(means[c]), rel=1e-12)
+        assert t.constraints == {"0": pytest.approx(0.3 - means[c][0], rel=1e-12)}
+    best = {t.user_attrs["config_id"] for t in o.best_trials}
+    ids = [c for c in sorted(means) if feasible[c]]
+    assert best == front == {ids[i] for i in pareto_front([means[c] for c in ids], ["max", "min"])}
+    with optuna_dashboard(url, tmp_path / "optuna_dashboard.log") as (base, studies):
+        [entry] = studies
+        detail = dashboard_study(base, entry["study_id"])
+        shown = {next(a["value"] for a in t["user_attrs"] if a["key"] == "config_id"): t for t in detail["trials"]}
+        assert {c: all(v <= 0 for v in t["constraints"]) for c, t in shown.items()} == feasible
+        assert all(len(t["constraints"]) == 1 for t in shown.values())

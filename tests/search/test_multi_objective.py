@@ -175,7 +175,8 @@ def test_a_configuration_without_an_objective_or_constrained_value_is_told_as_fa
     c = OptunaProposer(space().optuna_space(), "tpe", 0, "max", 1, constraints=space(
         metric="val_accuracy", mode="max", extra="constraints: [peak_memory_bytes <= 10]\n").constraints)
     assert c.outcome({"objective": 0.5, "peak_memory_bytes": None}) == (None, {})
-    assert c.outcome({"objective": 0.5, "peak_memory_bytes": 12.0}) == ([0.5], {"constraints:0": 2.0})
+    # the list Optuna's samplers store (and optuna-dashboard reads), which Optuna reads as {"0": 2.0}
+    assert c.outcome({"objective": 0.5, "peak_memory_bytes": 12.0}) == ([0.5], {"constraints": [2.0]})
 
 
 def reporting(searcher):
