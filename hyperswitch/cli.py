@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", default="*", metavar="NAMES",
                    help="with --png: comma-separated figure names or shell patterns (default: all), e.g. "
                    "'comparison_*' or 'comparison_variant,ablation_variant'")
+    r.add_argument("--reference", metavar="ARM",
+                   help="the arm the comparison figures compare every arm with, instead of the default (a "
+                   "baseline-looking arm): its value (e.g. iomt_prose: every factor with such an arm) or its full "
+                   "label ('variant = iomt_prose': that factor only); a compared factor without that arm keeps its "
+                   "default (said in the output); an arm of no compared factor is an error listing the arms")
     r.add_argument("--storage", default="runs", help=STORAGE_HELP)
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
@@ -427,12 +432,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError("--png", "needs a static image renderer: pip install kaleido", args.png)
     path = find_study(args.study, args.storage)  # a study folder, or a plain name under --storage
     StudyStore(path).check_readable()  # a truncated table: one line, exit 2, no half report
+    patterns = [p.strip() for p in args.figures.split(",") if p.strip()] or ["*"]
+    references: dict[str, str] = {}
+    if args.reference is not None:  # checked before anything is written
+        from hyperswitch.figures.report import comparison_slugs, resolve_references
+
+        # the comparisons drawn: every one when there is an HTML report (--out), those --figures selects otherwise
+        references, kept = resolve_references(path, args.reference, ["*"] if args.out else patterns)
+        for f, arm in references.items():
+            print(f"{' and '.join(comparison_slugs(f))}: reference {arm}")
+        for f, arm in kept.items():
+            print(f"{' and '.join(comparison_slugs(f))}: reference {arm} (the default: {args.reference!r} is no arm "
+                  f"of {f})")
     if args.png:
         from hyperswitch.figures.report import write_png_files
 
-        patterns = [p.strip() for p in args.figures.split(",") if p.strip()] or ["*"]
         try:
-            shots = write_png_files(path, args.png, patterns)
+            shots = write_png_files(path, args.png, patterns, references=references)
         except ValueError as exc:
             raise ConfigError("--figures", str(exc), args.figures, show_value=False) from None
         except StudyReadError as exc:
@@ -448,7 +464,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 0
     out = Path(args.out)
     try:
-        entries = write_report(path, out, self_contained=args.self_contained)
+        entries = write_report(path, out, self_contained=args.self_contained, references=references)
     except StudyReadError as exc:
         print(f"hyperswitch: error: {exc}", file=sys.stderr)
         return 2

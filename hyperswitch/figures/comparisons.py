@@ -136,6 +136,26 @@ def default_reference(labels: Sequence[str]) -> str | None:
     return labels[0]
 
 
+def _label_key(text: str) -> str:
+    """``text`` with the spaces around its ``=`` as arm labels write them (``variant=mixer``: ``variant = mixer``)."""
+    head, eq, tail = text.strip().partition("=")
+    return f"{head.strip()} = {tail.strip()}" if eq else text.strip()
+
+
+def find_arms(labels: Sequence[str], arm: str) -> list[str]:
+    """The arms among ``labels`` that ``arm`` names: the one whose full label it is (``variant = iomt_prose``, the
+    spaces around ``=`` optional), else those whose value it is (``iomt_prose``: the label after `` = ``; a label
+    with no ``=``, such as ``corrector off`` or a policy, is its own value)."""
+    full = [lab for lab in labels if lab == arm.strip() or lab == _label_key(arm)]
+    return full or [lab for lab in labels if lab.rpartition(" = ")[2] == arm.strip()]
+
+
+def outcome_arms(trials: pd.DataFrame, factor: str) -> list[str]:
+    """The arms of ``factor`` that :func:`comparison_data` compares: those of the completed or diverged trials."""
+    done = trials[trials["status"].astype(str).isin(OUTCOME_STATUSES)] if "status" in trials else trials
+    return arm_labels(done, factor) if len(done) else []
+
+
 def pairing_columns(trials: pd.DataFrame, factor: str, parameters: Sequence[str],
                     arm: pd.Series | None = None) -> list[str]:
     """``seed`` and every parameter (not the factor, nor a column the factor is made of) that takes more than one

@@ -4,6 +4,14 @@ static renderer, kaleido, is installed) with an ``index.html`` that lists them a
 
 Every figure comes from the same pure functions as the dashboard, drawn with the dashboard's default controls
 (the study's metric, its varied parameters, policy grouping, standard deviation bands).
+
+``--reference ARM`` (:func:`resolve_references`): the comparison figures (``comparison_<factor>`` and its
+``_table``) compare every arm with ARM instead of the default reference (a baseline-looking arm,
+:func:`hyperswitch.figures.comparisons.default_reference`). ARM is an arm's full label (``variant = iomt_prose``:
+that factor only) or its value (``iomt_prose``: every factor with an arm of that value). Among the comparisons
+the report draws (all of them with ``--out``; those ``--figures`` selects with ``--png`` alone), a factor without
+that arm keeps its default reference (the command says which); an ARM that is an arm of none of them, or a full
+label naming a factor without that arm, is an error that lists their arms, and nothing is written.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import html
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hyperswitch.config.validate import writable_folder
+from hyperswitch.errors import ConfigError
 from hyperswitch.figures import ablations as fa
 from hyperswitch.figures import comparisons as fcmp
 from hyperswitch.figures import curves as fc
@@ -42,8 +51,11 @@ class Entry(NamedTuple):
     reason: str | None  # why there is no figure (the view does not apply, or the study could not be read)
 
 
-def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
-    """(slug, section, title, build) for every default view of the study."""
+def _views(info: StudyInfo, references: Mapping[str, str] | None = None
+           ) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
+    """(slug, section, title, build) for every default view of the study; ``references``: factor -> the arm its
+    comparison figures take as the reference (:func:`resolve_references`; the others: the default)."""
+    references = dict(references or {})
     t, metric, mode = info.trials, info.metric, info.mode
     params = info.varied_parameters
     root = info.path
@@ -126,8 +138,8 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
 
         def comparison(f: str = f, cache: dict[str, fcmp.Comparisons] = cache) -> fcmp.Comparisons:
             if "d" not in cache:
-                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, split=fa.default_split(names, f),
-                                                  mode=mode)
+                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, references.get(f),
+                                                  split=fa.default_split(names, f), mode=mode)
             return cache["d"]
 
         def forest(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
@@ -135,10 +147,9 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
 
         def table(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
             return fcmp.table_figure(comparison())
-        yield (f"comparison_{f}", "Comparisons", f"{label}: paired differences vs the reference (forest plot)",
-               forest)
-        yield (f"comparison_{f}_table", "Comparisons", f"{label}: paired differences vs the reference (table)",
-               table)
+        vs = references.get(f, "the reference")
+        yield (f"comparison_{f}", "Comparisons", f"{label}: paired differences vs {vs} (forest plot)", forest)
+        yield (f"comparison_{f}_table", "Comparisons", f"{label}: paired differences vs {vs} (table)", table)
 
     def lr_traj() -> go.Figure:
         steps = study_table(root, "steps", ["step", "lr"])
@@ -157,6 +168,43 @@ def _views(info: StudyInfo) -> Iterator[tuple[str, str, str, Callable[[], go.Fig
     yield ("lr_damping_ratio", "Learning-rate rules", "damping-to-learning-rate heatmaps", ratio)
 
 
+def comparison_slugs(factor: str) -> tuple[str, str]:
+    """The report's two comparison figures of ``factor``."""
+    return f"comparison_{factor}", f"comparison_{factor}_table"
+
+
+def resolve_references(study: str | Path | ObjectPath, arm: str, figures: Sequence[str] = ("*",)
+                       ) -> tuple[dict[str, str], dict[str, str]]:
+    """``--reference ARM``: (factor -> the arm its comparisons take as the reference, factor -> the default
+    reference it keeps because ARM is none of its arms), over the comparison factors whose figures ``figures``
+    (stems or shell patterns) selects. A ``ConfigError`` naming ``--reference`` (listing the arms) when ARM is an
+    arm of none of them, names several arms of one, or is a full label (``variant = x``) of a factor without that
+    arm; when the study draws no comparison figure."""
+    info = study_info(study)
+    drawn = [f for f, _ in fa.ablation_factors(info.trials, info.parameters)
+             if any(fnmatch.fnmatchcase(slug, p) for slug in comparison_slugs(f) for p in figures)]
+    arms = {f: fcmp.outcome_arms(info.trials, f) for f in drawn}
+    arms = {f: a for f, a in arms.items() if len(a) >= 2}  # a factor with one arm draws no comparison
+    if not arms:
+        raise ConfigError("--reference", "applies to the comparison figures, and this report draws none (no "
+                          "factor of the study has two arms with finished runs"
+                          + (", or --figures selects none of them)" if tuple(figures) != ("*",) else ")"), arm)
+    chosen: dict[str, str] = {}
+    for f, labels in arms.items():
+        found = fcmp.find_arms(labels, arm)
+        if len(found) > 1:
+            raise ConfigError("--reference", f"names several arms of {f} ({', '.join(found)}); give the full label",
+                              arm)
+        if found:
+            chosen[f] = found[0]
+    listed = "; ".join(f"{f}: {', '.join(labels)}" for f, labels in arms.items())
+    if not chosen:
+        raise ConfigError("--reference", f"must be an arm (its value or full label) of a compared factor; the "
+                          f"arms: {listed}", arm)
+    kept = {f: str(fcmp.default_reference(labels)) for f, labels in arms.items() if f not in chosen}
+    return chosen, kept
+
+
 def _first_switch(events: pd.DataFrame) -> pd.Series:
     ev = events[events["kind"].astype(str) == "switch"]
     return ev.groupby(ev["trial_id"].astype(str))["step"].min()
@@ -172,10 +220,11 @@ def png_renderer() -> str | None:
 
 
 def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained: bool = False,
-                 png: bool | None = None) -> list[Entry]:
+                 png: bool | None = None, references: Mapping[str, str] | None = None) -> list[Entry]:
     """Write one HTML file per figure and ``index.html`` into ``out``; PNG too when ``png`` (default: when a
     renderer is installed). ``self_contained`` embeds plotly.js in every file (~4.6 MB each); otherwise the
-    files share one ``plotly.min.js`` written next to them (works offline, keep the folder together)."""
+    files share one ``plotly.min.js`` written next to them (works offline, keep the folder together).
+    ``references``: factor -> its comparisons' reference arm (:func:`resolve_references`)."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--out")  # one line (exit 2), not an OSError traceback, before anything is written
@@ -184,7 +233,7 @@ def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained
     want_png = bool(renderer) if png is None else png
     entries: list[Entry] = []
     drawn: list[tuple[int, go.Figure]] = []  # (entry index, figure) of the figures written as HTML
-    for slug, section, title, build in _views(info):
+    for slug, section, title, build in _views(info, references):
         try:
             fig = build()
         except NotApplicable as exc:
@@ -216,14 +265,14 @@ def view_slugs(study: str | Path | ObjectPath) -> list[str]:
 
 
 def write_png_files(study: str | Path | ObjectPath, out: str | Path, figures: Sequence[str] = ("*",),
-                    width: int = SMALL_PNG_WIDTH) -> list[Entry]:
+                    width: int = SMALL_PNG_WIDTH, references: Mapping[str, str] | None = None) -> list[Entry]:
     """``hyperswitch report STUDY --png DIR``: the chosen views (``figures``: stems or shell patterns, e.g.
     ``comparison_*``) as PNG files ``width`` pixels wide at scale 1 (small enough to commit), nothing else. A view
     that does not apply is an entry with its reason. Raises ``ValueError`` for a pattern that names no view."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--png")
-    views = list(_views(info))
+    views = list(_views(info, references))
     for pattern in figures:
         if not any(fnmatch.fnmatchcase(slug, pattern) for slug, *_ in views):
             raise ValueError(f"{pattern!r} names no figure of this study; its figures: "

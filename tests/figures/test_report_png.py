@@ -50,3 +50,66 @@ def test_png_option_errors(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["report", "arms", "--storage", str(tmp_path / "runs"), "--png", str(tmp_path / "file")]) == 2
     assert "--png: must be a folder" in capsys.readouterr().err
+
+
+def test_reference_option_sets_the_comparisons_reference_arm(tmp_path, capsys):
+    from hyperswitch.figures.report import resolve_references, write_report
+
+    root = write_arms_study(tmp_path / "runs")
+    # by value: the factor with that arm takes it, the others keep their default (and the command says so)
+    refs, kept = resolve_references(root, "mixer")
+    assert refs == {"variant": "variant = mixer"}
+    assert kept == {"corrector": "corrector off", "T1": "T1 = 0", "task": "task = digits_cnn"}
+    # the full label, with or without spaces around "="; a value of another factor
+    for arm in ("variant = no_corrector", "variant=no_corrector", " no_corrector "):
+        assert resolve_references(root, arm)[0] == {"variant": "variant = no_corrector"}, arm
+    assert resolve_references(root, "corrector on")[0] == {"corrector": "corrector on"}
+    assert resolve_references(root, "0")[0] == {"T1": "T1 = 0"}
+
+    entries = write_report(root, tmp_path / "report", png=False, references=refs)
+    titles = {e.slug: e.title for e in entries}
+    assert titles["comparison_variant"] == "variant: paired differences vs variant = mixer (forest plot)"
+    assert titles["comparison_T1_table"].endswith(": paired differences vs the reference (table)")
+    table = (tmp_path / "report" / "comparison_variant_table.html").read_text()
+    assert "every arm of variant vs variant = mixer" in table and "variant = mixer (reference)" in table
+    assert "variant = first_order (reference)" not in table
+    forest = (tmp_path / "report" / "comparison_variant.html").read_text()
+    assert "paired difference vs variant = mixer" in forest
+    assert "every arm of T1 vs T1 = 0" in (tmp_path / "report" / "comparison_T1_table.html").read_text()
+    default = write_report(root, tmp_path / "default", png=False)  # without it: the baseline-looking arm
+    assert "variant = first_order (reference)" in (tmp_path / "default" / "comparison_variant_table.html").read_text()
+    assert {e.slug: e.title for e in default}["comparison_variant"].endswith("vs the reference (forest plot)")
+
+    # the command: the references it uses, said before the figures are written
+    out = tmp_path / "figs"
+    assert main(["report", "arms", "--storage", str(tmp_path / "runs"), "--png", str(out), "--figures",
+                 "comparison_variant_table", "--reference", "variant=mixer"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == "comparison_variant and comparison_variant_table: reference variant = mixer"
+    assert len(said) == 2 and said[1].startswith("wrote 1 PNG file(s)")  # --figures: only variant's are drawn
+    assert sorted(p.name for p in out.iterdir()) == ["comparison_variant_table.png"]
+
+
+def test_reference_option_errors_list_the_arms(tmp_path, capsys):
+    write_arms_study(tmp_path / "runs")
+    base = ["report", "arms", "--storage", str(tmp_path / "runs")]
+    for args, message in [
+        (["--out", str(tmp_path / "r"), "--reference", "iomt_prose"],
+         "--reference: must be an arm (its value or full label) of a compared factor; the arms: corrector: "
+         "corrector off, corrector on; variant: variant = first_order, variant = mixer, variant = no_corrector; "
+         "T1: T1 = 0, T1 = 10; task: task = digits_cnn, task = digits_mlp (got 'iomt_prose')"),
+        # a full label of a factor without that arm
+        (["--out", str(tmp_path / "r"), "--reference", "task = mixer"], "the arms: corrector: "),
+        # --png: only the comparisons --figures selects count
+        (["--png", str(tmp_path / "r"), "--figures", "comparison_task*", "--reference", "mixer"],
+         "--reference: must be an arm (its value or full label) of a compared factor; the arms: task: "
+         "task = digits_cnn, task = digits_mlp (got 'mixer')"),
+        (["--png", str(tmp_path / "r"), "--figures", "parameter_*", "--reference", "mixer"],
+         "--reference: applies to the comparison figures, and this report draws none (no factor of the study has "
+         "two arms with finished runs, or --figures selects none of them) (got 'mixer')"),
+    ]:
+        assert main([*base, *args]) == 2, args
+        captured = capsys.readouterr()
+        assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
+        assert not captured.out
+    assert not (tmp_path / "r").exists()  # nothing written
