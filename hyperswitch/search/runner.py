@@ -275,8 +275,10 @@ def build_searcher(space: SearchSpace, carried: list[Carried], lag: int,
     else:
         proposer = OptunaProposer(space.optuna_space(), space.algorithm, space.search_seed, space.mode, lag,
                                   options=space.search_options, start_points=space.start_points, priors=priors,
+                                  # results are mappings by metric name (_measured): the objective by its name
+                                  # too, a single one with constraints included (told as failed otherwise)
                                   objectives=list(zip(space.objectives, space.objective_modes, strict=True))
-                                  if space.multi_objective else (), constraints=space.constraints,
+                                  if _measured(space) else (), constraints=space.constraints,
                                   conditions=space.conditions)
     n_new = max(0, space.n_configurations() - len(carried))
     return SeedRepeater(proposer, space.seeds, space.mode, n_new=n_new, carried=carried,
