@@ -49,7 +49,8 @@ may be a placeholder too (a categorical over workloads); the workload's options 
 choice.
 
 A sampled parameter may carry ``when: {OTHER: CHOICE}`` (or ``{OTHER: [CHOICE, ...]}``): it applies only when the
-categorical parameter OTHER takes one of those choices, and is used only inside OTHER's ``sets`` for them::
+categorical parameter OTHER takes one of those choices, and is used only inside OTHER's ``sets`` for them (or the
+``sets`` of another categorical that applies only where it does, e.g. one with the same ``when``)::
 
   switch_kind:
     type: categorical
@@ -576,11 +577,23 @@ def _check_conditions(params: Mapping[str, Param]) -> dict[str, Param]:
 def _check_conditional_uses(params: Mapping[str, Param], workload: Any, policy: Any, derived: Mapping[str, Any],
                             members: Mapping[str, str]) -> None:
     """A conditional parameter (and a name its sets give) is used only where it applies: inside the ``sets`` of a
-    choice of its condition's parameter under which it is sampled, never in the workload or policy template
-    itself nor in a derived expression (they are instantiated in every configuration)."""
+    choice under which it is sampled (its condition's parameter's, or those of another categorical that applies
+    only where it does: one with the same condition, say), never in the workload or policy template itself nor in
+    a derived expression (they are instantiated in every configuration)."""
     def condition(name: str) -> tuple[str, tuple[Any, ...]] | None:
         owner = members.get(name, name)
         return params[owner].when if owner in params else None
+
+    def holds(cond: tuple[str, tuple[Any, ...]], q: str, label: Any) -> bool:
+        """Whether ``cond`` holds wherever ``q``'s set for ``label`` is used: ``q`` is ``label`` there, and every
+        condition up ``q``'s own chain holds (``resolve`` uses the sets of a parameter that applies only)."""
+        known: dict[str, tuple[Any, ...]] = {q: (label,)}
+        when = params[q].when
+        while when is not None and when[0] not in known:
+            known[when[0]] = when[1]
+            when = params[when[0]].when
+        other, choices = cond
+        return other in known and all(any(_is_choice(c, v) for c in choices) for v in known[other])
 
     def where(name: str) -> str:
         owner = members.get(name, name)
@@ -606,7 +619,7 @@ def _check_conditional_uses(params: Mapping[str, Param], workload: Any, policy: 
             _uses(one, f"parameters.{q}.sets.{label}", inner)
             for path, name in inner.items():
                 cond = condition(name)
-                if cond is not None and not (cond[0] == q and any(_is_choice(c, label) for c in cond[1])):
+                if cond is not None and not holds(cond, q, label):
                     raise ConfigError(where(name), f"${name} is used at {path}, where it does not apply (it is "
                                       f"sampled when {cond[0]} is {' or '.join(map(str, cond[1]))})", f"${name}")
 

@@ -264,3 +264,122 @@ def test_rows_resume_and_export_leave_out_what_does_not_apply(tmp_path):
     assert set(imp.params) == {"lr", "switch_kind"} and "not ranked: at, theta, K, unit" in imp.note
     assert isinstance(s.optuna_space()["unit"], CategoricalDistribution)
     assert isinstance(s.optuna_space()["K"], IntDistribution)
+
+
+@pytest.mark.parametrize("search", ["{algorithm: nsga2, samples: 10, seed: 0, population_size: 4}",
+                                    "{algorithm: gp, samples: 8, seed: 0, n_startup: 4}"])
+def test_nsga2_and_gp_sample_what_applies_and_resume_proposes_the_same(search, tmp_path):
+    s = space(search)
+    lag = search_lag(s.max_concurrent, len(s.seeds))
+    searcher = build_searcher(s, [], lag)
+    reference, _, _ = drive(searcher, random.Random(0), slots=2)
+    assert len(reference) == s.n_configurations() and {p["switch_kind"] for p in reference.values()} == \
+        {"fixed", "adaptive"}
+    for p in reference.values():  # every proposal, the algorithm's own included, has the parameters that apply
+        assert set(p) == ACTIVE[p["switch_kind"]], p
+    told = [t for t in searcher.proposer.study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(told) >= 4  # the last proposal learnt from results (NSGA-II: its first generation)
+    for t in told:
+        assert set(t.params) == set(t.distributions) == ACTIVE[t.params["switch_kind"]]
+    # interrupted after 7 trials, then rebuilt from the study's Parquet table: the same configurations
+    store = prepare_study(s, tmp_path / "runs", None, resume=False)
+    _, finished, running = drive(build_searcher(s, [], lag), random.Random(1), slots=3,
+                                 stop=lambda f, run: len(f) >= 7)
+    assert all(reference[c["config_id"]] == c["params"] for c in [*finished, *running])  # in any finishing order
+    for cfg in finished:
+        store.write_trial_parts(trial_row(s, cfg, None, COMPLETED, {"val_accuracy": value(cfg)}), [], [])
+    skipped = gap({c["config_id"] for c in finished}, running)
+    for cfg in running:
+        if cfg["config_id"] != skipped:
+            store.write_trial_parts(trial_row(s, cfg, None, RUNNING, {"val_accuracy": 0.0}), [], [])
+    rest, _, _ = drive(resume(store, s, lag), random.Random(2), slots=3)
+    assert rest and {c: reference[c] for c in rest} == rest
+
+
+# a conditional parameter inside another categorical's sets: theta applies when switch_kind is adaptive, and so does
+# style, whose sets give the adaptive rule (with $theta) that switch_kind's adaptive set uses
+NESTED = """\
+name: nested
+workload: {name: digits_mlp, batch_size: 32, hidden: 16}
+policy:
+  type: switch
+  phase1: {name: adam, lr: 0.001}
+  phase2: {name: sgdm, lr: $lr, momentum: 0.9}
+  switch: $switch_rule
+train: {steps: 20, eval_every: 10}
+parameters:
+  lr: {type: float, low: 0.01, high: 0.3, log: true}
+  switch_kind:
+    type: categorical
+    choices: [fixed, adaptive]
+    sets:
+      fixed: {switch_rule: {at: $at}}
+      adaptive: {switch_rule: $adaptive_rule}
+  style:
+    type: categorical
+    choices: [plain, per_epoch]
+    when: {switch_kind: adaptive}
+    sets:
+      plain: {adaptive_rule: {theta: $theta, K: 2}}
+      per_epoch: {adaptive_rule: {theta: $theta, K: 2, unit: epoch}}
+  at: {type: int, low: 0, high: 20, step: 5, when: {switch_kind: fixed}}
+  theta: {type: float, low: 0.001, high: 0.1, log: true, when: {switch_kind: adaptive}}
+search: {algorithm: random, samples: 6, seed: 0}
+seeds: 1
+"""
+
+
+def test_a_conditional_parameter_inside_another_categoricals_sets(tmp_path):
+    s = space(text=NESTED)
+    assert s.conditions["style"] == ("switch_kind", ("adaptive",)) and s.conditions["theta"] == s.conditions["style"]
+    fixed = s.resolve({"lr": 0.1, "switch_kind": "fixed", "at": 5})
+    assert s.instantiate(fixed)[1]["switch"] == {"at": 5}
+    assert "style" not in fixed and "theta" not in fixed and "adaptive_rule" not in fixed  # its sets are not used
+    for style, rule in (("plain", {"theta": 0.01, "K": 2}), ("per_epoch", {"theta": 0.01, "K": 2, "unit": "epoch"})):
+        values = s.resolve({"lr": 0.1, "switch_kind": "adaptive", "style": style, "theta": 0.01})
+        assert s.instantiate(values)[1]["switch"] == rule, style
+
+    # the study's rows: null where a parameter does not apply
+    store = prepare_study(s, tmp_path / "runs", None, resume=False)
+    searcher = build_searcher(s, [], 1)
+    proposed = [searcher.suggest(f"t{n}") for n in range(6)]
+    assert {c["params"]["switch_kind"] for c in proposed} == {"fixed", "adaptive"}
+    for cfg in proposed:
+        p = cfg["params"]
+        assert set(p) == ({"lr", "switch_kind", "at"} if p["switch_kind"] == "fixed" else
+                          {"lr", "switch_kind", "style", "theta"}), p
+        switch = s.instantiate(s.resolve(p))[1]["switch"]
+        assert switch == ({"at": p["at"]} if p["switch_kind"] == "fixed" else
+                          {"theta": p["theta"], "K": 2, **({"unit": "epoch"} if p["style"] == "per_epoch" else {})})
+        row = trial_row(s, cfg, None, COMPLETED, {"val_accuracy": 0.5})
+        assert row["optimizers"] == "adam,sgdm"  # the policy was instantiated and validated
+        store.write_trial_parts(row, [], [])
+    store.compact()
+    t = open_study(store.root).trials
+    for _, row in t.iterrows():
+        adaptive = row["switch_kind"] == "adaptive"
+        for n, applies in (("at", not adaptive), ("style", adaptive), ("theta", adaptive)):
+            missing = row[n] is None or (isinstance(row[n], float) and math.isnan(row[n]))
+            assert applies != missing, (row["trial_id"], n, row[n])
+        assert "adaptive_rule" not in t.columns  # a name the sets give is a template value, not a column
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # style applies in every configuration, but $theta only when switch_kind is adaptive
+    (("    when: {switch_kind: adaptive}\n    sets:", "    sets:"),
+     "parameters.theta.when: $theta is used at parameters.style.sets.plain.adaptive_rule.theta, where it does not "
+     "apply (it is sampled when switch_kind is adaptive) (got '$theta')"),
+    # style applies when switch_kind is adaptive, but at only when it is fixed
+    (("plain: {adaptive_rule: {theta: $theta, K: 2}}", "plain: {adaptive_rule: {theta: $theta, K: $at}}"),
+     "parameters.at.when: $at is used at parameters.style.sets.plain.adaptive_rule.K, where it does not apply (it "
+     "is sampled when switch_kind is fixed) (got '$at')"),
+    # a name style's sets give (applying when switch_kind is adaptive) used in the fixed set
+    (("fixed: {switch_rule: {at: $at}}", "fixed: {switch_rule: $adaptive_rule}"),
+     "parameters.style.when: $adaptive_rule is used at parameters.switch_kind.sets.fixed.switch_rule, where it does "
+     "not apply (it is sampled when switch_kind is adaptive) (got '$adaptive_rule')"),
+])
+def test_a_conditional_parameter_in_another_categoricals_sets_where_it_may_not_apply_is_refused(change, message):
+    assert change[0] in NESTED
+    with pytest.raises(ConfigError) as e:
+        space(text=NESTED.replace(change[0], change[1], 1))
+    assert str(e.value) == f"cond.yaml: {message}"
