@@ -89,8 +89,8 @@ def test_sweep_on_s3_killed_then_resumed_then_read(s3, space_file, tmp_path, ray
     proc = start("--resume")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    assert f"its process {lock['pid']} on this host is gone" in out  # the dead driver's lock taken over at once
-    assert f"resuming tiny: {len(kept)} trials finished and kept" in out
+    assert f"its process {lock['pid']} on this host is gone" in out, out  # the dead driver's lock taken over at once
+    assert f"resuming tiny: {len(kept)} trials finished and kept" in out, (sorted(kept_walls), sorted(running), out)
 
     final = open_study(study)
     t = final.trials
@@ -104,6 +104,10 @@ def test_sweep_on_s3_killed_then_resumed_then_read(s3, space_file, tmp_path, ray
     restarts = dict(zip(t.trial_id, t.restarts, strict=True))
     assert all(restarts[k] == 1 for k in cut), restarts  # continued from their checkpoints on S3
     assert all(restarts[k] == 0 for k in kept_walls)
+    with capsys.disabled():  # the counts, for a reader of the run (-s)
+        print(f"\nS3 kill/resume: {len(kept)} finished trials kept, {len(cut)} cut off and continued from "
+              f"checkpoints, {len(running) - len(cut)} restarted; after --resume {len(t)} trials, "
+              f"{int(steps['count'].sum())} step rows, restarts {sorted(restarts.items())}")
     left = keys("")
     assert not [k for k in left if k.startswith("parts/")] and ".lock" not in left
     # the cut-off trials' checkpoints (both sessions') dropped once they finished; (a trial whose last part was
