@@ -407,6 +407,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hyperswitch dashboard: studies under {storage.resolve()} at http://{host}:{args.port}/ "
           "(Ctrl-C to stop)", flush=True)
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to stderr (a server that will not stop)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

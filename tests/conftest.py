@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,13 @@ import pytest
 # Keep every Ray port on 127.0.0.1 and Tune's console quiet (set before Ray is imported by a test).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+# The tests stop `hyperswitch sweep` and `hyperswitch dashboard` processes with SIGINT, as Ctrl-C in a terminal
+# does. A suite started in the background by a non-interactive shell (`bash scripts/test.sh &`, nohup in a script)
+# inherits SIGINT ignored, its children too, and Python then installs no KeyboardInterrupt handler in them: they
+# would not stop. A handler here (rather than SIG_IGN) makes every child start with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

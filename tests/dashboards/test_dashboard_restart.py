@@ -37,14 +37,20 @@ def _serves(proc: subprocess.Popen, url: str, log: Path, timeout_s: float = 90) 
         time.sleep(0.2)
 
 
-def _stop(proc: subprocess.Popen, sig: int) -> int:
+def _stop(proc: subprocess.Popen, sig: int, log: Path) -> int:
     proc.send_signal(sig)
     try:
         return proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # the dashboard dumps every thread's stack to its log (faulthandler)
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
         proc.kill()
         proc.wait()
-        raise
+        said = log.read_text()[-6000:]
+        raise AssertionError(f"the dashboard did not stop within 30 s of signal {sig}: {said}") from None
 
 
 def _server_time_wait(port: int) -> int:
@@ -75,14 +81,14 @@ def test_restart_on_the_same_port_serves_at_once(tmp_path):
                 while s.recv(65536):
                     pass
     finally:
-        rc = _stop(proc, signal.SIGINT)
+        rc = _stop(proc, signal.SIGINT, first)
     assert rc == 0, first.read_text()
     assert _server_time_wait(port) > 0  # the condition the restart must survive is really there
     proc = _start(tmp_path / "runs", port, second)
     try:
         _serves(proc, url, second)
     finally:
-        _stop(proc, signal.SIGTERM)
+        _stop(proc, signal.SIGTERM, second)
 
     said = first.read_text().splitlines()
     assert [line for line in said if url in line] == [
