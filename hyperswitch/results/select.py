@@ -221,12 +221,7 @@ def select_configurations(trials: pd.DataFrame, metric: str, mode: str, select: 
         if not len(eligible):
             raise ConfigError("--select", f"no configuration has all its finished seeds completed with a finite "
                               f"{metric}; --select best exports the best single trial", select)
-        most = int(eligible["n_counted"].max())
-        fewer = eligible[eligible["n_counted"] < most]
-        if len(fewer):
-            notes.append(f"{len(fewer)} configuration(s) with fewer than {most} finished seeds not compared (their "
-                         "other seeds have not run)")
-        eligible = eligible[eligible["n_counted"] == most]
+        eligible = _most_seeds(eligible, notes)
         # means equal up to float round-off (the same values summed in another order) are ties
         table = eligible.assign(_key=np.round(sign * eligible["mean"].to_numpy(float), 12),
                                 _std=np.round(eligible["std"].fillna(np.inf).to_numpy(float), 12),
@@ -275,12 +270,7 @@ def _front(trials: pd.DataFrame, objectives: list[tuple[str, str]], top: int, no
     if not len(eligible):
         raise ConfigError("--select", f"no configuration has all its finished seeds completed with finite {names}",
                           "pareto")
-    most = int(eligible["n_counted"].max())
-    fewer = eligible[eligible["n_counted"] < most]
-    if len(fewer):
-        notes.append(f"{len(fewer)} configuration(s) with fewer than {most} finished seeds not compared (their "
-                     "other seeds have not run)")
-    eligible = eligible[eligible["n_counted"] == most]
+    eligible = _most_seeds(eligible, notes)
     points = eligible[[f"mean:{m}" for m, _ in objectives]].to_numpy(float)
     on = pareto_front(points, [d for _, d in objectives])
     signs = [-1.0 if d == "max" else 1.0 for _, d in objectives]
@@ -302,3 +292,13 @@ def _front(trials: pd.DataFrame, objectives: list[tuple[str, str]], top: int, no
     if len(choices) < len(on):
         notes.append(f"--top {top}: the first {len(choices)} of the front's {len(on)} by {objectives[0][0]}")
     return Selection(choices, notes, front_size=len(on))
+
+
+def _most_seeds(eligible: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The configurations with the most finished seeds (``n_counted``): others are not compared yet (a note)."""
+    most = int(eligible["n_counted"].max())
+    fewer = eligible[eligible["n_counted"] < most]
+    if len(fewer):
+        notes.append(f"{len(fewer)} configuration(s) with fewer than {most} finished seeds not compared (their "
+                     "other seeds have not run)")
+    return eligible[eligible["n_counted"] == most]

@@ -12,7 +12,6 @@ import random
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
-from ray.tune.search import Searcher
 
 from hyperswitch.errors import ConfigError
 from hyperswitch.export import export_study
@@ -20,9 +19,10 @@ from hyperswitch.figures import parameter as fp
 from hyperswitch.results import open_study
 from hyperswitch.results.schema import COMPLETED, RUNNING
 from hyperswitch.search.runner import build_searcher, prepare_study
-from hyperswitch.search.seeds import OBJECTIVE, QMCProposer, search_lag
+from hyperswitch.search.seeds import QMCProposer, search_lag
 from hyperswitch.search.space import space_from_text
 from hyperswitch.search.trial import trial_row
+from tests.search.test_proposals import drive as proposals_drive
 from tests.search.test_proposals import gap, resume
 
 SPACE = """\
@@ -72,29 +72,8 @@ ACTIVE = {"fixed": {"lr", "switch_kind", "at"}, "adaptive": {"lr", "switch_kind"
 
 
 def drive(searcher, rng: random.Random, slots: int, stop=None):
-    """Tune's loop (as test_proposals.drive, with this space's objective): (proposed config_id -> params,
-    finished trial configs, running trial configs)."""
-    proposed, finished, running, exhausted, n = {}, [], {}, False, 0
-    while True:
-        while not exhausted and len(running) < slots:
-            n += 1
-            cfg = searcher.suggest(f"t{n}")
-            if cfg is None:
-                break
-            if cfg == Searcher.FINISHED:
-                exhausted = True
-                break
-            assert proposed.setdefault(cfg["config_id"], cfg["params"]) == cfg["params"]
-            running[f"t{n}"] = cfg
-        if stop is not None and stop(finished, list(running.values())):
-            return proposed, finished, list(running.values())
-        if not running:
-            assert exhausted, "the searcher waits with nothing running"
-            return proposed, finished, []
-        tid = rng.choice(sorted(running))
-        cfg = running.pop(tid)
-        searcher.on_trial_complete(tid, {OBJECTIVE: value(cfg)})
-        finished.append(cfg)
+    """Tune's loop (test_proposals.drive) with this space's objective."""
+    return proposals_drive(searcher, rng, slots, stop, objective=value)
 
 
 def test_the_readme_example_resolves_only_what_applies():

@@ -23,30 +23,16 @@ from hyperswitch.search.runner import build_searcher
 from hyperswitch.search.seeds import NSGA2_GENERATION, OBJECTIVE, Carried, OptunaProposer, search_lag
 from hyperswitch.search.space import space_from_text
 from hyperswitch.search.trial import trial_row
-from tests.search.test_proposals import drive, gap, resume
+from tests.search.test_proposals import drive, gap, resume, switch_space
 
-SPACE = """\
-name: mo
-workload: {{name: digits_mlp}}
-policy:
-  type: switch
-  phase1: {{name: adam, lr: 0.001}}
-  phase2: {{name: sgdm, lr: $lr, momentum: $momentum}}
-  switch: {{at: $switch_at}}
-train: {{steps: 20, eval_every: 10}}
-parameters:
-  lr: {{type: float, low: 0.01, high: 0.3, log: true}}
-  momentum: {{type: float, low: 0.5, high: 0.99}}
-  switch_at: {{type: int, low: 0, high: 20, step: 5}}
-search: {search}
-metric: {metric}
-mode: {mode}
-{extra}"""
+
+def space_text(search: str, metric: str, mode: str, extra: str = "") -> str:
+    return switch_space("mo", f"search: {search}\nmetric: {metric}\nmode: {mode}\n{extra}")
 
 
 def space(search: str = "tpe", metric: str = "[val_accuracy, wall_time_s]", mode: str = "[max, min]",
           extra: str = ""):
-    return space_from_text(SPACE.format(search=search, metric=metric, mode=mode, extra=extra), "mo.yaml")
+    return space_from_text(space_text(search, metric, mode, extra), "mo.yaml")
 
 
 def outcome(cfg: dict) -> dict[str, float]:
@@ -124,7 +110,7 @@ def test_bad_objectives_and_constraints_are_one_line(kw, message):
 
 
 def test_the_command_exits_2_and_creates_nothing(space_file, tmp_path, capsys):
-    path = space_file(SPACE.format(search="tpe", metric="[val_accuracy, wall_time_s]", mode="[max, max]", extra=""))
+    path = space_file(space_text("tpe", "[val_accuracy, wall_time_s]", "[max, max]"))
     assert main(["sweep", str(path), "--storage", str(tmp_path / "runs")]) == 2
     assert capsys.readouterr().err.strip() == f"hyperswitch: error: {path}: mode[1]: wall_time_s is better when it " \
                                               "is lower; mode must be min (got 'max')"

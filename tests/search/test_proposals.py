@@ -18,9 +18,16 @@ from hyperswitch.search.seeds import OBJECTIVE, search_lag
 from hyperswitch.search.space import space_from_text
 from hyperswitch.search.trial import trial_row
 
-SPACE = """\
-name: proposals
-workload: {{name: digits_mlp}}
+RANGE = "{type: float, low: 0.01, high: 0.3, log: true}"
+MOMENTUM = "{type: float, low: 0.5, high: 0.99}"
+
+
+def switch_space(name: str, tail: str, *, lr: str = RANGE, momentum: str = MOMENTUM, workload: str = "") -> str:
+    """The searcher tests' space: Adam -> SGD-m on digits_mlp, lr x momentum x switch_at (20 steps), then ``tail``
+    (search, seeds, metric, ... as YAML). ``workload``: more keys of the workload mapping (", batch_size: 32")."""
+    return f"""\
+name: {name}
+workload: {{name: digits_mlp{workload}}}
 policy:
   type: switch
   phase1: {{name: adam, lr: 0.001}}
@@ -29,20 +36,19 @@ policy:
 train: {{steps: 20, eval_every: 10}}
 parameters:
   lr: {lr}
-  momentum: {{type: float, low: 0.5, high: 0.99}}
+  momentum: {momentum}
   switch_at: {{type: int, low: 0, high: 20, step: 5}}
-search: {{algorithm: {algorithm}, samples: 16, seed: 7}}
-seeds: 2
-max_concurrent: 3
-"""
-RANGE = "{type: float, low: 0.01, high: 0.3, log: true}"
+""" + tail
+
+
 CHOICES = "{type: categorical, choices: [0.01, 0.03, 0.1, 0.3]}"  # grid: 4 x 5 x 5 points, 16 run (--samples)
 
 
 def make_space(algorithm: str):
-    text = SPACE.format(algorithm=algorithm, lr=CHOICES if algorithm == "grid" else RANGE)
-    if algorithm == "grid":
-        text = text.replace("{type: float, low: 0.5, high: 0.99}", "{type: float, low: 0.5, high: 0.9, step: 0.1}")
+    grid = algorithm == "grid"
+    text = switch_space("proposals", f"search: {{algorithm: {algorithm}, samples: 16, seed: 7}}\nseeds: 2\n"
+                        "max_concurrent: 3\n", lr=CHOICES if grid else RANGE,
+                        momentum="{type: float, low: 0.5, high: 0.9, step: 0.1}" if grid else MOMENTUM)
     return space_from_text(text, f"{algorithm}.yaml").with_overrides(samples=16)
 
 
@@ -53,10 +59,11 @@ def value(cfg: dict) -> float:
         + 0.001 * cfg["seed"]
 
 
-def drive(searcher, rng: random.Random, slots: int, stop=None):
-    """Tune's loop: fill the free slots from ``suggest``, finish one running trial picked by ``rng``; ``stop``
-    (finished, running) -> True interrupts. Returns (proposed config_id -> params, finished trial configs,
-    running trial configs)."""
+def drive(searcher, rng: random.Random, slots: int, stop=None, objective=None):
+    """Tune's loop: fill the free slots from ``suggest``, finish one running trial picked by ``rng`` with
+    ``objective(cfg)`` (default :func:`value`); ``stop`` (finished, running) -> True interrupts. Returns (proposed
+    config_id -> params, finished trial configs, running trial configs)."""
+    objective = objective or value
     proposed, finished, running = {}, [], {}
     exhausted = False
     n = 0
@@ -79,7 +86,7 @@ def drive(searcher, rng: random.Random, slots: int, stop=None):
             return proposed, finished, []
         tid = rng.choice(sorted(running))
         cfg = running.pop(tid)
-        searcher.on_trial_complete(tid, {OBJECTIVE: value(cfg)})
+        searcher.on_trial_complete(tid, {OBJECTIVE: objective(cfg)})
         finished.append(cfg)
 
 

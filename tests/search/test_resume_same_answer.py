@@ -19,26 +19,13 @@ from hyperswitch.export.select import select_configurations
 from hyperswitch.results import open_study
 from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
+from tests.search.test_proposals import switch_space
 
 pytestmark = pytest.mark.slow
 
-SPACE = """\
-name: {name}
-workload: {{name: digits_mlp, batch_size: 32, hidden: 16}}
-policy:
-  type: switch
-  phase1: {{name: adam, lr: 0.001}}
-  phase2: {{name: sgdm, lr: $lr, momentum: $momentum}}
-  switch: {{at: $switch_at}}
-train: {{steps: 20, eval_every: 10}}
-parameters:
-  lr: {{type: float, low: 0.01, high: 0.3, log: true}}
-  momentum: {{type: float, low: 0.5, high: 0.99}}
-  switch_at: {{type: int, low: 0, high: 20, step: 5}}
-search: {{algorithm: tpe, samples: 13, seed: 0}}
-seeds: 2
-max_concurrent: 2
-"""
+def space_text(name: str) -> str:
+    return switch_space(name, "search: {algorithm: tpe, samples: 13, seed: 0}\nseeds: 2\nmax_concurrent: 2\n",
+                        workload=", batch_size: 32, hidden: 16")
 PARAMS = ("lr", "momentum", "switch_at")
 
 
@@ -55,10 +42,10 @@ def config_map(study) -> dict[str, tuple]:
 def test_interrupted_and_resumed_tpe_sweep_proposes_what_an_uninterrupted_one_does(local_ray, space_file, tmp_path,
                                                                                     ray_tmp):
     storage = tmp_path / "runs"
-    whole = run_sweep(load_space(space_file(SPACE.format(name="whole"), "whole.yaml")), storage=storage,
+    whole = run_sweep(load_space(space_file(space_text("whole"), "whole.yaml")), storage=storage,
                       out=lambda s: None)
 
-    path = space_file(SPACE.format(name="cut"), "cut.yaml")
+    path = space_file(space_text("cut"), "cut.yaml")
     env = {**os.environ, "TMPDIR": str(ray_tmp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "hyperswitch", "sweep", str(path), "--storage", str(storage)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -20,23 +20,11 @@ from hyperswitch.results.store import StudyStore
 from hyperswitch.search.runner import build_searcher
 from hyperswitch.search.seeds import OBJECTIVE, Carried, OptunaProposer, QMCProposer, SeedRepeater, search_lag
 from hyperswitch.search.space import space_from_text
-from tests.search.test_proposals import drive, gap, make_space, resume, store_rows
+from tests.search.test_proposals import drive, gap, make_space, resume, store_rows, switch_space
 
-SPACE = """\
-name: samplers
-workload: {{name: digits_mlp}}
-policy:
-  type: switch
-  phase1: {{name: adam, lr: 0.001}}
-  phase2: {{name: sgdm, lr: $lr, momentum: $momentum}}
-  switch: {{at: $switch_at}}
-train: {{steps: 20, eval_every: 10}}
-parameters:
-  lr: {{type: float, low: 0.01, high: 0.3, log: true}}
-  momentum: {{type: float, low: 0.5, high: 0.99}}
-  switch_at: {{type: int, low: 0, high: 20, step: 5}}
-search: {search}
-"""
+
+def space_text(search: str) -> str:
+    return switch_space("samplers", f"search: {search}\n")
 
 PLANE = {"x": FloatDistribution(-5.0, 5.0), "y": FloatDistribution(-5.0, 5.0)}
 OPTIMUM = (1.3, -2.1)
@@ -48,7 +36,7 @@ def bowl(p) -> float:
 
 
 def space(search: str):
-    return space_from_text(SPACE.format(search=search), "samplers.yaml")
+    return space_from_text(space_text(search), "samplers.yaml")
 
 
 def run(proposer, n: int, f=bowl, slots: int = 2, mode: str = "min", carried=()) -> dict[int, tuple[dict, float]]:
@@ -108,7 +96,7 @@ def test_a_bad_option_is_one_line_naming_key_rule_and_value(search, key, rule):
 
 
 def test_cmaes_needs_a_numeric_parameter():
-    text = SPACE.format(search="cmaes").replace("  lr: {type: float, low: 0.01, high: 0.3, log: true}\n",
+    text = space_text("cmaes").replace("  lr: {type: float, low: 0.01, high: 0.3, log: true}\n",
                                                  "  lr: {type: categorical, choices: [0.01, 0.1]}\n")
     text = text.replace("  momentum: {type: float, low: 0.5, high: 0.99}\n", "  momentum: 0.9\n")
     text = text.replace("  switch_at: {type: int, low: 0, high: 20, step: 5}\n", "  switch_at: 10\n")
@@ -117,7 +105,7 @@ def test_cmaes_needs_a_numeric_parameter():
 
 
 def test_the_command_exits_2_with_one_line(space_file, tmp_path, capsys):
-    path = space_file(SPACE.format(search="{algorithm: qmc, qmc_type: lattice}"))
+    path = space_file(space_text("{algorithm: qmc, qmc_type: lattice}"))
     assert main(["sweep", str(path), "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"hyperswitch: error: {path}: search.qmc_type: must be one of sobol, halton (got 'lattice')"
