@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "baseline-looking arm): its value (e.g. iomt_prose: every factor with such an arm) or its full "
                    "label ('variant = iomt_prose': that factor only); a compared factor without that arm keeps its "
                    "default (said in the output); an arm of no compared factor is an error listing the arms")
+    r.add_argument("--tuned", metavar="NAMES",
+                   help="comma-separated parameters (e.g. lr_scale,damping): the comparison figures put each arm at "
+                   "its own best cell of them (best mean over seeds, failed runs counted as the worst) and pair "
+                   "those cells' runs by seed; the table names each arm's cell and flags one on the grid's edge")
+    r.add_argument("--holdout", action="store_true",
+                   help="with --tuned: choose each arm's cell on the first half of the sorted seeds and measure the "
+                   "differences on the other half (without it the same seeds choose and measure: optimistic)")
     r.add_argument("--storage", default="runs", help=STORAGE_HELP)
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
@@ -449,11 +456,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         for f, arm in kept.items():
             print(f"{' and '.join(comparison_slugs(f))}: reference {arm} (the default: {args.reference!r} is no arm "
                   f"of {f})")
+    tune: list[str] = []
+    if args.holdout and args.tuned is None:
+        raise ConfigError("--holdout", "applies with --tuned NAMES (the parameters each arm is tuned over)", None,
+                          show_value=False)
+    if args.tuned is not None:  # checked before anything is written
+        from hyperswitch.figures.report import resolve_tuned
+
+        tune = resolve_tuned(path, args.tuned, ["*"] if args.out else patterns)
+        print(f"comparison figures: each arm at its own best cell of {', '.join(tune)}, "
+              + ("chosen on the first half of the seeds, differences on the other half (held out)" if args.holdout
+                 else "chosen and measured on the same seeds (optimistic; --holdout for held-out seeds)"))
     if args.png:
         from hyperswitch.figures.report import write_png_files
 
         try:
-            shots = write_png_files(path, args.png, patterns, references=references)
+            shots = write_png_files(path, args.png, patterns, references=references, tune_over=tune,
+                                    holdout=args.holdout)
         except ValueError as exc:
             raise ConfigError("--figures", str(exc), args.figures, show_value=False) from None
         except StudyReadError as exc:
@@ -469,7 +488,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 0
     out = Path(args.out)
     try:
-        entries = write_report(path, out, self_contained=args.self_contained, references=references)
+        entries = write_report(path, out, self_contained=args.self_contained, references=references,
+                               tune_over=tune, holdout=args.holdout)
     except StudyReadError as exc:
         print(f"hyperswitch: error: {exc}", file=sys.stderr)
         return 2

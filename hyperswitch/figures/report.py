@@ -12,6 +12,15 @@ that factor only) or its value (``iomt_prose``: every factor with an arm of that
 the report draws (all of them with ``--out``; those ``--figures`` selects with ``--png`` alone), a factor without
 that arm keeps its default reference (the command says which); an ARM that is an arm of none of them, or a full
 label naming a factor without that arm, is an error that lists their arms, and nothing is written.
+
+``--tuned NAMES [--holdout]`` (:func:`resolve_tuned`): the comparison figures put each arm at its own best cell of
+those parameters (``lr_scale,damping``) and pair the chosen cells' runs by seed (``tune_over`` of
+:func:`hyperswitch.figures.comparisons.comparison_data`; the table's "tuned cell" column names each arm's cell and
+whether it lies on the grid's edge); with ``--holdout`` the cells are chosen on the first half of the sorted seeds
+and the differences measured on the other half, without it the figures say the differences are optimistic. The
+comparison of a factor that is one of NAMES is not drawn (the index says why), and NAMES do not split the
+comparisons. A name that is not a parameter of the study, ``seed``, or NAMES that leave no comparison to draw, is
+an error (nothing is written).
 """
 
 from __future__ import annotations
@@ -51,11 +60,13 @@ class Entry(NamedTuple):
     reason: str | None  # why there is no figure (the view does not apply, or the study could not be read)
 
 
-def _views(info: StudyInfo, references: Mapping[str, str] | None = None
-           ) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
+def _views(info: StudyInfo, references: Mapping[str, str] | None = None, tune_over: Sequence[str] = (),
+           holdout: bool = False) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
     """(slug, section, title, build) for every default view of the study; ``references``: factor -> the arm its
-    comparison figures take as the reference (:func:`resolve_references`; the others: the default)."""
+    comparison figures take as the reference (:func:`resolve_references`; the others: the default); ``tune_over``
+    and ``holdout``: the comparisons are tuned (:func:`resolve_tuned`)."""
     references = dict(references or {})
+    tune = list(tune_over)
     t, metric, mode = info.trials, info.metric, info.mode
     params = info.varied_parameters
     root = info.path
@@ -137,9 +148,12 @@ def _views(info: StudyInfo, references: Mapping[str, str] | None = None
         cache: dict[str, fcmp.Comparisons] = {}
 
         def comparison(f: str = f, cache: dict[str, fcmp.Comparisons] = cache) -> fcmp.Comparisons:
+            if f in tune:
+                raise NotApplicable(f"--tuned tunes over {f}: its own arms are not compared")
             if "d" not in cache:
-                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, references.get(f),
-                                                  split=fa.default_split(names, f), mode=mode)
+                split = fa.default_split([n for n in names if n not in tune], f)
+                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, references.get(f), split=split,
+                                                  mode=mode, tune_over=tune, holdout=holdout)
             return cache["d"]
 
         def forest(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
@@ -148,6 +162,8 @@ def _views(info: StudyInfo, references: Mapping[str, str] | None = None
         def table(comparison: Callable[[], fcmp.Comparisons] = comparison) -> go.Figure:
             return fcmp.table_figure(comparison())
         vs = references.get(f, "the reference")
+        if tune:
+            vs += f", each arm tuned over {', '.join(tune)}" + (" (held-out seeds)" if holdout else "")
         yield (f"comparison_{f}", "Comparisons", f"{label}: paired differences vs {vs} (forest plot)", forest)
         yield (f"comparison_{f}_table", "Comparisons", f"{label}: paired differences vs {vs} (table)", table)
 
@@ -205,6 +221,34 @@ def resolve_references(study: str | Path | ObjectPath, arm: str, figures: Sequen
     return chosen, kept
 
 
+def resolve_tuned(study: str | Path | ObjectPath, names: str, figures: Sequence[str] = ("*",)) -> list[str]:
+    """``--tuned NAMES`` (comma-separated): the parameters the comparison figures tune each arm over, checked. A
+    ``ConfigError`` naming ``--tuned`` when a name is ``seed`` or not a parameter of the study (listing them),
+    when NAMES is empty, or when no comparison figure among those ``figures`` selects is left to draw (none at all,
+    or each of a factor NAMES tunes over)."""
+    info = study_info(study)
+    tune = list(dict.fromkeys(n.strip() for n in names.split(",") if n.strip()))
+    if not tune:
+        raise ConfigError("--tuned", "needs parameter names, comma-separated (e.g. lr_scale,damping)", names)
+    choices = [p for p in dict.fromkeys(info.parameters) if p in info.trials.columns and p != "seed"]
+    for n in tune:
+        if n == "seed":
+            raise ConfigError("--tuned", "seed pairs the runs: it cannot be tuned over", names)
+        if n not in choices:
+            raise ConfigError("--tuned", f"{n!r} is not a parameter of this study; its parameters: "
+                              + (", ".join(choices) or "none"), names)
+    drawn = [f for f, _ in fa.ablation_factors(info.trials, info.parameters)
+             if any(fnmatch.fnmatchcase(slug, p) for slug in comparison_slugs(f) for p in figures)]
+    if not drawn:
+        raise ConfigError("--tuned", "applies to the comparison figures, and this report draws none (no factor of "
+                          "the study has 2 to 8 values" + (", or --figures selects none of them)"
+                                                          if tuple(figures) != ("*",) else ")"), names)
+    if all(f in tune for f in drawn):
+        raise ConfigError("--tuned", f"tunes over every factor whose comparison is drawn ({', '.join(drawn)}): "
+                          "nothing is left to compare", names)
+    return tune
+
+
 def _first_switch(events: pd.DataFrame) -> pd.Series:
     ev = events[events["kind"].astype(str) == "switch"]
     return ev.groupby(ev["trial_id"].astype(str))["step"].min()
@@ -220,11 +264,13 @@ def png_renderer() -> str | None:
 
 
 def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained: bool = False,
-                 png: bool | None = None, references: Mapping[str, str] | None = None) -> list[Entry]:
+                 png: bool | None = None, references: Mapping[str, str] | None = None,
+                 tune_over: Sequence[str] = (), holdout: bool = False) -> list[Entry]:
     """Write one HTML file per figure and ``index.html`` into ``out``; PNG too when ``png`` (default: when a
     renderer is installed). ``self_contained`` embeds plotly.js in every file (~4.6 MB each); otherwise the
     files share one ``plotly.min.js`` written next to them (works offline, keep the folder together).
-    ``references``: factor -> its comparisons' reference arm (:func:`resolve_references`)."""
+    ``references``: factor -> its comparisons' reference arm (:func:`resolve_references`); ``tune_over`` and
+    ``holdout``: tuned comparisons (:func:`resolve_tuned`)."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--out")  # one line (exit 2), not an OSError traceback, before anything is written
@@ -233,7 +279,7 @@ def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained
     want_png = bool(renderer) if png is None else png
     entries: list[Entry] = []
     drawn: list[tuple[int, go.Figure]] = []  # (entry index, figure) of the figures written as HTML
-    for slug, section, title, build in _views(info, references):
+    for slug, section, title, build in _views(info, references, tune_over, holdout):
         try:
             fig = build()
         except NotApplicable as exc:
@@ -265,14 +311,15 @@ def view_slugs(study: str | Path | ObjectPath) -> list[str]:
 
 
 def write_png_files(study: str | Path | ObjectPath, out: str | Path, figures: Sequence[str] = ("*",),
-                    width: int = SMALL_PNG_WIDTH, references: Mapping[str, str] | None = None) -> list[Entry]:
+                    width: int = SMALL_PNG_WIDTH, references: Mapping[str, str] | None = None,
+                    tune_over: Sequence[str] = (), holdout: bool = False) -> list[Entry]:
     """``hyperswitch report STUDY --png DIR``: the chosen views (``figures``: stems or shell patterns, e.g.
     ``comparison_*``) as PNG files ``width`` pixels wide at scale 1 (small enough to commit), nothing else. A view
     that does not apply is an entry with its reason. Raises ``ValueError`` for a pattern that names no view."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--png")
-    views = list(_views(info, references))
+    views = list(_views(info, references, tune_over, holdout))
     for pattern in figures:
         if not any(fnmatch.fnmatchcase(slug, pattern) for slug, *_ in views):
             raise ValueError(f"{pattern!r} names no figure of this study; its figures: "

@@ -1,7 +1,8 @@
 """The Comparisons page (issue 16): every arm of a factor against a reference arm, paired by seed. Its layout and
 callback values without a browser, then for real: the dashboard served as a subprocess on a study written by the
 real results store (tests/figures/armstudy.py), headless Chromium choosing the reference, the split and the
-interval method, and reading the forest plot Plotly drew and the table. Numbers are those of
+interval method, tuning each arm over task (with held-out seeds), and reading the forest plot Plotly drew and the
+table. Numbers are those of
 tests/figures/test_comparisons.py (mixer - first_order = +0.025 in every pair)."""
 
 from __future__ import annotations
@@ -44,6 +45,21 @@ def test_layout_and_comparison_without_a_browser(storage):
     assert "higher (CI excludes 0)" in table and "1 only in variant = no_corrector" in table
     with pytest.raises(NotApplicable, match="no factor"):
         comparisons.comparison(ctx, "arms", None, None, None, "val_accuracy", "t")
+    # tuned: each variant at its best task (digits_cnn, +0.01 in every run), paired by seed
+    page = comparisons.layout(ctx, "arms")
+    assert [o["value"] for o in page["comparisons-tune"].options] == ["task", "T1"]  # not the factor, variant
+    assert page["comparisons-tune"].value == [] and page["comparisons-holdout"].value == []
+    d = comparisons.comparison(ctx, "arms", "variant", "variant = first_order", "none", "val_accuracy", "t", ["task"])
+    assert d.pair_on == ["seed"] and [r.tuned.cell for r in d.rows] == ["task=digits_cnn"] * 3
+    assert d.rows[1].paired.n == 4 and d.rows[1].paired.mean == pytest.approx(0.025)
+    table = json.dumps(comparisons.table_component(d), cls=PlotlyJSONEncoder)
+    assert "tuned cell" in table and "task=digits_cnn; best of 2 cells" in table
+    held = comparisons.comparison(ctx, "arms", "variant", None, "none", "val_accuracy", "t", ["task"], True)
+    assert held.choose_seeds == [0, 1] and held.measure_seeds == [2, 3, 4]
+    with pytest.raises(NotApplicable, match="held-out seeds apply to a tuned comparison"):
+        comparisons.comparison(ctx, "arms", "variant", None, "none", "val_accuracy", "t", [], True)
+    with pytest.raises(NotApplicable, match="task is both the split and a parameter to tune over"):
+        comparisons.comparison(ctx, "arms", "variant", None, "task", "val_accuracy", "t", ["task"])
 
 
 def test_comparisons_page_in_chromium(storage, tmp_path):
@@ -75,6 +91,12 @@ def test_comparisons_page_in_chromium(storage, tmp_path):
         page.click("#comparisons-method >> text=percentile bootstrap")
         wait_figure(page, "comparisons-graph", "f.subtitle.includes('percentile bootstrap')")
         assert "percentile bootstrap" in page.inner_text("#comparisons-note")
+        pick(page, "comparisons-tune", "task")  # each variant at its best task, paired by seed
+        wait_figure(page, "comparisons-graph", "f.subtitle.includes('tuned over task')")
+        assert "task=digits_cnn; best of 2 cells" in page.inner_text("#comparisons-rows")
+        assert "optimistic" in page.inner_text("#comparisons-note")
+        page.click("#comparisons-holdout >> text=held-out seeds")
+        wait_figure(page, "comparisons-graph", "f.subtitle.includes('differences on seeds 2-4 (held out)')")
         # T1 is set by the variant: T1 10 is mixer only, so nothing pairs across T1
         pick(page, "comparisons-factor", "T1: corrector length (T1 = 0 turns it off)")
         wait_figure(page, "comparisons-graph", "f.title.includes('vs T1 = 0')")

@@ -113,3 +113,56 @@ def test_reference_option_errors_list_the_arms(tmp_path, capsys):
         assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
         assert not captured.out
     assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_tuned_option_tunes_the_comparison_figures(tmp_path, capsys):
+    from hyperswitch.figures.report import resolve_tuned, write_report
+
+    root = write_arms_study(tmp_path / "runs")
+    assert resolve_tuned(root, " task, task ") == ["task"]
+    # each variant at its best task (digits_cnn: +0.01 in every run), paired by seed; task is no split then
+    entries = write_report(root, tmp_path / "report", png=False, tune_over=["task"])
+    by_slug = {e.slug: e for e in entries}
+    assert by_slug["comparison_variant"].title == (
+        "variant: paired differences vs the reference, each arm tuned over task (forest plot)")
+    assert by_slug["comparison_task"].html is None
+    assert by_slug["comparison_task"].reason == "--tuned tunes over task: its own arms are not compared"
+    table = (tmp_path / "report" / "comparison_variant_table.html").read_text()
+    assert "tuned cell" in table and "task=digits_cnn; best of 2 cells" in table
+    assert "the same seeds chose the cells and measure them: optimistic" in table
+    assert "extend the grid" not in table  # task is not numeric: no grid edge
+    held = write_report(root, tmp_path / "held", png=False, tune_over=["task"], holdout=True)
+    assert {e.slug: e.title for e in held}["comparison_variant_table"].endswith(
+        "tuned over task (held-out seeds) (table)")
+    assert "cells chosen on seeds 0-1, differences on seeds 2-4 (held out)" in (
+        tmp_path / "held" / "comparison_variant_table.html").read_text()
+
+    out = tmp_path / "figs"
+    assert main(["report", "arms", "--storage", str(tmp_path / "runs"), "--png", str(out), "--figures",
+                 "comparison_variant_table", "--tuned", "task", "--holdout"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == ("comparison figures: each arm at its own best cell of task, chosen on the first half of the "
+                       "seeds, differences on the other half (held out)")
+    assert said[1].startswith("wrote 1 PNG file(s)") and (out / "comparison_variant_table.png").is_file()
+
+
+def test_tuned_option_errors(tmp_path, capsys):
+    write_arms_study(tmp_path / "runs")
+    base = ["report", "arms", "--storage", str(tmp_path / "runs")]
+    for args, message in [
+        (["--out", str(tmp_path / "r"), "--tuned", "lr_scale,task"],
+         "--tuned: 'lr_scale' is not a parameter of this study; its parameters: task, variant, T1 "
+         "(got 'lr_scale,task')"),
+        (["--out", str(tmp_path / "r"), "--tuned", "seed"], "--tuned: seed pairs the runs: it cannot be tuned over"),
+        (["--out", str(tmp_path / "r"), "--tuned", " , "], "--tuned: needs parameter names, comma-separated"),
+        (["--out", str(tmp_path / "r"), "--holdout"], "--holdout: applies with --tuned NAMES"),
+        (["--png", str(tmp_path / "r"), "--figures", "comparison_task*", "--tuned", "task"],
+         "--tuned: tunes over every factor whose comparison is drawn (task): nothing is left to compare"),
+        (["--png", str(tmp_path / "r"), "--figures", "parameter_*", "--tuned", "task"],
+         "--tuned: applies to the comparison figures, and this report draws none"),
+    ]:
+        assert main([*base, *args]) == 2, args
+        captured = capsys.readouterr()
+        assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
+        assert not captured.out
+    assert not (tmp_path / "r").exists()  # nothing written
