@@ -15,6 +15,17 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+def assert_one_line_errors(base: list[str], cases: list[tuple[list[str], str]], capsys, out_dir) -> None:
+    """Each case (extra arguments, expected message) exits 2 with that message as stderr's one line, prints nothing
+    to stdout, and writes nothing to out_dir."""
+    for args, message in cases:
+        assert main([*base, *args]) == 2, args
+        captured = capsys.readouterr()
+        assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
+        assert not captured.out
+    assert not out_dir.exists()  # nothing written
+
+
 def test_report_lists_the_comparison_views(tmp_path):
     root = write_arms_study(tmp_path)
     slugs = view_slugs(root)
@@ -93,7 +104,7 @@ def test_reference_option_sets_the_comparisons_reference_arm(tmp_path, capsys):
 def test_reference_option_errors_list_the_arms(tmp_path, capsys):
     write_arms_study(tmp_path / "runs")
     base = ["report", "arms", "--storage", str(tmp_path / "runs")]
-    for args, message in [
+    cases = [
         (["--out", str(tmp_path / "r"), "--reference", "iomt_prose"],
          "--reference: must be an arm (its value or full label) of a compared factor; the arms: corrector: "
          "corrector off, corrector on; variant: variant = first_order, variant = mixer, variant = no_corrector; "
@@ -107,12 +118,8 @@ def test_reference_option_errors_list_the_arms(tmp_path, capsys):
         (["--png", str(tmp_path / "r"), "--figures", "parameter_*", "--reference", "mixer"],
          "--reference: applies to the comparison figures, and this report draws none (no factor of the study has "
          "two arms with finished runs, or --figures selects none of them) (got 'mixer')"),
-    ]:
-        assert main([*base, *args]) == 2, args
-        captured = capsys.readouterr()
-        assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
-        assert not captured.out
-    assert not (tmp_path / "r").exists()  # nothing written
+    ]
+    assert_one_line_errors(base, cases, capsys, tmp_path / "r")
 
 
 def test_tuned_option_tunes_the_comparison_figures(tmp_path, capsys):
@@ -149,7 +156,7 @@ def test_tuned_option_tunes_the_comparison_figures(tmp_path, capsys):
 def test_tuned_option_errors(tmp_path, capsys):
     write_arms_study(tmp_path / "runs")
     base = ["report", "arms", "--storage", str(tmp_path / "runs")]
-    for args, message in [
+    cases = [
         (["--out", str(tmp_path / "r"), "--tuned", "lr_scale,task"],
          "--tuned: 'lr_scale' is not a parameter of this study; its parameters: task, variant, T1 "
          "(got 'lr_scale,task')"),
@@ -160,9 +167,5 @@ def test_tuned_option_errors(tmp_path, capsys):
          "--tuned: tunes over every factor whose comparison is drawn (task): nothing is left to compare"),
         (["--png", str(tmp_path / "r"), "--figures", "parameter_*", "--tuned", "task"],
          "--tuned: applies to the comparison figures, and this report draws none"),
-    ]:
-        assert main([*base, *args]) == 2, args
-        captured = capsys.readouterr()
-        assert len(captured.err.splitlines()) == 1 and message in captured.err, (args, captured.err)
-        assert not captured.out
-    assert not (tmp_path / "r").exists()  # nothing written
+    ]
+    assert_one_line_errors(base, cases, capsys, tmp_path / "r")
