@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--holdout", action="store_true",
                    help="with --tuned: choose each arm's cell on the first half of the sorted seeds and measure the "
                    "differences on the other half (without it the same seeds choose and measure: optimistic)")
+    r.add_argument("--split", metavar="NAME",
+                   help="draw the comparison figures per value of this factor (e.g. a design's cell), instead of "
+                   "the default (a task or data set parameter, if any); its own comparison is not drawn")
     r.add_argument("--storage", default="runs", help=STORAGE_HELP)
     r.add_argument("--self-contained", action="store_true",
                    help="embed plotly.js in every HTML file (default: one shared plotly.min.js in DIR)")
@@ -446,16 +449,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     StudyStore(path).check_readable()  # a truncated table: one line, exit 2, no half report
     patterns = [p.strip() for p in args.figures.split(",") if p.strip()] or ["*"]
     references: dict[str, str] = {}
+    said: list[str] = []  # what the options set, printed once every option has been checked
     if args.reference is not None:  # checked before anything is written
         from hyperswitch.figures.report import comparison_slugs, resolve_references
 
         # the comparisons drawn: every one when there is an HTML report (--out), those --figures selects otherwise
         references, kept = resolve_references(path, args.reference, ["*"] if args.out else patterns)
-        for f, arm in references.items():
-            print(f"{' and '.join(comparison_slugs(f))}: reference {arm}")
-        for f, arm in kept.items():
-            print(f"{' and '.join(comparison_slugs(f))}: reference {arm} (the default: {args.reference!r} is no arm "
-                  f"of {f})")
+        said += [f"{' and '.join(comparison_slugs(f))}: reference {arm}" for f, arm in references.items()]
+        said += [f"{' and '.join(comparison_slugs(f))}: reference {arm} (the default: {args.reference!r} is no arm "
+                 f"of {f})" for f, arm in kept.items()]
     tune: list[str] = []
     if args.holdout and args.tuned is None:
         raise ConfigError("--holdout", "applies with --tuned NAMES (the parameters each arm is tuned over)", None,
@@ -464,15 +466,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         from hyperswitch.figures.report import resolve_tuned
 
         tune = resolve_tuned(path, args.tuned, ["*"] if args.out else patterns)
-        print(f"comparison figures: each arm at its own best cell of {', '.join(tune)}, "
-              + ("chosen on the first half of the seeds, differences on the other half (held out)" if args.holdout
-                 else "chosen and measured on the same seeds (optimistic; --holdout for held-out seeds)"))
+        said.append(f"comparison figures: each arm at its own best cell of {', '.join(tune)}, "
+                    + ("chosen on the first half of the seeds, differences on the other half (held out)"
+                       if args.holdout else
+                       "chosen and measured on the same seeds (optimistic; --holdout for held-out seeds)"))
+    split: str | None = None
+    if args.split is not None:  # checked before anything is written
+        from hyperswitch.figures.report import resolve_split
+
+        split = resolve_split(path, args.split, tune, ["*"] if args.out else patterns)
+        said.append(f"comparison figures: per value of {split}")
+    for line in said:
+        print(line)
     if args.png:
         from hyperswitch.figures.report import write_png_files
 
         try:
             shots = write_png_files(path, args.png, patterns, references=references, tune_over=tune,
-                                    holdout=args.holdout)
+                                    holdout=args.holdout, split=split)
         except ValueError as exc:
             raise ConfigError("--figures", str(exc), args.figures, show_value=False) from None
         except StudyReadError as exc:
@@ -489,7 +500,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         entries = write_report(path, out, self_contained=args.self_contained, references=references,
-                               tune_over=tune, holdout=args.holdout)
+                               tune_over=tune, holdout=args.holdout, split=split)
     except StudyReadError as exc:
         print(f"hyperswitch: error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,10 @@ and the differences measured on the other half, without it the figures say the d
 comparison of a factor that is one of NAMES is not drawn (the index says why), and NAMES do not split the
 comparisons. A name that is not a parameter of the study, ``seed``, or NAMES that leave no comparison to draw, is
 an error (nothing is written).
+
+``--split NAME`` (:func:`resolve_split`): the comparison figures compare the arms of each factor separately for
+every value of NAME (a cell of a design, say), instead of the default split (a task or data set parameter, when
+the study has one); the comparison of NAME itself is not drawn. NAME must be a compared factor of the study.
 """
 
 from __future__ import annotations
@@ -61,10 +65,11 @@ class Entry(NamedTuple):
 
 
 def _views(info: StudyInfo, references: Mapping[str, str] | None = None, tune_over: Sequence[str] = (),
-           holdout: bool = False) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
+           holdout: bool = False, split: str | None = None) -> Iterator[tuple[str, str, str, Callable[[], go.Figure]]]:
     """(slug, section, title, build) for every default view of the study; ``references``: factor -> the arm its
     comparison figures take as the reference (:func:`resolve_references`; the others: the default); ``tune_over``
-    and ``holdout``: the comparisons are tuned (:func:`resolve_tuned`)."""
+    and ``holdout``: the comparisons are tuned (:func:`resolve_tuned`); ``split``: the comparisons are drawn per
+    value of that factor (:func:`resolve_split`; default: :func:`hyperswitch.figures.ablations.default_split`)."""
     references = dict(references or {})
     tune = list(tune_over)
     t, metric, mode = info.trials, info.metric, info.mode
@@ -139,10 +144,11 @@ def _views(info: StudyInfo, references: Mapping[str, str] | None = None, tune_ov
             "no parameter of this study takes 2 to 8 values and all trials use one policy")))
     names = [f for f, _ in factors]
     for f, label in factors:
-        split = fa.default_split(names, f)
-        def ablation(f: str = f, split: str = split) -> go.Figure:
-            return fa.ablation_figure(fa.ablation_split_data(t, f, split, metric), f, split)
-        yield (f"ablation_{f}", "Ablations", label + (f", per {split}" if split != fa.NONE else ""), ablation)
+        per = fa.default_split(names, f)
+
+        def ablation(f: str = f, per: str = per) -> go.Figure:
+            return fa.ablation_figure(fa.ablation_split_data(t, f, per, metric), f, per)
+        yield (f"ablation_{f}", "Ablations", label + (f", per {per}" if per != fa.NONE else ""), ablation)
 
     for f, label in factors:
         cache: dict[str, fcmp.Comparisons] = {}
@@ -150,9 +156,11 @@ def _views(info: StudyInfo, references: Mapping[str, str] | None = None, tune_ov
         def comparison(f: str = f, cache: dict[str, fcmp.Comparisons] = cache) -> fcmp.Comparisons:
             if f in tune:
                 raise NotApplicable(f"--tuned tunes over {f}: its own arms are not compared")
+            if f == split:
+                raise NotApplicable(f"--split {f}: the other factors are compared per value of {f}, not {f} itself")
             if "d" not in cache:
-                split = fa.default_split([n for n in names if n not in tune], f)
-                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, references.get(f), split=split,
+                by = split or fa.default_split([n for n in names if n not in tune], f)
+                cache["d"] = fcmp.comparison_data(t, info.parameters, f, metric, references.get(f), split=by,
                                                   mode=mode, tune_over=tune, holdout=holdout)
             return cache["d"]
 
@@ -164,6 +172,8 @@ def _views(info: StudyInfo, references: Mapping[str, str] | None = None, tune_ov
         vs = references.get(f, "the reference")
         if tune:
             vs += f", each arm tuned over {', '.join(tune)}" + (" (held-out seeds)" if holdout else "")
+        if split and f != split:
+            vs += f", per {split}"
         yield (f"comparison_{f}", "Comparisons", f"{label}: paired differences vs {vs} (forest plot)", forest)
         yield (f"comparison_{f}_table", "Comparisons", f"{label}: paired differences vs {vs} (table)", table)
 
@@ -249,6 +259,27 @@ def resolve_tuned(study: str | Path | ObjectPath, names: str, figures: Sequence[
     return tune
 
 
+def resolve_split(study: str | Path | ObjectPath, name: str, tune_over: Sequence[str] = (),
+                  figures: Sequence[str] = ("*",)) -> str:
+    """``--split NAME``: the factor the comparison figures are drawn per value of, checked. A ``ConfigError``
+    naming ``--split`` when NAME is not a compared factor of the study (listing them), is one of ``tune_over``, or
+    when no comparison of another factor among those ``figures`` selects is left to draw."""
+    info = study_info(study)
+    name = name.strip()
+    factors = [f for f, _ in fa.ablation_factors(info.trials, info.parameters)]
+    if name not in factors:
+        raise ConfigError("--split", "must be a factor the comparisons compare (a parameter with 2 to 8 values); "
+                          "this study's: " + (", ".join(factors) or "none"), name)
+    if name in tune_over:
+        raise ConfigError("--split", "is also in --tuned: a parameter is either tuned over or split by", name)
+    drawn = [f for f in factors if f != name and f not in tune_over
+             and any(fnmatch.fnmatchcase(slug, p) for slug in comparison_slugs(f) for p in figures)]
+    if not drawn:
+        raise ConfigError("--split", "leaves no comparison to draw (every other factor is tuned over, or --figures "
+                          "selects none of their comparisons)", name)
+    return name
+
+
 def _first_switch(events: pd.DataFrame) -> pd.Series:
     ev = events[events["kind"].astype(str) == "switch"]
     return ev.groupby(ev["trial_id"].astype(str))["step"].min()
@@ -265,12 +296,13 @@ def png_renderer() -> str | None:
 
 def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained: bool = False,
                  png: bool | None = None, references: Mapping[str, str] | None = None,
-                 tune_over: Sequence[str] = (), holdout: bool = False) -> list[Entry]:
+                 tune_over: Sequence[str] = (), holdout: bool = False, split: str | None = None) -> list[Entry]:
     """Write one HTML file per figure and ``index.html`` into ``out``; PNG too when ``png`` (default: when a
     renderer is installed). ``self_contained`` embeds plotly.js in every file (~4.6 MB each); otherwise the
     files share one ``plotly.min.js`` written next to them (works offline, keep the folder together).
     ``references``: factor -> its comparisons' reference arm (:func:`resolve_references`); ``tune_over`` and
-    ``holdout``: tuned comparisons (:func:`resolve_tuned`)."""
+    ``holdout``: tuned comparisons (:func:`resolve_tuned`); ``split``: comparisons per value of it
+    (:func:`resolve_split`)."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--out")  # one line (exit 2), not an OSError traceback, before anything is written
@@ -279,7 +311,7 @@ def write_report(study: str | Path | ObjectPath, out: str | Path, self_contained
     want_png = bool(renderer) if png is None else png
     entries: list[Entry] = []
     drawn: list[tuple[int, go.Figure]] = []  # (entry index, figure) of the figures written as HTML
-    for slug, section, title, build in _views(info, references, tune_over, holdout):
+    for slug, section, title, build in _views(info, references, tune_over, holdout, split):
         try:
             fig = build()
         except NotApplicable as exc:
@@ -312,14 +344,14 @@ def view_slugs(study: str | Path | ObjectPath) -> list[str]:
 
 def write_png_files(study: str | Path | ObjectPath, out: str | Path, figures: Sequence[str] = ("*",),
                     width: int = SMALL_PNG_WIDTH, references: Mapping[str, str] | None = None,
-                    tune_over: Sequence[str] = (), holdout: bool = False) -> list[Entry]:
+                    tune_over: Sequence[str] = (), holdout: bool = False, split: str | None = None) -> list[Entry]:
     """``hyperswitch report STUDY --png DIR``: the chosen views (``figures``: stems or shell patterns, e.g.
     ``comparison_*``) as PNG files ``width`` pixels wide at scale 1 (small enough to commit), nothing else. A view
     that does not apply is an entry with its reason. Raises ``ValueError`` for a pattern that names no view."""
     info = study_info(study)
     out = Path(out)
     writable_folder(out, "--png")
-    views = list(_views(info, references, tune_over, holdout))
+    views = list(_views(info, references, tune_over, holdout, split))
     for pattern in figures:
         if not any(fnmatch.fnmatchcase(slug, pattern) for slug, *_ in views):
             raise ValueError(f"{pattern!r} names no figure of this study; its figures: "

@@ -169,3 +169,46 @@ def test_tuned_option_errors(tmp_path, capsys):
          "--tuned: applies to the comparison figures, and this report draws none"),
     ]
     assert_one_line_errors(base, cases, capsys, tmp_path / "r")
+
+
+def test_split_option_draws_the_comparisons_per_value(tmp_path, capsys):
+    from hyperswitch.figures.report import resolve_split, write_report
+
+    root = write_arms_study(tmp_path / "runs")
+    assert resolve_split(root, " variant ") == "variant"
+    entries = write_report(root, tmp_path / "report", png=False, split="variant")
+    by_slug = {e.slug: e for e in entries}
+    assert by_slug["comparison_task"].title == "task: paired differences vs the reference, per variant (forest plot)"
+    assert by_slug["comparison_variant"].html is None
+    assert by_slug["comparison_variant"].reason == (
+        "--split variant: the other factors are compared per value of variant, not variant itself")
+    table = (tmp_path / "report" / "comparison_task_table.html").read_text()
+    # digits_cnn (the reference) is digits_mlp + 0.01 in every run: the same difference within each variant
+    for variant in ("first_order", "mixer", "no_corrector"):
+        assert f"variant = {variant}" in table, variant
+    assert table.count("-0.01 [-0.01, -0.01]") == 3
+    # without --split the task comparison is not split (task is the default split of the others)
+    plain = write_report(root, tmp_path / "plain", png=False)
+    assert "variant = mixer" not in (tmp_path / "plain" / "comparison_task_table.html").read_text()
+    assert {e.slug: e for e in plain}["comparison_variant"].html is not None
+
+    out = tmp_path / "figs"
+    assert main(["report", "arms", "--storage", str(tmp_path / "runs"), "--png", str(out), "--figures",
+                 "comparison_task_table", "--split", "variant"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == "comparison figures: per value of variant"
+    assert said[1].startswith("wrote 1 PNG file(s)") and (out / "comparison_task_table.png").is_file()
+
+
+def test_split_option_errors(tmp_path, capsys):
+    write_arms_study(tmp_path / "runs")
+    base = ["report", "arms", "--storage", str(tmp_path / "runs")]
+    cases = [
+        (["--out", str(tmp_path / "r"), "--split", "seed"],
+         "--split: must be a factor the comparisons compare (a parameter with 2 to 8 values); this study's: "),
+        (["--out", str(tmp_path / "r"), "--split", "task", "--tuned", "task"],
+         "--split: is also in --tuned: a parameter is either tuned over or split by (got 'task')"),
+        (["--png", str(tmp_path / "r"), "--figures", "comparison_variant*", "--split", "variant"],
+         "--split: leaves no comparison to draw"),
+    ]
+    assert_one_line_errors(base, cases, capsys, tmp_path / "r")
