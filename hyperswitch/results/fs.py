@@ -272,6 +272,20 @@ class ObjectPath:
                 raise FileNotFoundError(2, "No such file or directory", str(self)) from None
             raise
 
+    def read_buffer(self) -> Any:
+        """The whole object as an Arrow-owned buffer (for Parquet: a Python-owned buffer handed to Arrow's reader
+        can be released on an Arrow pool thread as the interpreter exits, which aborts the process).
+        ``FileNotFoundError`` as :meth:`read_bytes`."""
+        try:
+            with self.fs.open_input_stream(self.path) as f:
+                return f.read_buffer()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if any(m in str(exc) for m in GONE_MARKERS):
+                raise FileNotFoundError(2, "No such file or directory", str(self)) from None
+            raise
+
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
@@ -329,12 +343,13 @@ StudyPath = Path | ObjectPath
 GONE_MARKERS = ("RESOURCE_NOT_FOUND", "NoSuchKey", "NO_SUCH_KEY")
 
 
-def read_consistent(path: ObjectPath, parse: Callable[[bytes], T]) -> T:
+def read_consistent(path: ObjectPath, parse: Callable[[Any], T], *, arrow: bool = False) -> T:
     """``parse(the object's bytes)``, reading the object again while what was read does not parse (it was replaced
     while being read: module docstring), :data:`READ_TRIES` reads at most; then ``parse``'s own error.
-    ``FileNotFoundError`` (no such object) at once."""
+    ``FileNotFoundError`` (no such object) at once. ``arrow``: hand ``parse`` an Arrow-owned ``pa.Buffer``
+    (:meth:`ObjectPath.read_buffer`), not ``bytes``."""
     for attempt in range(READ_TRIES):
-        data = path.read_bytes()
+        data = path.read_buffer() if arrow else path.read_bytes()
         try:
             return parse(data)
         except Exception:

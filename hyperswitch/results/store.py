@@ -75,8 +75,12 @@ def read_parquet(path: StudyPath, columns: Sequence[str] | None = None,
 
     try:
         if isinstance(path, ObjectPath):
-            return read_consistent(path, lambda data: parse(pa.BufferReader(data)))
-        with open(path, "rb") as f:
+            return read_consistent(path, lambda data: parse(pa.BufferReader(data)), arrow=True)
+        # An Arrow-native handle, not Python's open(): Parquet pages read through a Python file are Python-owned
+        # buffers, and Arrow's pool threads may drop the last of them after read() returns; if that happens as
+        # the interpreter exits, the thread cannot take the GIL and the process aborts ("terminate called
+        # without an active exception").
+        with pa.OSFile(str(path)) as f:
             return parse(f)
     except FileNotFoundError:
         return None
@@ -193,9 +197,10 @@ class StudyStore:
         for path in files:
             try:
                 if isinstance(path, ObjectPath):
-                    read_consistent(path, lambda data: pq.ParquetFile(pa.BufferReader(data)).schema_arrow)
+                    read_consistent(path, lambda data: pq.ParquetFile(pa.BufferReader(data)).schema_arrow,
+                                    arrow=True)
                     continue
-                with open(path, "rb") as f:
+                with pa.OSFile(str(path)) as f:
                     pq.ParquetFile(f).schema_arrow  # noqa: B018  (parses the footer)
             except FileNotFoundError:
                 continue
