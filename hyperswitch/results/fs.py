@@ -262,26 +262,18 @@ class ObjectPath:
     def read_bytes(self) -> bytes:
         """The whole object (a HEAD and a GET: see :func:`read_consistent`). ``FileNotFoundError`` if there is
         none."""
-        try:
-            with self.fs.open_input_stream(self.path) as f:
-                return bytes(f.read())
-        except FileNotFoundError:
-            raise
-        except OSError as exc:  # deleted between the HEAD and the GET (compaction removes parts): it is gone
-            if any(m in str(exc) for m in GONE_MARKERS):
-                raise FileNotFoundError(2, "No such file or directory", str(self)) from None
-            raise
+        return self.read_buffer().to_pybytes()
 
     def read_buffer(self) -> Any:
-        """The whole object as an Arrow-owned buffer (for Parquet: a Python-owned buffer handed to Arrow's reader
-        can be released on an Arrow pool thread as the interpreter exits, which aborts the process).
-        ``FileNotFoundError`` as :meth:`read_bytes`."""
+        """The whole object as an Arrow-owned ``pa.Buffer`` (for Parquet: a Python-owned buffer handed to Arrow's
+        reader can be released on an Arrow pool thread as the interpreter exits, which aborts the process).
+        ``FileNotFoundError`` if there is none."""
         try:
             with self.fs.open_input_stream(self.path) as f:
                 return f.read_buffer()
         except FileNotFoundError:
             raise
-        except OSError as exc:
+        except OSError as exc:  # deleted between the HEAD and the GET (compaction removes parts): it is gone
             if any(m in str(exc) for m in GONE_MARKERS):
                 raise FileNotFoundError(2, "No such file or directory", str(self)) from None
             raise
