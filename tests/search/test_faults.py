@@ -40,6 +40,27 @@ def processes(title: str) -> list[int]:
     return found
 
 
+def this_ray_processes(title: str) -> list[int]:
+    """``processes(title)`` below the raylet of this process's embedded Ray (never another test's Ray: the slow
+    tests run two at a time)."""
+    from hyperswitch import _ray
+
+    raylet = next(pid for pid, kind in _ray.node_processes().items() if kind == "raylet")
+    tree: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                tree.setdefault(int((p / "stat").read_text().rpartition(")")[2].split()[1]), []).append(int(p.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    below, todo = set(), [raylet]
+    while todo:
+        for c in tree.get(todo.pop(), []):
+            below.add(c)
+            todo.append(c)
+    return sorted(p for p in processes(title) if p in below)
+
+
 def kill_session(sid: int) -> None:
     """SIGKILL every process of session ``sid`` (a program started with ``start_new_session``), only those."""
     for pid in os.listdir("/proc"):
@@ -84,7 +105,7 @@ def test_killed_worker_of_kept_group_is_replaced_and_trial_resumes(local_ray, sp
     def killer() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            workers = processes("ray::DataParallelWorker")
+            workers = this_ray_processes("ray::DataParallelWorker")
             if not first and list(study_dir.glob("tune/session-1/c0000-s0/checkpoint_*")):
                 first.extend(workers)  # the group of the first trial
             ckpts = list(study_dir.glob("tune/session-1/c0001-s0/checkpoint_*"))
@@ -283,26 +304,11 @@ max_concurrent: 2
 def test_trial_killed_past_max_failures_is_unfinished_and_resumed(local_ray, space_file, tmp_path):
     """A trial process killed with no restart left (max_failures 0): the trial is unfinished, not `error`; the
     sweep says so (exit status 75 from the command) and --resume continues it from its checkpoint."""
-    from hyperswitch import _ray
-
-    raylet = next(pid for pid, kind in _ray.node_processes().items() if kind == "raylet")
     study_dir = tmp_path / "runs" / "lost"
     killed: list[int] = []
 
-    def trial_processes() -> list[int]:  # this test's Ray only: below its raylet
-        tree: dict[int, list[int]] = {}
-        for p in Path("/proc").iterdir():
-            if p.name.isdigit():
-                try:
-                    tree.setdefault(int((p / "stat").read_text().rpartition(")")[2].split()[1]), []).append(int(p.name))
-                except (OSError, ValueError, IndexError):
-                    pass
-        below, todo = [], [raylet]
-        while todo:
-            for c in tree.get(todo.pop(), []):
-                below.append(c)
-                todo.append(c)
-        return sorted(p for p in below if p in processes("ray::ImplicitFunc"))
+    def trial_processes() -> list[int]:
+        return this_ray_processes("ray::ImplicitFunc")
 
     def killer() -> None:
         deadline = time.monotonic() + 240
