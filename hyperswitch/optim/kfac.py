@@ -708,6 +708,13 @@ class KFAC(PreconditionedSGD):
         for layer in self.layers:
             layer.clear_pending()
 
+    def release_momentum(self) -> None:
+        """Free the momentum: the buffers, and with ``rescale`` the previous update δ₀ that serves as it."""
+        super().release_momentum()
+        for st in self.state.values():
+            for k in _STEP_KEYS:
+                st.pop(k, None)
+
     def _release_state(self) -> None:
         """Free factors and caches and remove the hooks (``release``: later steps are plain SGD(momentum))."""
         for h in self._hooks:
