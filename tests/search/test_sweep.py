@@ -17,6 +17,7 @@ import hyperswitch
 from hyperswitch.results import EVENTS_SCHEMA, STEPS_SCHEMA, open_study
 from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
+from hyperswitch.train.driver import latest_checkpoint
 from tests._helpers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -184,20 +185,6 @@ scheduler: {type: asha, grace_period: 10, reduction_factor: 3}
     assert study.steps[study.steps.trial_id == tid].step.max() == stopped.steps_done.iloc[0]
 
 
-def restarts_in_latest_checkpoint(tune_dir, trial_id: str) -> int:
-    """``restarts`` of the trial's most advanced readable checkpoint over all sessions (what --resume continues)."""
-    best: dict | None = None
-    for f in tune_dir.glob(f"session-*/{trial_id}/checkpoint_*/state.pt"):
-        try:
-            state = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception:  # cut short by the kill: --resume skips it too
-            continue
-        if best is None or int(state["step"]) > int(best["step"]):
-            best = state
-    assert best is not None, trial_id
-    return int(best.get("restarts", 0))
-
-
 def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, tmp_path, ray_tmp):
     path = tiny(space_file, steps=400, samples=6, seeds=2)
     storage = tmp_path / "runs"
@@ -260,7 +247,9 @@ def test_sigint_then_sigkill_then_resume_loses_and_repeats_nothing(space_file, t
     assert checkpointed, running
     # A trial cut off twice (by the Ctrl-C, then by the kill) continues a second time: each resume adds one to the
     # restarts its latest checkpoint holds.
-    expected = {t: restarts_in_latest_checkpoint(storage / "tiny" / "tune", t) + 1 for t in checkpointed}
+    latest = {t: latest_checkpoint(sorted((storage / "tiny" / "tune").glob(f"session-*/{t}"))) for t in checkpointed}
+    expected = {t: int(state.get("restarts", 0)) + 1 for t, state in latest.items() if state is not None}
+    assert set(expected) == checkpointed, latest
 
     # Resume to the end: every trial exactly once, and those finished before were not re-run.
     proc = start("--resume")
