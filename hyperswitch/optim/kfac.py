@@ -18,9 +18,10 @@ factors do not exist yet) get the same update with ``d = ∇w``. Conv2d with ``g
 warning (SGD update); a layer whose bias is not among the optimizer's parameters is treated as bias-free.
 
 ``fisher``: ``empirical`` takes ``G`` from the loss gradient at the data's targets (kfac-pytorch); the papers'
-true Fisher takes it from targets drawn from the model (``categorical``: softmax over dimension 1, for
-cross-entropy; ``bernoulli``: sigmoid, for binary cross-entropy with logits): one extra backward pass
-(``torch.autograd.grad`` on the kept layer outputs) at the factor refreshes (:func:`sample_targets`).
+true Fisher takes it from targets drawn from the model (``categorical``: softmax over the class dimension, 1 for
+cross-entropy, the last for sequence losses, :func:`class_dim`; ``bernoulli``: sigmoid, for binary cross-entropy
+with logits): one extra backward pass (``torch.autograd.grad`` on the kept layer outputs) at the factor refreshes
+(:func:`sample_targets`).
 
 Step control (Martens & Grosse 2015; all off by default, each an option):
 
@@ -231,12 +232,27 @@ def ggn_gram(module: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: 
     return (gram + gram.t()) / 2
 
 
-def sample_targets(fisher: str, outputs: torch.Tensor) -> torch.Tensor:
+def class_dim(loss_fn: Any, outputs: torch.Tensor, targets: torch.Tensor | None) -> int:
+    """The dimension of ``outputs`` that holds the class logits, for a ``categorical`` draw: the loss function's
+    ``class_dim`` attribute where it has one (hyperswitch's sequence losses: -1, logits ``(N, T, V)``), else the
+    dimension whose removal leaves the targets' shape, ``cross_entropy``'s dimension 1 where that fits (it is
+    also the last one for ``(N, C)`` logits)."""
+    declared = getattr(loss_fn, "class_dim", None)
+    if isinstance(declared, int):
+        return declared
+    if outputs.dim() > 2 and targets is not None and tuple(targets.shape) == tuple(outputs.shape[:-1]) \
+            and tuple(targets.shape) != tuple(outputs.shape[:1] + outputs.shape[2:]):
+        return -1
+    return 1
+
+
+def sample_targets(fisher: str, outputs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Targets drawn from the model's predictive distribution at ``outputs`` (logits): ``categorical`` class
-    indices from ``softmax`` over dimension 1 (``cross_entropy``'s convention), ``bernoulli`` 0/1 values
-    from ``sigmoid`` (``binary_cross_entropy_with_logits``'s), in the outputs' dtype."""
+    indices from ``softmax`` over dimension ``dim`` (1: ``cross_entropy``'s convention; -1 for ``(N, T, V)``
+    sequence logits, see :func:`class_dim`), ``bernoulli`` 0/1 values from ``sigmoid``
+    (``binary_cross_entropy_with_logits``'s), in the outputs' dtype."""
     if fisher == "categorical":
-        logits = outputs.movedim(1, -1) if outputs.dim() > 1 else outputs
+        logits = outputs.movedim(dim, -1) if outputs.dim() > 1 else outputs
         flat = torch.multinomial(torch.softmax(logits.reshape(-1, logits.shape[-1]).float(), dim=-1), 1)
         return flat.reshape(logits.shape[:-1])
     if fisher == "bernoulli":
@@ -555,7 +571,8 @@ class KFAC(PreconditionedSGD):
             loss = self.loss_fn(outputs, targets)
             captured, self._outputs = self._outputs, []
             if captured:  # fisher sampled and a factor refresh due: G from targets drawn from the model
-                sampled = self.loss_fn(outputs, sample_targets(self.fisher, outputs.detach()))
+                drawn = sample_targets(self.fisher, outputs.detach(), class_dim(self.loss_fn, outputs, targets))
+                sampled = self.loss_fn(outputs, drawn)
                 grads = torch.autograd.grad(sampled, [o for _, o in captured], retain_graph=True,
                                             allow_unused=True)
                 for (layer, _), g in zip(captured, grads, strict=True):

@@ -121,6 +121,9 @@ def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+sequence_cross_entropy.class_dim = -1  # type: ignore[attr-defined]  # logits (N, T, V): for a sampled Fisher
+
+
 def check_gpt_shape(spec: dict[str, Any], key: str, *, max_context: int, max_layers: int) -> None:
     """The model's options (context, width, layers, heads; heads divide width), shared with ``text_lm``."""
     number(spec["context"], f"{key}.context", integer=True, low=2, high=max_context)

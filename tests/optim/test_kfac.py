@@ -896,6 +896,50 @@ def test_sampled_fisher_g_is_the_sampled_targets_gradient_covariance(fisher):
     assert float(loss) == pytest.approx(float(loss_fn(z, y)), rel=1e-12)
 
 
+def test_categorical_draws_use_the_class_dimension_of_the_loss():
+    """Sequence logits ``(N, T, V)`` (class last, ``sequence_cross_entropy``) and ``cross_entropy``'s ``(N, C, L)``
+    (class at 1) both get draws shaped like the data's targets; K-FAC's sampled G equals its empirical G with the
+    drawn labels given as the targets (same seed: nothing else draws before them)."""
+    from hyperswitch.optim.kfac import class_dim, sample_targets
+    from hyperswitch.workloads.char_lm import sequence_cross_entropy
+
+    n, t, v = 4, 6, 5
+    z = torch.randn(n, t, v, dtype=torch.float64)
+    assert class_dim(sequence_cross_entropy, z, None) == -1
+    assert class_dim(lambda a, b: a.sum(), z, torch.zeros(n, t, dtype=torch.long)) == -1  # inferred from targets
+    assert class_dim(F.cross_entropy, z, torch.zeros(n, v, dtype=torch.long)) == 1  # (N, C, L) with L = V
+    assert class_dim(F.cross_entropy, z[:, 0], torch.zeros(n, dtype=torch.long)) == 1
+    assert sample_targets("categorical", z, -1).shape == (n, t)
+    assert sample_targets("categorical", z, 1).shape == (n, v)
+    # the draws follow softmax over the chosen dimension: frequencies of class 0 at one position
+    p = torch.softmax(z, -1)[0, 0]
+    torch.manual_seed(3)
+    freq = torch.stack([sample_targets("categorical", z, -1)[0, 0] for _ in range(4000)]).bincount(minlength=v) / 4000
+    _close(freq.double(), p, rtol=0, atol=0.03)
+
+    def model_and_data():
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Embedding(v, 7), nn.Linear(7, v)).double()
+        g = torch.Generator().manual_seed(1)
+        return m, torch.randint(0, v, (n, t), generator=g), torch.randint(0, v, (n, t), generator=g)
+
+    m1, x, y = model_and_data()
+    opt1 = KFAC(m1.parameters(), m1, lr=0.0, momentum=0.0, damping=DAMP, fisher="categorical",
+                loss_fn=sequence_cross_entropy)
+    torch.manual_seed(11)
+    opt1.batch_step(x, y)
+    m2, _, _ = model_and_data()
+    torch.manual_seed(11)
+    drawn = sample_targets("categorical", m2(x).detach(), -1)
+    opt2 = KFAC(m2.parameters(), m2, lr=0.0, momentum=0.0, damping=DAMP, fisher="empirical",
+                loss_fn=sequence_cross_entropy)
+    sequence_cross_entropy(m2(x), drawn).backward()  # the ordinary step: G from the given targets' gradient
+    opt2.step()
+    lin1, lin2 = m1[1], m2[1]
+    _close(opt1.state[lin1.weight]["G"], opt2.state[lin2.weight]["G"])
+    _close(opt1.state[lin1.weight]["A"], opt2.state[lin2.weight]["A"])
+
+
 def test_sampled_fisher_expectation_is_the_true_fisher():
     lin, x, _ = _linear(True, n=8)
     z = lin(x).detach()
