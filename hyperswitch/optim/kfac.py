@@ -99,6 +99,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from hyperswitch.optim import _kfac_shared, _schedule
 from hyperswitch.optim._kfac_inverse import INVERSE_METHODS
@@ -208,10 +209,13 @@ def ggn_gram(module: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: 
     try:
         for m in norms:
             m.track_running_stats = False
-        for tangent in tangents:
-            result = jvp(forward, (primals,), (tangent,))
-            z, u = result[0], result[1]
-            outs.append(u.detach())
+        # attention: the fused scaled-dot-product kernels (flash, memory-efficient) have no forward-mode AD; the
+        # math one is the same function in plain operations, which have
+        with sdpa_kernel(SDPBackend.MATH):
+            for tangent in tangents:
+                result = jvp(forward, (primals,), (tangent,))
+                z, u = result[0], result[1]
+                outs.append(u.detach())
     finally:
         for m in norms:
             m.track_running_stats = True

@@ -621,6 +621,56 @@ def test_ggn_gram_equals_dense_fisher(loss):
     _close(got, ref, rtol=1e-9, atol=1e-12)
 
 
+class _TinyAttention(nn.Module):
+    """Embedding, one causal self-attention head by ``F.scaled_dot_product_attention`` (``fused``) or written out
+    (softmax(QKᵀ/√d + mask) V), and a read-out: logits ``(N, T, V)``."""
+
+    def __init__(self, v: int = 5, d: int = 4, fused: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.qkv, self.out, self.fused = nn.Embedding(v, d), nn.Linear(d, 3 * d), nn.Linear(d, v), fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (a.unsqueeze(1) for a in self.qkv(self.emb(x)).chunk(3, dim=-1))  # (N, heads 1, T, d)
+        if self.fused:
+            h = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            t = x.shape[1]
+            mask = torch.full((t, t), float("-inf"), dtype=q.dtype).triu(1)
+            h = torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5 + mask, dim=-1) @ v
+        return self.out(h.squeeze(1))
+
+
+def test_ggn_gram_through_fused_attention_equals_dense_fisher():
+    """The JVPs of step control's quadratic model run through ``scaled_dot_product_attention`` (whose fused CPU
+    kernel has no forward-mode AD): equal to the dense ``Jᵀ H J`` of the written-out attention."""
+    from hyperswitch.optim.kfac import ggn_gram
+    from hyperswitch.workloads.char_lm import sequence_cross_entropy
+
+    model, plain = _TinyAttention().double(), _TinyAttention(fused=False).double()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randint(0, 5, (3, 6), generator=g), torch.randint(0, 5, (3, 6), generator=g)
+    names = [n for n, _ in plain.named_parameters()]
+    theta = torch.cat([p.detach().reshape(-1) for p in plain.parameters()])
+
+    def logits(t: torch.Tensor) -> torch.Tensor:  # flat parameters -> (N·T, V)
+        ps, i = {}, 0
+        for n, p in plain.named_parameters():
+            ps[n] = t[i:i + p.numel()].reshape(p.shape)
+            i += p.numel()
+        return torch.func.functional_call(plain, ps, (x,)).reshape(-1, 5)
+
+    jac = torch.autograd.functional.jacobian(logits, theta)  # (N·T, V, P)
+    prob = torch.softmax(logits(theta), -1)
+    fisher = sum(j.t() @ (torch.diag(q) - torch.outer(q, q)) @ j for j, q in zip(jac, prob, strict=True)) / len(prob)
+    vs = [torch.randn(len(theta), generator=g, dtype=torch.float64) for _ in range(2)]
+    primals = {n: p.detach() for n, p in model.named_parameters()}
+    assert list(primals) == names
+    got = ggn_gram(model, sequence_cross_entropy, x, y, primals, [_vec_dict(model, v) for v in vs])
+    ref = torch.tensor([[float(a @ fisher @ b) for b in vs] for a in vs], dtype=torch.float64)
+    _close(got, ref, rtol=1e-9, atol=1e-12)
+
+
 def test_quadratic_minimiser_closed_form():
     from hyperswitch.optim.kfac import quadratic_minimiser
 
