@@ -22,6 +22,17 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n 2`) each worker process computes with one torch thread: two workers with torch's
+    default of one thread per core oversubscribe the two cores, and small tensor operations then wait on each
+    other's threads (docs/benchmarks.md saw a digits step go from 0.5 ms to 20-40 ms that way). Processes that
+    the tests start (Ray trials, the CLI) keep their own settings."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def ray_tmp() -> Path:
     # Short path: Ray's socket names must stay under ~100 characters.
