@@ -16,8 +16,7 @@ from hyperswitch.search.runner import run_sweep
 from hyperswitch.search.space import load_space
 from hyperswitch.switching import Policy
 from hyperswitch.train.loop import train_run
-from hyperswitch.workloads import build_workload, validate_workload
-from hyperswitch.workloads._base import get_workload
+from hyperswitch.workloads import build_workload, get_workload, validate_workload
 from hyperswitch.workloads._common import fraction_of
 
 ROOT = Path(__file__).resolve().parents[2]
