@@ -535,6 +535,28 @@ def test_plain_and_normalised_ef_differ_only_in_length():
     assert float(d_plain.norm()) != pytest.approx(0.01, rel=1e-2)
 
 
+def test_float32_direction_norm_is_accurate_and_only_computed_when_normalising():
+    """float32 model: ‖d‖ from per-block dot products equals the float64 norm of the same float32 direction to
+    1e-6 (a float32 ``vector_norm`` accumulates to about 1e-6, the dot products to about 1e-8); the plain
+    form leaves ``direction_norm`` unset (nothing uses it, and it costs a pass over d)."""
+    x, y = classification(n=16, d=300, c=10)
+    model = nn.Sequential(nn.Linear(300, 200), nn.Tanh(), nn.Linear(200, 10))
+    ref = copy.deepcopy(model).to(DT)
+    jac = loop_jacobian(ref, F.cross_entropy, x, y)
+    d = jac.T @ torch.linalg.solve(jac @ jac.T + 1e-3 * torch.eye(16, dtype=DT), torch.ones(16, dtype=DT))
+    opt = build_optimizer({"name": "ef", "lr": 0.5, "damping": 1e-3, "normalize": True}, model, F.cross_entropy)
+    delta = step_delta(opt, model, x.float(), y).to(DT)
+    assert opt.direction_norm == pytest.approx(float(d.norm()), rel=1e-4)  # float32 J against float64 J
+    torch.testing.assert_close(delta, -0.5 * d / d.norm(), rtol=1e-3, atol=1e-6)
+    blocks = [torch.randn(200, 300) * 1e3, torch.randn(200), torch.randn(10, 200) * 1e-3, torch.randn(10)]
+    exact = float(torch.cat([b.to(DT).reshape(-1) for b in blocks]).norm())
+    opt._normalized(blocks)
+    assert opt.direction_norm == pytest.approx(exact, rel=1e-6)
+    plain = build_optimizer({"name": "ef", "lr": 0.5}, model, F.cross_entropy)
+    plain.batch_step(x.float(), y)
+    assert plain.direction_norm is None
+
+
 def test_normalised_update_with_momentum_and_weight_decay_normalises_the_direction_only():
     """d/‖d‖ first, then weight decay and momentum as for the plain form."""
     model, ref = mlp(), mlp()
