@@ -151,3 +151,23 @@ def test_least_squares_data_and_training_reach_the_numpy_solution():
     spec = {"name": "least_squares", "n": n, "d": d, "noise": noise, "batch_size": 40}
     res = train_run(spec, single({"name": "adam", "lr": 0.05}), {"epochs": 6, "eval_every": 1000}, seed=0)
     assert res.summary["val_loss"] < 1.5 * best_val and res.summary["val_accuracy"] is None
+
+
+def test_digits_arrays_are_scikit_learns_digits_without_importing_it():
+    """The bundled file read with numpy gives load_digits' images and labels exactly; a fresh interpreter that
+    builds the digits workload does not import scikit-learn (0.7 s of every trial process's start)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from hyperswitch.workloads.digits import digits_arrays
+
+    images, labels = digits_arrays()
+    ref = load_digits()
+    assert images.shape == (1797, 64) and np.array_equal(images, ref.data)
+    assert labels.dtype == np.int64 and np.array_equal(labels, ref.target)
+    code = ("import sys; from hyperswitch.workloads import build_workload; "
+            "build_workload({'name': 'digits_mlp'}, 0); print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
