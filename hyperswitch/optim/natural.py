@@ -19,8 +19,8 @@ matrix, and only through the products ``J Jᵀ``, ``Jᵀc``, ``J v`` (``hyperswi
 With ``normalize: true`` (``ef``, ``ief``) the direction is divided by its norm over all parameters,
 ``d ← d/‖d‖`` (003 trains EF with "a normalised update", its §6.1; the supporting material does not define it
 further, so the unit norm is a **choice**): ``lr`` is then the step length ``‖Δw‖``, whatever ``λ`` and ``N``.
-``direction_norm`` holds the last ``‖d‖`` before normalisation (``None`` without ``normalize``). This is not 003's "EF*", which is plain EF at
-``λ = 1e-4`` (its Table 1).
+``direction_norm`` holds the last ``‖d‖`` before normalisation (``None`` without ``normalize``). This is not 003's
+"EF*", which is plain EF at ``λ = 1e-4`` (its Table 1).
 
 Then, as SGD does with a gradient: ``d ← d + weight_decay·w``; ``buf ← momentum·buf + d`` (``buf = d`` at
 first); ``w ← w − lr·buf``. The update is linear in ``lr`` (GeN can wrap these optimizers).
