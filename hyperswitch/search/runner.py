@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperswitch import __version__, _ray
+from hyperswitch.config.yamlio import YAMLSyntaxError
+from hyperswitch.config.yamlio import load as load_yaml
 from hyperswitch.errors import ConfigError
 from hyperswitch.results.fs import StudyPath, open_storage, ray_storage, rmtree
 from hyperswitch.results.names import check_study_name
@@ -410,6 +412,19 @@ def _holding_study_lock(run: Callable[..., Study]) -> Callable[..., Study]:
     return locked
 
 
+def same_space_document(stored: Any, text: str) -> bool:
+    """Whether a study's recorded space text and ``text`` are the same YAML document: comments, blank lines, key
+    order and quoting may differ (a study whose file gained a comment can still be resumed), any value may not."""
+    if stored == text:
+        return True
+    if not isinstance(stored, str):
+        return False
+    try:
+        return bool(load_yaml(stored) == load_yaml(text))
+    except YAMLSyntaxError:
+        return False
+
+
 def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, resume: bool,
                   warm_start: Mapping[str, Any] | None = None) -> StudyStore:
     """Create (or, with resume, reopen) the study folder. Errors leave nothing behind. ``warm_start``: a new
@@ -420,7 +435,7 @@ def prepare_study(space: SearchSpace, storage: str | Path, name: str | None, res
         if not store.meta_path.exists():
             raise ConfigError("--resume", "there is no study to resume at this path", str(store.root))
         meta = store.read_meta()
-        if meta.get("space_text") != space.text:
+        if not same_space_document(meta.get("space_text"), space.text):
             raise ConfigError("--resume", f"the search space differs from the one study {study_name!r} was "
                               f"started with ({meta.get('space_file')}); use --name for a new study", space.source)
         store.check_readable()  # a truncated table: one line naming it, before anything is changed
